@@ -1,0 +1,1 @@
+"""Faithful local simulators of the Exact Online and Mailchimp APIs."""

@@ -1,0 +1,210 @@
+"""What both simulators share: the threaded server, the call log and fault injection."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, Response, abort, jsonify, request
+from werkzeug.serving import BaseWSGIServer, make_server
+
+CONTROL_PREFIX = "/_sandbox/"
+
+
+class ServiceServer:
+    """Serve a WSGI app on 127.0.0.1 in a background thread (one thread per request)."""
+
+    def __init__(self, app: Flask, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "server not started"
+        return f"http://{self.host}:{self._server.server_port}"
+
+    def start(self) -> str:
+        self._server = make_server(self.host, self.port, self.app, threaded=True)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self.url
+
+    def serve_forever(self) -> None:
+        """Run in the foreground (the CLI)."""
+        self._server = make_server(self.host, self.port, self.app, threaded=True)
+        self._server.daemon_threads = True
+        self._server.serve_forever()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(5)
+
+
+class CallLog:
+    """Counts every non-control request, by endpoint label and by division."""
+
+    def __init__(self, keep: int = 1000) -> None:
+        self._lock = threading.Lock()
+        self._by_endpoint: Counter[str] = Counter()
+        self._by_division: Counter[str] = Counter()
+        self._recent: deque[dict[str, Any]] = deque(maxlen=keep)
+        self._total = 0
+
+    def record(
+        self, method: str, endpoint: str, path: str, status: int, division: int | str | None = None
+    ) -> None:
+        with self._lock:
+            self._total += 1
+            self._by_endpoint[f"{method} {endpoint}"] += 1
+            if division is not None:
+                self._by_division[str(division)] += 1
+            self._recent.append(
+                {"method": method, "endpoint": endpoint, "path": path,
+                 "division": division, "status": status, "at": time.time()}
+            )
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "total": self._total,
+                "by_endpoint": dict(self._by_endpoint),
+                "by_division": dict(self._by_division),
+                "calls": list(self._recent),
+            }
+
+    def reset(self) -> None:
+        with self._lock:
+            self._total = 0
+            self._by_endpoint.clear()
+            self._by_division.clear()
+            self._recent.clear()
+
+
+@dataclass
+class Fault:
+    """One injected misbehaviour: `kind` is status, slow or drop; `count` requests get it."""
+
+    path: str
+    kind: str = "status"
+    method: str | None = None
+    status: int = 503
+    body: Any = None
+    delay: float = 0.0
+    count: int = 1
+    _pattern: re.Pattern[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in {"status", "slow", "drop"}:
+            raise ValueError(f"unknown fault kind {self.kind!r}")
+        self._pattern = re.compile(self.path)
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method is None or self.method.upper() == method) and bool(
+            self._pattern.search(path)
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "kind": self.kind, "method": self.method,
+                "status": self.status, "delay": self.delay, "count": self.count}
+
+
+class FaultPlan:
+    """Faults waiting to happen, consumed first-come first-served."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+
+    def add(self, **spec: Any) -> Fault:
+        fault = Fault(**spec)
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def list(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [f.as_dict() for f in self._faults]
+
+    def take(self, method: str, path: str) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.count > 0 and fault.matches(method, path):
+                    fault.count -= 1
+                    if fault.count == 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+
+def drop_connection() -> None:
+    """Close the client's socket without an HTTP answer (a dropped connection)."""
+    sock = request.environ.get("werkzeug.socket")
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        sock.close()
+    abort(500)  # never reaches the client: the socket is gone
+
+
+def apply_fault(fault: Fault, error_body: Any) -> Response | None:
+    """Act out `fault`. Returns the response to send, or None to go on normally (after a delay)."""
+    if fault.kind == "slow":
+        time.sleep(fault.delay)
+        return None
+    if fault.kind == "drop":
+        if fault.delay:
+            time.sleep(fault.delay)
+        drop_connection()
+    response = jsonify(fault.body if fault.body is not None else error_body)
+    response.status_code = fault.status
+    return response
+
+
+def register_control_endpoints(app: Flask, calls: CallLog, faults: FaultPlan) -> None:
+    """`/_sandbox/calls` and `/_sandbox/faults`, the same in both simulators."""
+
+    @app.get("/_sandbox/calls")
+    def _calls() -> Any:
+        return jsonify(calls.snapshot())
+
+    @app.post("/_sandbox/calls/reset")
+    def _calls_reset() -> Any:
+        calls.reset()
+        return jsonify({"ok": True})
+
+    @app.get("/_sandbox/faults")
+    def _faults_list() -> Any:
+        return jsonify(faults.list())
+
+    @app.post("/_sandbox/faults")
+    def _faults_add() -> Any:
+        spec = request.get_json(force=True)
+        specs = spec if isinstance(spec, list) else [spec]
+        try:
+            added = [faults.add(**s).as_dict() for s in specs]
+        except (TypeError, ValueError, re.error) as exc:
+            return jsonify({"error": str(exc)}), 400
+        return jsonify(added), 201
+
+    @app.delete("/_sandbox/faults")
+    def _faults_clear() -> Any:
+        faults.clear()
+        return jsonify({"ok": True})
