@@ -3,7 +3,6 @@ import subprocess
 import sys
 
 import pytest
-
 from secret_store import SecretStore, SecretStoreError, generate_key
 
 
@@ -51,7 +50,8 @@ def test_lock_serialises_processes(tmp_path):
 def test_cli_sets_a_field_from_stdin(tmp_path):
     key = generate_key()
     result = subprocess.run(
-        [sys.executable, "-m", "secret_store.cli", "set", "mailchimp", "api_key", "--dir", str(tmp_path)],
+        [sys.executable, "-m", "secret_store.cli", "set", "mailchimp", "api_key",
+         "--dir", str(tmp_path)],
         input="abc123-us6\n",
         capture_output=True,
         text=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import threading
@@ -156,10 +157,8 @@ def drop_connection() -> None:
     """Close the client's socket without an HTTP answer (a dropped connection)."""
     sock = request.environ.get("werkzeug.socket")
     if sock is not None:
-        try:
+        with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         sock.close()
     abort(500)  # never reaches the client: the socket is gone
 

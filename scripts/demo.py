@@ -1,0 +1,351 @@
+"""The main job, end to end against the sandboxes, with a summary people can read at a glance.
+
+Starts both simulators with a seeded company, authorizes the tap through the real OAuth
+authorization-code flow, stores the Mailchimp key in the encrypted secret store, runs the Meltano
+job, changes data in Exact, runs it again incrementally, and prints what happened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / ".venv" / "bin"
+JOB = "exactonline-to-mailchimp"
+STORE_ID = "exact-online"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"The sandbox at {url} exited early (code {process.returncode}).")
+        try:
+            requests.get(f"{url}/_sandbox/calls", timeout=2)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    raise SystemExit(f"The sandbox at {url} did not come up within {timeout:.0f} s.")
+
+
+@dataclass
+class Sandboxes:
+    exact_url: str
+    mailchimp_url: str
+    client_id: str
+    client_secret: str
+    api_key: str
+    list_id: str
+
+    def exact(self, method: str, path: str, **kwargs: Any) -> Any:
+        url = f"{self.exact_url}/_sandbox/{path}"
+        response = requests.request(method, url, timeout=30, **kwargs)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def mailchimp(self, path: str) -> Any:
+        response = requests.get(f"{self.mailchimp_url}/_sandbox/{path}", timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+    def members(self) -> list[dict[str, Any]]:
+        body = self.mailchimp(f"lists/{self.list_id}/members")
+        return body["members"] if isinstance(body, dict) else body
+
+    def orders(self) -> list[dict[str, Any]]:
+        try:
+            return self.mailchimp(f"ecommerce/stores/{STORE_ID}").get("orders", [])
+        except requests.HTTPError:
+            return []
+
+    def call_totals(self) -> tuple[int, int]:
+        return self.exact("GET", "calls")["total"], self.mailchimp("calls")["total"]
+
+
+@dataclass
+class RunReport:
+    name: str
+    seconds: float = 0.0
+    exact_calls: int = 0
+    mailchimp_calls: int = 0
+    created: int = 0
+    updated: int = 0
+    archived: int = 0
+    orders: Counter[str] = field(default_factory=Counter)
+
+
+def start_sandboxes(stack: ExitStack, args: argparse.Namespace, logs: Path) -> Sandboxes:
+    exact_port, mailchimp_port = free_port(), free_port()
+    boxes = Sandboxes(
+        exact_url=f"http://127.0.0.1:{exact_port}",
+        mailchimp_url=f"http://127.0.0.1:{mailchimp_port}",
+        client_id=f"demo-{secrets.token_hex(4)}",
+        client_secret=secrets.token_urlsafe(24),
+        api_key=f"{secrets.token_hex(16)}-us6",
+        list_id=secrets.token_hex(5),
+    )
+    commands = {
+        "exact": [
+            str(BIN / "exactmc-sandbox"), "exact", "--port", str(exact_port),
+            "--seed", str(args.seed), "--accounts-per-division", str(args.accounts_per_division),
+            "--client-id", boxes.client_id, "--client-secret", boxes.client_secret,
+        ],
+        "mailchimp": [
+            str(BIN / "exactmc-sandbox"), "mailchimp", "--port", str(mailchimp_port),
+            "--api-key", boxes.api_key, "--list-id", boxes.list_id,
+        ],
+    }
+    for name, command in commands.items():
+        log = stack.enter_context((logs / f"sandbox-{name}.log").open("wb"))
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        stack.callback(stop_process, process)
+        wait_until_up(boxes.exact_url if name == "exact" else boxes.mailchimp_url, process)
+    return boxes
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def meltano_env(boxes: Sandboxes, run_dir: Path) -> dict[str, str]:
+    """Settings for this demo, as environment variables (they win over meltano.yml)."""
+    store_key = os.environ.get("DEMO_SECRET_STORE_KEY") or _generate_key()
+    env = dict(os.environ)
+    env.update(
+        {
+            "MELTANO_ENVIRONMENT": "dev",
+            "MELTANO_DATABASE_URI": f"sqlite:///{run_dir / 'meltano.db'}",
+            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "TAP_EXACTONLINE_BASE_URL": f"{boxes.exact_url}/nl",
+            "TAP_EXACTONLINE_CLIENT_ID": boxes.client_id,
+            "TAP_EXACTONLINE_CLIENT_SECRET": boxes.client_secret,
+            "TAP_EXACTONLINE_DIVISIONS": "[101, 102, 103]",
+            "TAP_EXACTONLINE_TOKEN_STORE_PATH": str(run_dir / "secrets"),
+            "TAP_EXACTONLINE_TOKEN_STORE_KEY": store_key,
+            "TARGET_MAILCHIMP_BASE_URL": f"{boxes.mailchimp_url}/3.0",
+            "TARGET_MAILCHIMP_LOGIN_URL": boxes.mailchimp_url,
+            "TARGET_MAILCHIMP_LIST_ID": boxes.list_id,
+            "TARGET_MAILCHIMP_SECRET_STORE_PATH": str(run_dir / "secrets"),
+            "TARGET_MAILCHIMP_SECRET_STORE_KEY": store_key,
+            "TARGET_MAILCHIMP_AUDIT_STORE_URL": f"sqlite:///{run_dir / 'audit.sqlite'}",
+            "MAPPER_EXACT_MAILCHIMP_LOOKUP_STORE_PATH": str(run_dir / "lookup.sqlite"),
+            "MAPPER_EXACT_MAILCHIMP_REJECTIONS_PATH": str(run_dir / "rejections.jsonl"),
+        }
+    )
+    env.pop("TARGET_MAILCHIMP_API_KEY", None)  # the key lives in the encrypted store
+    return env
+
+
+def _generate_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
+def meltano(args: list[str], env: dict[str, str], log: Path, stdin: str | None = None) -> None:
+    with open(log, "ab") as handle:
+        handle.write(f"\n$ meltano {' '.join(args)}\n".encode())
+        handle.flush()
+        result = subprocess.run(
+            [str(BIN / "meltano"), *args], cwd=ROOT, env=env, stdout=handle,
+            stderr=subprocess.STDOUT, input=stdin.encode() if stdin else None, check=False,
+        )
+    if result.returncode != 0:
+        raise SystemExit(f"`meltano {' '.join(args)}` failed (exit {result.returncode}); see {log}")
+
+
+def run_job(name: str, boxes: Sandboxes, env: dict[str, str], log: Path) -> RunReport:
+    """Run the Meltano job once, printing progress while it runs."""
+    report = RunReport(name)
+    before_members = {m["email_address"]: m for m in boxes.members()}
+    exact_before, mailchimp_before = boxes.call_totals()
+    started = time.monotonic()
+    done = threading.Event()
+
+    def progress() -> None:
+        while not done.wait(5):
+            exact_now, mailchimp_now = boxes.call_totals()
+            elapsed = time.monotonic() - started
+            print(
+                f"    … {elapsed:5.0f} s: {exact_now - exact_before} Exact calls,"
+                f" {mailchimp_now - mailchimp_before} Mailchimp calls,"
+                f" {len(boxes.members())} members in Mailchimp",
+                flush=True,
+            )
+
+    watcher = threading.Thread(target=progress, daemon=True)
+    watcher.start()
+    try:
+        meltano(["run", JOB], env, log)
+    finally:
+        done.set()
+        watcher.join()
+    report.seconds = time.monotonic() - started
+    exact_after, mailchimp_after = boxes.call_totals()
+    report.exact_calls = exact_after - exact_before
+    report.mailchimp_calls = mailchimp_after - mailchimp_before
+    for member in boxes.members():
+        old = before_members.get(member["email_address"])
+        if old is None:
+            report.created += 1
+        elif member["status"] == "archived" and old["status"] != "archived":
+            report.archived += 1
+        elif member.get("last_changed") != old.get("last_changed"):
+            report.updated += 1
+    report.orders = Counter(o.get("financial_status") or "none" for o in boxes.orders())
+    return report
+
+
+def change_exact_data(boxes: Sandboxes) -> list[str]:
+    """The day's changes in Exact: what the incremental run must carry over."""
+    changes = []
+    contacts = boxes.exact("GET", "data/Contacts", params={"division": 101})
+    accounts = boxes.exact("GET", "data/Accounts", params={"division": 101})
+    with_email = [c for c in contacts if c.get("Email") and "@" in c["Email"] and c.get("Account")]
+
+    account = boxes.exact(
+        "POST", "data/Accounts",
+        json={"Division": 101, "Name": "Nieuwe Klant B.V.", "Status": "C", "City": "Utrecht",
+              "AddressLine1": "Oudegracht 1", "Postcode": "3511 AA", "State": "UT",
+              "Country": "NL", "Email": "inkoop@nieuweklant.nl"},
+    )
+    boxes.exact(
+        "POST", "data/Contacts",
+        json={"Division": 101, "Account": account["ID"], "FirstName": "Noor",
+              "LastName": "de Vries", "Email": "noor.devries@nieuweklant.nl"},
+    )
+    changes.append("new customer 'Nieuwe Klant B.V.' with contact noor.devries@nieuweklant.nl")
+
+    moved = next(a for a in accounts if a.get("Status") == "C" and not a.get("Blocked"))
+    boxes.exact("PATCH", f"data/Accounts/{moved['ID']}",
+                json={"AddressLine1": "Stationsplein 12", "City": "Amersfoort"})
+    changes.append(f"changed address of account {moved['Name']!r}")
+
+    receivables = boxes.exact("GET", "data/Receivables", params={"division": 101})
+    open_item = next(r for r in receivables if not r.get("IsFullyPaid"))
+    boxes.exact("POST", f"data/Receivables/{open_item['ID']}/pay")
+    changes.append(f"payment of invoice {open_item['InvoiceNumber']}")
+
+    gone = with_email[0]
+    boxes.exact("DELETE", f"data/Contacts/{gone['ID']}")
+    changes.append(f"deleted contact {gone['Email']}")
+
+    taken = with_email[1]
+    boxes.exact(
+        "POST", "data/Contacts",
+        json={"Division": 101, "Account": with_email[2]["Account"], "FirstName": "Sam",
+              "LastName": "Jansen", "Email": taken["Email"]},
+    )
+    changes.append(f"email conflict: a newer contact now also uses {taken['Email']}")
+    return changes
+
+
+def rejection_summary(run_dir: Path) -> Counter[str]:
+    path = run_dir / "rejections.jsonl"
+    reasons: Counter[str] = Counter()
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                reasons[json.loads(line).get("reason", "unknown")] += 1
+    return reasons
+
+
+def print_summary(boxes: Sandboxes, reports: list[RunReport], changes: list[str],
+                  run_dir: Path) -> None:
+    members = boxes.members()
+    statuses = Counter(m["status"] for m in members)
+    tags = Counter(tag["name"] if isinstance(tag, dict) else tag
+                   for m in members for tag in m.get("tags", []))
+    width = 26
+    print("\n" + "=" * 64)
+    print("Exact Online → Mailchimp: summary")
+    print("=" * 64)
+    header = f"{'':{width}}" + "".join(f"{r.name:>18}" for r in reports)
+    print(header)
+    rows = [
+        ("members created", [r.created for r in reports]),
+        ("members updated", [r.updated for r in reports]),
+        ("members archived", [r.archived for r in reports]),
+        ("Exact API calls", [r.exact_calls for r in reports]),
+        ("Mailchimp API calls", [r.mailchimp_calls for r in reports]),
+    ]
+    for label, values in rows:
+        print(f"{label:{width}}" + "".join(f"{v:>18,}" for v in values))
+    print(f"{'time taken':{width}}" + "".join(f"{r.seconds:>17.1f}s" for r in reports))
+    print("\nMailchimp now holds")
+    by_status = ", ".join(f"{n:,} {s}" for s, n in statuses.most_common())
+    print(f"  {len(members):,} members: {by_status}")
+    print(f"  {len(tags):,} tags on {sum(tags.values()):,} member-tag pairs"
+          + (f" (largest: {tags.most_common(1)[0][0]!r})" if tags else ""))
+    orders = reports[-1].orders
+    print(f"  {sum(orders.values()):,} orders: "
+          + ", ".join(f"{n:,} {s}" for s, n in orders.most_common()))
+    rejected = rejection_summary(run_dir)
+    print(f"\nRecords rejected (not sent to Mailchimp): {sum(rejected.values()):,}")
+    for reason, count in rejected.most_common():
+        print(f"  {count:>6,}  {reason}")
+    print("\nChanges made in Exact before the incremental run")
+    for change in changes:
+        print(f"  - {change}")
+    print(f"\nLogs and stores of this run: {run_dir.relative_to(ROOT)}/")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--accounts-per-division", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--run-dir", type=Path, default=ROOT / "output" / "demo")
+    args = parser.parse_args(argv)
+
+    run_dir: Path = args.run_dir.resolve()
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    log = run_dir / "meltano.log"
+    with ExitStack() as stack:
+        print(f"Starting the sandboxes (3 divisions × {args.accounts_per_division:,} accounts)…")
+        boxes = start_sandboxes(stack, args, run_dir)
+        env = meltano_env(boxes, run_dir)
+        print("Authorizing the tap with Exact (OAuth authorization-code flow)…")
+        meltano(["invoke", "tap-exactonline:authorize", "--fetch"], env, log)
+        print("Storing the Mailchimp API key in the encrypted secret store…")
+        meltano(["invoke", "target-mailchimp:set-credential"], env, log,
+                stdin=boxes.api_key + "\n")
+        reports = []
+        print("Run 1: first sync")
+        reports.append(run_job("first sync", boxes, env, log))
+        print("Changing data in Exact…")
+        changes = change_exact_data(boxes)
+        print("Run 2: incremental sync")
+        reports.append(run_job("incremental", boxes, env, log))
+        print_summary(boxes, reports, changes, run_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
