@@ -1,0 +1,163 @@
+"""The catalogue of data endpoints and how each one pages through its rows."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from exactmc_sandbox.exact.odata import Condition, ODataError, parse_filter, parse_select, render
+from exactmc_sandbox.exact.schema import (
+    ACCOUNT_FIELDS,
+    CONTACT_FIELDS,
+    COSTCENTER_FIELDS,
+    DELETED_FIELDS,
+    INVOICE_FEED_FIELDS,
+    INVOICE_FIELDS,
+    INVOICE_LINE_FIELDS,
+    ITEM_FIELDS,
+    RECEIVABLE_FIELDS,
+)
+from exactmc_sandbox.exact.store import DataStore
+
+SYNC_PAGE = BULK_PAGE = 1000
+NORMAL_PAGE = 60
+# Bulk endpoints filter only on these (Exact's documented bulk filters, plus the key).
+BULK_FILTERS = {"Modified", "Account", "InvoiceNumber", "Status", "ID", "InvoiceID"}
+_SKIP_GUID = re.compile(r"guid'([0-9a-fA-F-]{36})'")
+_SKIP_TIMESTAMP = re.compile(r"(\d+)L?")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    kind: str  # "sync", "bulk" or "normal"
+    source: str  # a store entity, or "InvoiceFeed", "InvoiceLines", "Deleted"
+    fields: tuple[str, ...]
+    writable: bool = False  # POST/PUT/DELETE allowed (normal endpoints of store entities)
+
+    @property
+    def key(self) -> str:
+        return "InvoiceID" if self.source == "SalesInvoices" else "ID"
+
+    @property
+    def page_size(self) -> int:
+        return NORMAL_PAGE if self.kind == "normal" else SYNC_PAGE
+
+    def filterable(self) -> set[str]:
+        if self.kind == "sync":
+            return {"Timestamp"}
+        if self.kind == "bulk":
+            return BULK_FILTERS & set(self.fields)
+        return set(self.fields)
+
+
+def _timestamped(fields: tuple[str, ...]) -> tuple[str, ...]:
+    return (*fields, "Timestamp")
+
+
+ENDPOINTS: dict[str, Endpoint] = {
+    "sync/CRM/Accounts": Endpoint("sync", "Accounts", _timestamped(ACCOUNT_FIELDS)),
+    "sync/CRM/Contacts": Endpoint("sync", "Contacts", _timestamped(CONTACT_FIELDS)),
+    "sync/SalesInvoice/SalesInvoices": Endpoint("sync", "InvoiceFeed", INVOICE_FEED_FIELDS),
+    "sync/Deleted": Endpoint("sync", "Deleted", DELETED_FIELDS),
+    "bulk/CRM/Accounts": Endpoint("bulk", "Accounts", ACCOUNT_FIELDS),
+    "bulk/CRM/Contacts": Endpoint("bulk", "Contacts", CONTACT_FIELDS),
+    "bulk/SalesInvoice/SalesInvoices": Endpoint("bulk", "SalesInvoices", INVOICE_FIELDS),
+    "bulk/SalesInvoice/SalesInvoiceLines": Endpoint("bulk", "InvoiceLines", INVOICE_LINE_FIELDS),
+    "bulk/Cashflow/Receivables": Endpoint("bulk", "Receivables", RECEIVABLE_FIELDS),
+    "crm/Accounts": Endpoint("normal", "Accounts", ACCOUNT_FIELDS, writable=True),
+    "crm/Contacts": Endpoint("normal", "Contacts", CONTACT_FIELDS, writable=True),
+    "salesinvoice/SalesInvoices": Endpoint("normal", "SalesInvoices", INVOICE_FIELDS,
+                                           writable=True),
+    "hrm/Costcenters": Endpoint("normal", "Costcenters", COSTCENTER_FIELDS, writable=True),
+    "logistics/Items": Endpoint("normal", "Items", ITEM_FIELDS, writable=True),
+}
+
+
+@dataclass
+class Page:
+    rows: list[dict[str, Any]]
+    skiptoken: str | None  # set when more rows follow
+
+
+def _source_rows(store: DataStore, endpoint: Endpoint, division: int) -> Iterable[dict[str, Any]]:
+    if endpoint.source == "InvoiceFeed":
+        return store.invoice_feed(division)
+    if endpoint.source == "Deleted":
+        return store.deleted_table(division).values()
+    if endpoint.source == "InvoiceLines":
+        return (line for invoice in store.table("SalesInvoices", division).values()
+                for line in invoice["SalesInvoiceLines"])
+    return store.table(endpoint.source, division).values()
+
+
+def read_page(store: DataStore, endpoint: Endpoint, division: int, args: dict[str, str],
+              top: int | None = None) -> Page:
+    """One page of `endpoint` for the query `args` ($select, $filter, $skiptoken)."""
+    fields = parse_select(args.get("$select"), endpoint.fields,
+                          required=endpoint.kind != "normal")
+    conditions = parse_filter(args.get("$filter"), endpoint.filterable())
+    size = min(endpoint.page_size, top) if top else endpoint.page_size
+    with store.lock:
+        if endpoint.kind == "sync":
+            rows, last = _sync_rows(store, endpoint, division, conditions, args, size)
+            token = f"{last}L" if last is not None else None
+        else:
+            rows, last = _keyed_rows(store, endpoint, division, conditions, args, size)
+            token = f"guid'{last}'" if last is not None else None
+        rendered = [render(row, fields) for row in rows]
+    return Page(rendered, None if top else token)
+
+
+def _sync_rows(store: DataStore, endpoint: Endpoint, division: int,
+               conditions: list[Condition], args: dict[str, str], size: int
+               ) -> tuple[list[dict[str, Any]], int | None]:
+    """Rows in Timestamp order after the bookmark; the sync API filters on nothing else."""
+    after = 0
+    for condition in conditions:
+        if condition.op != "gt" or not isinstance(condition.value, int):
+            raise ODataError(400, "Only 'Timestamp gt <number>' is allowed on sync endpoints")
+        after = max(after, condition.value)
+    skip = args.get("$skiptoken")
+    if skip:
+        m = _SKIP_TIMESTAMP.fullmatch(skip)
+        if not m:
+            raise ODataError(400, f"Invalid $skiptoken: {skip}")
+        after = max(after, int(m.group(1)))
+    rows = _take(( r for r in _source_rows(store, endpoint, division) if r["Timestamp"] > after),
+                 size + 1)
+    more = len(rows) > size
+    rows = rows[:size]
+    return rows, (rows[-1]["Timestamp"] if more else None)
+
+
+def _keyed_rows(store: DataStore, endpoint: Endpoint, division: int,
+                conditions: list[Condition], args: dict[str, str], size: int
+                ) -> tuple[list[dict[str, Any]], str | None]:
+    """Rows in key (ID) order after the $skiptoken key, as Exact pages its other endpoints."""
+    key = endpoint.key
+    skip = args.get("$skiptoken")
+    after = ""
+    if skip:
+        m = _SKIP_GUID.fullmatch(skip)
+        if not m:
+            raise ODataError(400, f"Invalid $skiptoken: {skip}")
+        after = m.group(1).lower()
+    matching = sorted(
+        (r for r in _source_rows(store, endpoint, division)
+         if r[key] > after and all(c.matches(r) for c in conditions)),
+        key=lambda r: r[key],
+    )
+    more = len(matching) > size
+    rows = matching[:size]
+    return rows, (rows[-1][key] if more else None)
+
+
+def _take(rows: Iterator[dict[str, Any]] | Any, count: int) -> list[dict[str, Any]]:
+    out = []
+    for row in rows:
+        out.append(row)
+        if len(out) >= count:
+            break
+    return out

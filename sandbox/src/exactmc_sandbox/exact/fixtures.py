@@ -1,0 +1,35 @@
+"""pytest fixtures: `exact_sandbox` (small seeded simulator on a free port) and a factory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from exactmc_sandbox.exact.sandbox import ExactSandbox
+
+__all__ = ["exact_sandbox", "exact_sandbox_factory"]
+
+ExactSandboxFactory = Callable[..., ExactSandbox]
+
+
+@pytest.fixture
+def exact_sandbox_factory() -> Iterator[ExactSandboxFactory]:
+    """Call with `ExactSandbox` options; every sandbox started is stopped at teardown."""
+    started: list[ExactSandbox] = []
+
+    def start(**options: Any) -> ExactSandbox:
+        sandbox = ExactSandbox(**options)
+        sandbox.start()
+        started.append(sandbox)
+        return sandbox
+
+    yield start
+    for sandbox in started:
+        sandbox.stop()
+
+
+@pytest.fixture
+def exact_sandbox(exact_sandbox_factory: ExactSandboxFactory) -> ExactSandbox:
+    return exact_sandbox_factory()

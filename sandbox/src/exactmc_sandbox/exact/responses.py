@@ -1,0 +1,38 @@
+"""Answers in Exact's formats: JSON for clients that ask for it, Atom/XML otherwise."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Response, request
+
+from exactmc_sandbox.exact.odata import error_body, xml_answer
+
+
+def wants_json() -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def answer(payload: Any, status: int = 200, headers: dict[str, str] | None = None,
+           title: str = "") -> Response:
+    if wants_json():
+        body = json.dumps(payload, ensure_ascii=False)
+        response = Response(body, status, mimetype="application/json")
+    else:
+        results = payload.get("d", {}) if isinstance(payload, dict) else {}
+        rows = results.get("results") if isinstance(results, dict) else None
+        response = Response(xml_answer(title, rows if rows is not None else [results]), status,
+                            content_type="application/atom+xml;type=feed;charset=utf-8")
+    response.headers.update(headers or {})
+    return response
+
+
+def error_answer(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    if wants_json():
+        response = Response(json.dumps(error_body(message)), status, mimetype="application/json")
+    else:
+        response = Response(xml_answer("", None, error=message), status,
+                            content_type="application/xml;charset=utf-8")
+    response.headers.update(headers or {})
+    return response

@@ -1,0 +1,236 @@
+"""`/3.0/batches`: queued operations run one batch at a time by a background worker.
+
+A batch stays `pending` for `batch_start_delay` seconds, is `started` while its operations run
+(each replayed inside this same app with the submitter's credentials), `finalizing` while the
+results archive is built, then `finished`. Expiry of old batches is not simulated.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import queue
+import secrets
+import tarfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Flask, Response, request
+
+from exactmc_sandbox.mailchimp.context import INTERNAL_MARK, MailchimpContext, ctx
+from exactmc_sandbox.mailchimp.errors import not_found, schema_invalid
+from exactmc_sandbox.mailchimp.handler_tools import no_content, object_body, page, respond
+
+bp = Blueprint("mailchimp_batches", __name__)
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+@dataclass
+class Batch:
+    id: str
+    operations: list[dict[str, Any]]
+    authorization: str
+    results_url: str
+    submitted_at: str
+    not_before: float  # monotonic time the worker may start it
+    status: str = "pending"
+    finished_operations: int = 0
+    errored_operations: int = 0
+    completed_at: str = ""
+    results: list[dict[str, Any]] = field(default_factory=list)
+    archive: bytes | None = None
+    # Monotonic run window, for tests proving batches never overlap (not in the API).
+    ran_from: float | None = None
+    ran_until: float | None = None
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "status": self.status, "total_operations": len(self.operations),
+            "finished_operations": self.finished_operations,
+            "errored_operations": self.errored_operations,
+            "submitted_at": self.submitted_at, "completed_at": self.completed_at,
+            "response_body_url": self.results_url if self.status == "finished" else "",
+            "_links": [],
+        }
+
+
+def _validate_operations(body: dict[str, Any]) -> list[dict[str, Any]]:
+    operations = body.get("operations")
+    if not isinstance(operations, list):
+        raise schema_invalid([{"field": "operations", "message": "Schema describes array"}])
+    for index, op in enumerate(operations):
+        where = f"operations.{index}"
+        if not isinstance(op, dict):
+            raise schema_invalid([{"field": where, "message": "Schema describes object"}])
+        if str(op.get("method", "")).upper() not in METHODS:
+            raise schema_invalid([{"field": f"{where}.method",
+                                   "message": f"method must be one of {', '.join(METHODS)}"}])
+        if not isinstance(op.get("path"), str) or not op["path"]:
+            raise schema_invalid([{"field": f"{where}.path", "message": "path is required"}])
+        if "body" in op and op["body"] is not None and not isinstance(op["body"], str):
+            raise schema_invalid([{"field": f"{where}.body", "message":
+                                   "Schema describes string (a JSON document), "
+                                   f"{type(op['body']).__name__} found instead"}])
+        if "params" in op and op["params"] is not None and not isinstance(op["params"], dict):
+            raise schema_invalid([{"field": f"{where}.params",
+                                   "message": "Schema describes object"}])
+    return operations
+
+
+class BatchRunner:
+    """Holds every batch and runs them, one at a time, on a worker thread."""
+
+    def __init__(self, app: Flask, context: MailchimpContext) -> None:
+        self.app = app
+        self.context = context
+        self.batches: dict[str, Batch] = {}
+        self.lock = threading.Lock()
+        self._queue: queue.Queue[Batch] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, daemon=True,
+                                            name="mailchimp-batches")
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def submit(self, operations: list[dict[str, Any]], authorization: str, host_url: str) -> Batch:
+        batch_id = secrets.token_hex(5)
+        batch = Batch(
+            id=batch_id, operations=operations, authorization=authorization,
+            results_url=f"{host_url.rstrip('/')}/_sandbox/batch-results/{batch_id}.tar.gz",
+            submitted_at=self.context.clock.iso(),
+            not_before=time.monotonic() + self.context.settings.batch_start_delay,
+        )
+        with self.lock:
+            self.batches[batch_id] = batch
+        self._queue.put(batch)
+        return batch
+
+    # --- the worker --------------------------------------------------------------------------
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                batch = self._queue.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if batch.status == "canceled":
+                continue
+            while time.monotonic() < batch.not_before and not self._stop.is_set():
+                time.sleep(0.01)
+            self._run(batch)
+
+    def _run(self, batch: Batch) -> None:
+        batch.ran_from = time.monotonic()
+        batch.status = "started"
+        client = self.app.test_client()
+        for op in batch.operations:
+            if self._stop.is_set():
+                return
+            result = self._execute(client, batch, op)
+            batch.results.append(result)
+            if result["status_code"] >= 400:
+                batch.errored_operations += 1
+            batch.finished_operations += 1
+            if self.context.settings.batch_operation_delay:
+                time.sleep(self.context.settings.batch_operation_delay)
+        batch.status = "finalizing"
+        batch.archive = self._archive(batch)
+        batch.completed_at = self.context.clock.iso()
+        batch.ran_until = time.monotonic()
+        batch.status = "finished"
+
+    @staticmethod
+    def _execute(client: Any, batch: Batch, op: dict[str, Any]) -> dict[str, Any]:
+        path = op["path"] if op["path"].startswith("/") else "/" + op["path"]
+        if not path.startswith("/3.0/"):
+            path = "/3.0" + path
+        params = op.get("params") or {}
+        if params:
+            path += "?" + urlencode(params, doseq=True)
+        response = client.open(
+            path, method=str(op["method"]).upper(), data=(op.get("body") or "").encode(),
+            headers={"Authorization": batch.authorization,
+                     "Content-Type": "application/json"},
+            environ_overrides={INTERNAL_MARK: True},
+        )
+        return {"status_code": response.status_code,
+                "operation_id": op.get("operation_id"),
+                "response": response.get_data(as_text=True)}
+
+    def _archive(self, batch: Batch) -> bytes:
+        """A .tar.gz of JSON files, each an array of {status_code, operation_id, response}."""
+        per_file = max(1, self.context.settings.batch_results_per_file)
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+            chunks = [batch.results[i:i + per_file]
+                      for i in range(0, len(batch.results), per_file)] or [[]]
+            for chunk in chunks:
+                data = json.dumps(chunk).encode()
+                info = tarfile.TarInfo(f"{batch.id}/{secrets.token_hex(5)}.json")
+                info.size = len(data)
+                info.mtime = int(time.time())
+                archive.addfile(info, io.BytesIO(data))
+        return buffer.getvalue()
+
+
+def _runner() -> BatchRunner:
+    return ctx().batches
+
+
+def _batch_or_404(batch_id: str) -> Batch:
+    with _runner().lock:
+        batch = _runner().batches.get(batch_id)
+    if batch is None:
+        raise not_found()
+    return batch
+
+
+@bp.post("/3.0/batches")
+def submit_batch() -> Response:
+    operations = _validate_operations(object_body())
+    batch = _runner().submit(operations, request.headers.get("Authorization", ""),
+                             request.host_url)
+    return respond(batch.to_api())
+
+
+@bp.get("/3.0/batches")
+def list_batches() -> Response:
+    with _runner().lock:
+        batches = list(_runner().batches.values())
+    return respond({"batches": [b.to_api() for b in page(batches)],
+                    "total_items": len(batches), "_links": []})
+
+
+@bp.get("/3.0/batches/<batch_id>")
+def get_batch(batch_id: str) -> Response:
+    return respond(_batch_or_404(batch_id).to_api())
+
+
+@bp.delete("/3.0/batches/<batch_id>")
+def delete_batch(batch_id: str) -> Response:
+    """Stops a batch that has not started and forgets it (as the real API does)."""
+    batch = _batch_or_404(batch_id)
+    if batch.status == "pending":
+        batch.status = "canceled"
+    with _runner().lock:
+        _runner().batches.pop(batch_id, None)
+    return no_content()
+
+
+@bp.get("/_sandbox/batch-results/<batch_id>.tar.gz")
+def batch_results(batch_id: str) -> Response:
+    batch = _batch_or_404(batch_id)
+    if batch.archive is None:
+        raise not_found("The batch has not finished yet.")
+    return Response(batch.archive, mimetype="application/x-gzip")

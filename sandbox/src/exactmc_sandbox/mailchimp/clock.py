@@ -1,0 +1,39 @@
+"""Time as the simulator tells it: real UTC time plus an offset tests can move forward.
+
+Mailchimp timestamps have one-second resolution ("2026-11-26T06:27:22+00:00"); advancing the
+clock lets tests observe `last_changed` moving without sleeping.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+
+
+class Clock:
+    def __init__(self) -> None:
+        self._offset = timedelta()
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return datetime.now(timezone.utc).replace(microsecond=0) + self._offset
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._offset += timedelta(seconds=seconds)
+
+    def iso(self) -> str:
+        return format_time(self.now())
+
+
+def format_time(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def parse_time(text: str) -> datetime:
+    """ISO 8601 as clients send it (`Z` or offset); naive values are taken as UTC."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "+"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment

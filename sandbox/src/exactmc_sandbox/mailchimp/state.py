@@ -1,0 +1,141 @@
+"""The simulator's in-memory account: audiences, their members, merge fields, tags and stores.
+
+One re-entrant lock guards everything; handlers hold it only while touching state.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from exactmc_sandbox.mailchimp.clock import Clock
+
+STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending", "transactional")
+
+
+@dataclass
+class MergeField:
+    merge_id: int
+    tag: str
+    name: str
+    type: str
+    required: bool = False
+    default_value: str = ""
+    public: bool = False
+    display_order: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+    help_text: str = ""
+
+    def to_api(self, list_id: str) -> dict[str, Any]:
+        return {
+            "merge_id": self.merge_id, "tag": self.tag, "name": self.name, "type": self.type,
+            "required": self.required, "default_value": self.default_value,
+            "public": self.public, "display_order": self.display_order,
+            "options": self.options, "help_text": self.help_text, "list_id": list_id,
+        }
+
+
+@dataclass
+class Segment:
+    """A static segment; Mailchimp tags are exactly these."""
+
+    id: int
+    name: str
+    created_at: str
+    updated_at: str
+
+
+@dataclass
+class Member:
+    email_address: str
+    status: str
+    created_at: str
+    last_changed: str
+    merge_fields: dict[str, Any] = field(default_factory=dict)
+    tags: dict[int, str] = field(default_factory=dict)  # segment id -> date added
+    language: str = ""
+    vip: bool = False
+    email_type: str = "html"
+    ip_signup: str = ""
+    timestamp_signup: str = ""
+    timestamp_opt: str = ""
+    unsubscribe_reason: str = ""
+    # The status an archived member had, so re-adding never launders an opt-out.
+    status_before_archive: str | None = None
+    unique_email_id: str = field(default_factory=lambda: secrets.token_hex(5))
+    contact_id: str = field(default_factory=lambda: secrets.token_hex(16))
+    web_id: int = field(default_factory=lambda: secrets.randbelow(10**9))
+
+
+@dataclass
+class AudienceList:
+    id: str
+    name: str
+    date_created: str
+    merge_fields: dict[int, MergeField] = field(default_factory=dict)
+    members: dict[str, Member] = field(default_factory=dict)  # subscriber hash -> member
+    forgotten: set[str] = field(default_factory=set)  # hashes permanently deleted
+    segments: dict[int, Segment] = field(default_factory=dict)
+    webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    web_id: int = field(default_factory=lambda: secrets.randbelow(10**6))
+
+    def merge_field_by_tag(self, tag: str) -> MergeField | None:
+        return next((f for f in self.merge_fields.values() if f.tag == tag), None)
+
+    def segment_by_name(self, name: str) -> Segment | None:
+        lowered = name.lower()
+        return next((s for s in self.segments.values() if s.name.lower() == lowered), None)
+
+
+@dataclass
+class Store:
+    id: str
+    list_id: str
+    name: str
+    currency_code: str
+    created_at: str
+    updated_at: str
+    extra: dict[str, Any] = field(default_factory=dict)  # platform, domain, is_syncing...
+    customers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    products: dict[str, dict[str, Any]] = field(default_factory=dict)
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def default_merge_fields() -> list[MergeField]:
+    return [
+        MergeField(1, "FNAME", "First Name", "text", display_order=2),
+        MergeField(2, "LNAME", "Last Name", "text", display_order=3),
+        MergeField(3, "ADDRESS", "Address", "address", display_order=4,
+                   options={"default_country": 164}),
+        MergeField(4, "PHONE", "Phone Number", "phone", display_order=5,
+                   options={"phone_format": "none"}),
+    ]
+
+
+class AccountState:
+    """Everything one Mailchimp account holds."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.lock = threading.RLock()
+        self.clock = clock
+        self.lists: dict[str, AudienceList] = {}
+        self.stores: dict[str, Store] = {}
+        self._ids = itertools.count(1001)  # segment ids: unique account-wide
+        # Called as (audience, event, member fields, source, reason) on member events; the
+        # webhook module plugs in here.
+        self.on_member_event: Callable[[AudienceList, str, dict[str, Any], str, str], None] | (
+            None) = None
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    def add_list(self, list_id: str, name: str) -> AudienceList:
+        audience = AudienceList(list_id, name, self.clock.iso())
+        for merge_field in default_merge_fields():
+            audience.merge_fields[merge_field.merge_id] = merge_field
+        self.lists[list_id] = audience
+        return audience

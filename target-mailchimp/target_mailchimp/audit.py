@@ -1,0 +1,244 @@
+"""The audit trail (every write and its outcome) and the little memory the target keeps.
+
+Any SQLAlchemy URL works; the default is a local SQLite file. Nothing secret is stored: rows
+hold record keys, relative API paths, Mailchimp's short answer and, for failed writes only, the
+payload needed to replay them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from target_mailchimp.client import json_default
+
+OK, FAILED, SKIPPED = "ok", "failed", "skipped"
+SHORT = 500
+
+metadata = sa.MetaData()
+
+writes = sa.Table(
+    "audit_writes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(36), nullable=False, index=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("stream", sa.String(64), nullable=False),
+    sa.Column("record_key", sa.String(255), nullable=False, index=True),
+    sa.Column("operation", sa.String(64), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False, index=True),
+    sa.Column("reason", sa.Text),
+    sa.Column("response", sa.Text),
+    # How to send the write again (failed writes only); the path is relative to /3.0.
+    sa.Column("method", sa.String(8)),
+    sa.Column("path", sa.String(512)),
+    sa.Column("payload", sa.Text),
+    sa.Column("replayed_at", sa.DateTime(timezone=True)),
+    sa.Column("replay_outcome", sa.String(16)),
+    sa.Column("replay_response", sa.Text),
+)
+
+# last_changed values Mailchimp gave our own writes, so they are not mistaken for edits made
+# in Mailchimp; also tells us which members already exist. `pending_since` is set just before
+# a write is sent and cleared once its outcome is known: after a kill, it still says "a change
+# from about this time may be ours".
+member_writes = sa.Table(
+    "member_writes",
+    metadata,
+    sa.Column("list_id", sa.String(64), primary_key=True),
+    sa.Column("email", sa.String(320), primary_key=True),
+    sa.Column("last_changed", sa.String(40)),
+    sa.Column("pending_since", sa.String(40)),
+)
+
+
+@dataclass(frozen=True)
+class OwnWrite:
+    last_changed: str | None
+    pending_since: str | None
+
+# tag_key -> static segment id, so a renamed tag is found again.
+tag_segments = sa.Table(
+    "tag_segments",
+    metadata,
+    sa.Column("list_id", sa.String(64), primary_key=True),
+    sa.Column("tag_key", sa.String(255), primary_key=True),
+    sa.Column("segment_id", sa.Integer, nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+)
+
+
+@dataclass
+class AuditEntry:
+    stream: str
+    record_key: str
+    operation: str
+    outcome: str
+    reason: str | None = None
+    response: str | None = None
+    method: str | None = None
+    path: str | None = None
+    payload: Any = None
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _short(text: str | None) -> str | None:
+    return text if text is None or len(text) <= SHORT else text[: SHORT - 1] + "…"
+
+
+def default_audit_url() -> str:
+    return "sqlite:///.meltano/target-mailchimp/audit.sqlite"
+
+
+class AuditStore:
+    def __init__(self, url: str, run_id: str) -> None:
+        self.run_id = run_id
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        self.engine = sa.create_engine(url)
+        metadata.create_all(self.engine)
+
+    # --- the trail -------------------------------------------------------------------------
+
+    def record(self, entries: Iterable[AuditEntry]) -> None:
+        rows = []
+        at = _now()
+        for e in entries:
+            keep_payload = e.outcome == FAILED and e.payload is not None
+            rows.append({
+                "run_id": self.run_id, "at": at, "stream": e.stream,
+                "record_key": str(e.record_key)[:255], "operation": e.operation,
+                "outcome": e.outcome, "reason": _short(e.reason), "response": _short(e.response),
+                "method": e.method if e.outcome == FAILED else None,
+                "path": e.path if e.outcome == FAILED else None,
+                "payload": json.dumps(e.payload, default=json_default) if keep_payload else None,
+            })
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(writes.insert(), rows)
+
+    def entries(self, **filters: Any) -> list[dict[str, Any]]:
+        query = sa.select(writes).order_by(writes.c.id)
+        for name, value in filters.items():
+            query = query.where(writes.c[name] == value)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def failed_unreplayed(self) -> Iterator[dict[str, Any]]:
+        query = (
+            sa.select(writes)
+            .where(writes.c.outcome == FAILED, writes.c.replayed_at.is_(None))
+            .order_by(writes.c.id)
+        )
+        with self.engine.connect() as conn:
+            rows = [dict(row._mapping) for row in conn.execute(query)]
+        yield from rows
+
+    def mark_replayed(self, row_id: int, outcome: str, response: str | None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                writes.update().where(writes.c.id == row_id).values(
+                    replayed_at=_now(), replay_outcome=outcome, replay_response=_short(response)
+                )
+            )
+
+    # --- member memory ---------------------------------------------------------------------
+
+    def own_member_changes(self, list_id: str, emails: Iterable[str]) -> dict[str, OwnWrite]:
+        """What we know of our own writes to these members (only members we ever wrote)."""
+        wanted = list(set(emails))
+        found: dict[str, OwnWrite] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), 500):
+                query = sa.select(member_writes).where(
+                    member_writes.c.list_id == list_id,
+                    member_writes.c.email.in_(wanted[start : start + 500]),
+                )
+                found.update({row.email: OwnWrite(row.last_changed, row.pending_since)
+                              for row in conn.execute(query)})
+        return found
+
+    def _replace_members(self, list_id: str, rows: dict[str, OwnWrite]) -> None:
+        emails = list(rows)
+        with self.engine.begin() as conn:
+            for start in range(0, len(emails), 500):
+                conn.execute(member_writes.delete().where(
+                    member_writes.c.list_id == list_id,
+                    member_writes.c.email.in_(emails[start : start + 500]),
+                ))
+            values = [{"list_id": list_id, "email": email, "last_changed": own.last_changed,
+                       "pending_since": own.pending_since}
+                      for email, own in rows.items()
+                      if own.last_changed is not None or own.pending_since is not None]
+            if values:
+                conn.execute(member_writes.insert(), values)
+
+    def mark_members_pending(self, list_id: str, emails: Iterable[str], since: str) -> None:
+        """Write-ahead note, made before the members are sent."""
+        emails = list(emails)
+        if emails:
+            known = self.own_member_changes(list_id, emails)
+            self._replace_members(list_id, {
+                e: OwnWrite(known[e].last_changed if e in known else None, since)
+                for e in emails})
+
+    def settle_members(self, list_id: str, attempted: Iterable[str],
+                       confirmed: dict[str, str | None]) -> None:
+        """After the writes: confirmed ones keep Mailchimp's last_changed, the rest are unmarked."""
+        attempted = set(attempted) | set(confirmed)
+        if attempted:
+            known = self.own_member_changes(list_id, attempted)
+            self._replace_members(list_id, {
+                e: OwnWrite(confirmed[e] if e in confirmed else
+                            (known[e].last_changed if e in known else None), None)
+                for e in attempted})
+
+    def remember_member_changes(self, list_id: str, changes: dict[str, str | None]) -> None:
+        self.settle_members(list_id, (), changes)
+
+    def forget_members(self, list_id: str, emails: Iterable[str]) -> None:
+        emails = list(emails)
+        if emails:
+            with self.engine.begin() as conn:
+                conn.execute(member_writes.delete().where(
+                    member_writes.c.list_id == list_id, member_writes.c.email.in_(emails)
+                ))
+
+    # --- tag segments ----------------------------------------------------------------------
+
+    def segment_for_tag(self, list_id: str, tag_key: str) -> tuple[int, str] | None:
+        query = sa.select(tag_segments.c.segment_id, tag_segments.c.name).where(
+            tag_segments.c.list_id == list_id, tag_segments.c.tag_key == tag_key
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return (row.segment_id, row.name) if row else None
+
+    def remember_segment(self, list_id: str, tag_key: str, segment_id: int, name: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(tag_segments.delete().where(
+                tag_segments.c.list_id == list_id, tag_segments.c.tag_key == tag_key
+            ))
+            conn.execute(tag_segments.insert(), [
+                {"list_id": list_id, "tag_key": tag_key, "segment_id": segment_id, "name": name}
+            ])
+
+    def forget_segment(self, list_id: str, tag_key: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(tag_segments.delete().where(
+                tag_segments.c.list_id == list_id, tag_segments.c.tag_key == tag_key
+            ))
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,246 @@
+"""HTTP client for the Mailchimp Marketing API: bounded concurrency, retries, typed errors."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import backoff
+import requests
+from requests.adapters import HTTPAdapter
+
+LOGGER = logging.getLogger("target_mailchimp.client")
+# Mailchimp refuses the 11th simultaneous connection per API key.
+MAX_IN_FLIGHT_LIMIT = 10
+REQUEST_TIMEOUT_SECONDS = 120.0
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class MailchimpError(Exception):
+    """Base class of everything this client raises."""
+
+
+class ApiError(MailchimpError):
+    """Mailchimp refused one request (4xx): a problem with that record, not with the run."""
+
+    def __init__(self, status: int, title: str, detail: str, errors: list | None = None) -> None:
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.errors = errors or []
+        super().__init__(self.summary())
+
+    @classmethod
+    def from_body(cls, status: int, body: Any) -> ApiError:
+        body = body if isinstance(body, dict) else {}
+        return cls(
+            status,
+            str(body.get("title") or "Error"),
+            str(body.get("detail") or ""),
+            body.get("errors") if isinstance(body.get("errors"), list) else None,
+        )
+
+    def summary(self) -> str:
+        """Short, secret-free text for the audit trail."""
+        text = f"{self.status} {self.title}: {self.detail}".strip()
+        fields = "; ".join(
+            f"{e.get('field', '')}: {e.get('message', '')}"
+            for e in self.errors
+            if isinstance(e, dict)
+        )
+        return f"{text} [{fields}]" if fields else text
+
+
+class OutageError(MailchimpError):
+    """Mailchimp cannot be used right now (retries exhausted, credentials refused).
+
+    Raised out of the sink on purpose: the run stops and STATE is not advanced.
+    """
+
+
+class _Retryable(Exception):
+    """Internal: a response or transport failure worth another try."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def subscriber_hash(email: str) -> str:
+    """Mailchimp's member id: MD5 of the lower-cased address."""
+    return hashlib.md5(email.strip().lower().encode(), usedforsecurity=False).hexdigest()
+
+
+def json_default(value: Any) -> Any:
+    """singer-sdk hands us Decimals and datetimes; Mailchimp wants numbers and ISO strings."""
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, datetime.datetime | datetime.date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=json_default)
+
+
+class MailchimpClient:
+    """One per run. Thread-safe; a shared semaphore keeps at most `max_in_flight` requests open."""
+
+    def __init__(
+        self,
+        base_url: str,
+        auth: requests.auth.AuthBase,
+        *,
+        max_in_flight: int = MAX_IN_FLIGHT_LIMIT,
+        max_tries: int = 8,
+        backoff_factor: float = 1.0,
+        backoff_max: float = 60.0,
+        timeout: float = REQUEST_TIMEOUT_SECONDS,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.max_in_flight = max(1, min(int(max_in_flight), MAX_IN_FLIGHT_LIMIT))
+        self._slots = threading.BoundedSemaphore(self.max_in_flight)
+        self._timeout = timeout
+        self._session = requests.Session()
+        self._session.auth = auth
+        self._session.headers["User-Agent"] = "target-mailchimp"
+        adapter = HTTPAdapter(pool_maxsize=self.max_in_flight, max_retries=0)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._send_with_retries = backoff.on_exception(
+            backoff.expo,
+            _Retryable,
+            max_tries=max_tries,
+            factor=backoff_factor,
+            max_value=backoff_max,
+            jitter=backoff.full_jitter,
+            on_backoff=self._log_retry,
+            raise_on_giveup=True,
+        )(self._send_once)
+
+    @staticmethod
+    def _log_retry(details: dict[str, Any]) -> None:
+        exc = details.get("exception")
+        LOGGER.warning(
+            "Retrying %s after %s (try %d, waiting %.2fs)",
+            details["args"][1] if len(details["args"]) > 1 else "?",
+            getattr(exc, "reason", "error"),
+            details["tries"],
+            details.get("wait", 0.0),
+        )
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+    ) -> Any:
+        """Send one request; returns the decoded JSON (None for 204).
+
+        Raises ApiError for a 4xx about this request, OutageError when Mailchimp is unusable.
+        """
+        try:
+            return self._send_with_retries(method.upper(), path, params, body)
+        except _Retryable as exc:
+            raise OutageError(
+                f"Mailchimp unavailable: {method.upper()} {path} failed after retries "
+                f"({exc.reason})"
+            ) from None
+
+    def _send_once(
+        self, method: str, path: str, params: dict[str, Any] | None, body: Any
+    ) -> Any:
+        data = dumps(body) if body is not None else None
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        with self._slots:
+            try:
+                response = self._session.request(
+                    method, self.url(path), params=params, data=data,
+                    headers=headers, timeout=self._timeout,
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                # Class name only: the message could carry the URL and proxy details.
+                raise _Retryable(type(exc).__name__) from None
+        return self._decode(response)
+
+    @staticmethod
+    def _decode(response: requests.Response) -> Any:
+        status = response.status_code
+        if status == 429 or status >= 500:
+            raise _Retryable(f"HTTP {status}")
+        try:
+            body = response.json() if response.content else None
+        except ValueError:
+            body = None
+        if status in (401, 403):
+            error = ApiError.from_body(status, body)
+            raise OutageError(f"Mailchimp refused the credentials: {error.summary()}")
+        if status >= 400:
+            raise ApiError.from_body(status, body)
+        return body
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params=params or None)
+
+    def paginate(
+        self, path: str, items_key: str, params: dict[str, Any] | None = None,
+        page_size: int = 1000,
+    ) -> Iterator[dict[str, Any]]:
+        """Every item of a `count`/`offset` collection."""
+        offset = 0
+        while True:
+            page = self.request(
+                "GET", path, params={**(params or {}), "count": page_size, "offset": offset}
+            ) or {}
+            items = page.get(items_key) or []
+            yield from items
+            offset += len(items)
+            total = page.get("total_items")
+            if not items or len(items) < page_size or (total is not None and offset >= total):
+                return
+
+    def download(self, url: str) -> bytes:
+        """Fetch a batch result archive.
+
+        Real Mailchimp serves these from a pre-signed storage URL: our credentials must not
+        travel to another host, so auth is only sent when the host is the API's own.
+        """
+        same_host = urlsplit(url).netloc == urlsplit(self.base_url).netloc
+        with self._slots:
+            try:
+                if same_host:
+                    response = self._session.get(url, timeout=self._timeout)
+                else:
+                    response = requests.get(url, timeout=self._timeout)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                raise OutageError(f"Cannot download batch results ({type(exc).__name__})") from None
+        if response.status_code >= 400:
+            raise OutageError(f"Cannot download batch results (HTTP {response.status_code})")
+        return response.content
+
+    def map_parallel(self, func: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        """Run `func` over `items` with at most `max_in_flight` at once, results in order."""
+        items = list(items)
+        if len(items) <= 1:
+            return [func(item) for item in items]
+        with ThreadPoolExecutor(max_workers=self.max_in_flight) as pool:
+            return list(pool.map(func, items))
+
+    def close(self) -> None:
+        self._session.close()

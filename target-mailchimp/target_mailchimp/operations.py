@@ -1,0 +1,162 @@
+"""Single API writes, sent one by one (in parallel) or, for large volumes, through `/batches`."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from target_mailchimp.audit import FAILED, OK, AuditEntry
+from target_mailchimp.client import ApiError, MailchimpClient, OutageError, dumps
+
+
+@dataclass
+class Write:
+    """One idempotent API call on behalf of one record."""
+
+    stream: str
+    record_key: str
+    operation: str
+    method: str
+    path: str
+    body: Any = None
+    params: dict[str, str] | None = None
+    # 404 means the goal is already reached (e.g. deleting something already gone).
+    ok_if_missing: bool = False
+    note: str | None = None
+
+
+@dataclass
+class WriteResult:
+    write: Write
+    ok: bool
+    response: Any = None
+    error: str | None = None
+    status: int | None = None
+
+    def audit_entry(self) -> AuditEntry:
+        w = self.write
+        if self.ok:
+            return AuditEntry(w.stream, w.record_key, w.operation, OK, reason=w.note,
+                              response=short_answer(self.status, self.response))
+        return AuditEntry(w.stream, w.record_key, w.operation, FAILED, reason=self.error,
+                          response=self.error, method=w.method, path=w.path, payload=w.body)
+
+
+def short_answer(status: int | None, body: Any) -> str:
+    """What Mailchimp said, in a few words (ids and statuses, never whole documents)."""
+    if not isinstance(body, dict):
+        return f"{status or 'ok'}"
+    picked = {k: body[k] for k in ("id", "status", "financial_status", "last_changed")
+              if k in body and not isinstance(body[k], dict | list)}
+    return f"{status or 'ok'} {json.dumps(picked)}" if picked else f"{status or 'ok'}"
+
+
+class WriteExecutor:
+    """Sends writes; few go directly, many go as one `/batches` job (one call plus polling)."""
+
+    def __init__(
+        self,
+        client: MailchimpClient,
+        *,
+        batch_threshold: int,
+        poll_interval: float = 2.0,
+        poll_timeout: float = 3600.0,
+    ) -> None:
+        self.client = client
+        self.batch_threshold = batch_threshold
+        self.poll_interval = poll_interval
+        self.poll_timeout = poll_timeout
+
+    def execute(self, writes: list[Write]) -> list[WriteResult]:
+        if not writes:
+            return []
+        if self.batch_threshold > 0 and len(writes) >= self.batch_threshold:
+            return self._via_batches(writes)
+        return self.client.map_parallel(self._direct, writes)
+
+    def _direct(self, write: Write) -> WriteResult:
+        try:
+            body = self.client.request(write.method, write.path, params=write.params,
+                                       body=write.body)
+        except ApiError as exc:
+            if exc.status == 404 and write.ok_if_missing:
+                return WriteResult(write, True, None, status=404)
+            return WriteResult(write, False, error=exc.summary(), status=exc.status)
+        return WriteResult(write, True, body, status=200 if body is not None else 204)
+
+    # --- /batches ------------------------------------------------------------------------
+
+    def _via_batches(self, writes: list[Write]) -> list[WriteResult]:
+        by_id = {f"op{index}": write for index, write in enumerate(writes)}
+        operations = [
+            {"method": w.method, "path": "/" + w.path.lstrip("/"), "operation_id": op_id,
+             **({"body": dumps(w.body)} if w.body is not None else {}),
+             **({"params": w.params} if w.params else {})}
+            for op_id, w in by_id.items()
+        ]
+        batch = self.client.request("POST", "batches", body={"operations": operations})
+        finished = self._wait(batch["id"])
+        outcomes = self._results(finished)
+        results = []
+        for op_id, write in by_id.items():
+            outcome = outcomes.get(op_id)
+            if outcome is None:
+                results.append(WriteResult(write, False, error="no result for this operation "
+                                           "in the batch response", status=None))
+                continue
+            status, body = outcome
+            if status < 300 or (status == 404 and write.ok_if_missing):
+                results.append(WriteResult(write, True, body, status=status))
+            else:
+                results.append(WriteResult(write, False, status=status,
+                                           error=ApiError.from_body(status, body).summary()))
+        return results
+
+    def _wait(self, batch_id: str) -> dict[str, Any]:
+        deadline = time.monotonic() + self.poll_timeout
+        wait = self.poll_interval
+        while True:
+            status = self.client.request("GET", f"batches/{batch_id}")
+            if status.get("status") == "finished":
+                return status
+            if time.monotonic() > deadline:
+                raise OutageError(f"Batch {batch_id} did not finish in {self.poll_timeout}s")
+            time.sleep(wait)
+            # Big jobs take minutes: poll less and less often rather than every few seconds.
+            wait = min(wait * 1.5, max(self.poll_interval, 30.0))
+
+    def _results(self, batch: dict[str, Any]) -> dict[str, tuple[int, Any]]:
+        url = batch.get("response_body_url")
+        if not url:
+            return {}
+        archive = self.client.download(url)
+        outcomes: dict[str, tuple[int, Any]] = {}
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+            for member in tar.getmembers():
+                if not member.isfile():
+                    continue
+                handle = tar.extractfile(member)
+                if handle is None:
+                    continue
+                try:
+                    entries = json.loads(handle.read())
+                except ValueError:
+                    continue
+                for entry in entries if isinstance(entries, list) else []:
+                    outcomes[str(entry.get("operation_id"))] = (
+                        int(entry.get("status_code", 0)), _parse(entry.get("response"))
+                    )
+        return outcomes
+
+
+def _parse(text: Any) -> Any:
+    if isinstance(text, str):
+        try:
+            return json.loads(text)
+        except ValueError:
+            return {"detail": text[:200]}
+    return text

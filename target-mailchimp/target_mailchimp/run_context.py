@@ -1,0 +1,132 @@
+"""Everything one run shares: the client, the audit store, the audience and the store."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Any
+
+from target_mailchimp.audit import AuditStore, default_audit_url
+from target_mailchimp.auth import resolve_connection
+from target_mailchimp.client import ApiError, MailchimpClient
+from target_mailchimp.merge_fields import MergeFieldRegistry, parse_merge_field_map
+from target_mailchimp.operations import WriteExecutor
+
+LOGGER = logging.getLogger("target_mailchimp")
+
+
+class ConfigurationError(Exception):
+    """The settings cannot work (unknown list, missing store settings...)."""
+
+
+def build_client(config: Mapping[str, Any]) -> MailchimpClient:
+    base_url, auth = resolve_connection(config)
+    return MailchimpClient(
+        base_url,
+        auth,
+        max_in_flight=int(config.get("max_in_flight") or 10),
+        max_tries=int(config.get("retry_max_tries") or 8),
+        backoff_factor=float(config.get("retry_backoff_factor", 1.0)),
+        timeout=float(config.get("request_timeout") or 120.0),
+    )
+
+
+class RunContext:
+    def __init__(self, config: Mapping[str, Any], run_id: str | None = None) -> None:
+        self.config = config
+        self.run_id = run_id or str(uuid.uuid4())
+        self.merge_field_map = parse_merge_field_map(config.get("merge_field_map"))
+        self._store_lock = threading.Lock()
+        self._store_ready = False
+
+    @cached_property
+    def client(self) -> MailchimpClient:
+        return build_client(self.config)
+
+    @cached_property
+    def audit(self) -> AuditStore:
+        return AuditStore(self.config.get("audit_store_url") or default_audit_url(), self.run_id)
+
+    @cached_property
+    def executor(self) -> WriteExecutor:
+        return WriteExecutor(
+            self.client,
+            batch_threshold=int(self.config.get("batch_operations_threshold", 200)),
+            poll_interval=float(self.config.get("batch_poll_interval", 2.0)),
+        )
+
+    @property
+    def batch_size(self) -> int:
+        return max(1, min(int(self.config.get("batch_size") or 500), 500))
+
+    @cached_property
+    def list_id(self) -> str:
+        if self.config.get("list_id"):
+            return str(self.config["list_id"])
+        name = self.config.get("list_name")
+        if not name:
+            raise ConfigurationError("Set `list_id` or `list_name`.")
+        for audience in self.client.paginate("lists", "lists", {"fields": "lists.id,lists.name"}):
+            if audience.get("name") == name:
+                return str(audience["id"])
+        raise ConfigurationError(f"No Mailchimp audience named {name!r}.")
+
+    @cached_property
+    def merge_fields(self) -> MergeFieldRegistry:
+        specs = self.merge_field_map.values()
+        return MergeFieldRegistry(
+            self.client,
+            self.list_id,
+            create_missing=bool(self.config.get("create_missing_merge_fields", True)),
+            types={s.tag: s.type for s in specs},
+            names={s.tag: s.name for s in specs if s.name},
+        )
+
+    # --- e-commerce store ------------------------------------------------------------------
+
+    @property
+    def store_id(self) -> str:
+        store_id = self.config.get("store_id")
+        if not store_id:
+            raise ConfigurationError("E-commerce streams need the `store_id` setting.")
+        return str(store_id)
+
+    def ensure_store(self) -> str:
+        """Create the store if missing; mark it syncing so automations don't fire mid-load."""
+        with self._store_lock:
+            if self._store_ready:
+                return self.store_id
+            path = f"ecommerce/stores/{self.store_id}"
+            try:
+                self.client.request("GET", path, params={"fields": "id,list_id"})
+                self.client.request("PATCH", path, body={"is_syncing": True})
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+                self.client.request("POST", "ecommerce/stores", body={
+                    "id": self.store_id,
+                    "list_id": self.list_id,
+                    "name": self.config.get("store_name") or self.store_id,
+                    "currency_code": (self.config.get("store_currency") or "EUR").upper(),
+                    "is_syncing": True,
+                })
+                LOGGER.info("Created e-commerce store %s", self.store_id)
+            self._store_ready = True
+            return self.store_id
+
+    def finish(self) -> None:
+        """End of run: the store stops syncing so Mailchimp's automations resume."""
+        if self._store_ready:
+            self.client.request(
+                "PATCH", f"ecommerce/stores/{self.store_id}", body={"is_syncing": False}
+            )
+            self._store_ready = False
+
+    def close(self) -> None:
+        if "client" in self.__dict__:
+            self.client.close()
+        if "audit" in self.__dict__:
+            self.audit.close()

@@ -1,0 +1,118 @@
+"""One sink per input stream. Each drains the streams it depends on before itself."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from singer_sdk.sinks import BatchSink
+
+from target_mailchimp.deletions import write_deletions
+from target_mailchimp.ecommerce import write_store_objects
+from target_mailchimp.members import MemberWriter
+from target_mailchimp.tags import write_member_tags, write_tags
+
+if TYPE_CHECKING:
+    from target_mailchimp.run_context import RunContext
+    from target_mailchimp.target import TargetMailchimp
+
+
+class MailchimpSink(BatchSink):
+    """Buffers records; `write` sends a whole batch. Per-record problems go to the audit trail;
+    an outage (retries exhausted) raises so the target stops without emitting STATE."""
+
+    # Streams whose pending records must reach Mailchimp first (e.g. products before orders,
+    # members before their tags). singer-sdk drains sinks in arrival order, so we enforce it.
+    depends_on: ClassVar[tuple[str, ...]] = ()
+    # A record breaking its tap's schema is still checked by our own rules (email, ids...)
+    # and, if unusable, lands in the audit trail: one bad record must not stop the run.
+    fail_on_record_validation_exception = False
+
+    def __init__(self, target: TargetMailchimp, *args: Any, **kwargs: Any) -> None:
+        super().__init__(target, *args, **kwargs)
+        self.mailchimp_target = target
+
+    @property
+    def run(self) -> RunContext:
+        return self.mailchimp_target.run_context
+
+    def process_batch(self, context: dict) -> None:
+        self.mailchimp_target.drain_streams(self.depends_on)
+        records = context.get("records", [])
+        if records:
+            self.write(records)
+            self.tally_record_written(len(records))
+
+    def write(self, records: list[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+
+class MembersSink(MailchimpSink):
+    def write(self, records: list[dict[str, Any]]) -> None:
+        counts = MemberWriter(self.run).write(records)
+        self.logger.info("members: %s", counts)
+
+
+class TagsSink(MailchimpSink):
+    def write(self, records: list[dict[str, Any]]) -> None:
+        write_tags(self.run, self.mailchimp_target.segments, records)
+
+
+class MemberTagsSink(MailchimpSink):
+    depends_on = ("members", "tags")
+
+    def write(self, records: list[dict[str, Any]]) -> None:
+        write_member_tags(self.run, self.mailchimp_target.segments, records)
+
+
+class StoreObjectSink(MailchimpSink):
+    """customers, products, orders: PUT upserts (or one /batches job for large volumes)."""
+
+    def write(self, records: list[dict[str, Any]]) -> None:
+        write_store_objects(self.run, self.stream_name, records)
+
+
+class CustomersSink(StoreObjectSink):
+    # A customer adds a (transactional) list member; the member's own record goes first so
+    # its status_if_new applies.
+    depends_on = ("members",)
+
+
+class ProductsSink(StoreObjectSink):
+    pass
+
+
+class OrdersSink(StoreObjectSink):
+    depends_on = ("customers", "products")
+
+
+class DeletionsSink(MailchimpSink):
+    # A deletion is the newest fact about a key: everything before it is written first.
+    depends_on = ("members", "member_tags", "customers", "products", "orders")
+
+    def write(self, records: list[dict[str, Any]]) -> None:
+        write_deletions(self.run, records)
+
+
+class IgnoredStreamSink(BatchSink):
+    """Streams this target does not know, when `unknown_streams` is `ignore`."""
+
+    def setup(self) -> None:
+        self.logger.warning("Stream '%s' is not a target stream; its records are ignored.",
+                            self.stream_name)
+
+    def process_record(self, record: dict, context: dict) -> None:
+        return None
+
+    def process_batch(self, context: dict) -> None:
+        return None
+
+
+SINKS: dict[str, type[MailchimpSink]] = {
+    "members": MembersSink,
+    "tags": TagsSink,
+    "member_tags": MemberTagsSink,
+    "customers": CustomersSink,
+    "products": ProductsSink,
+    "orders": OrdersSink,
+    "deletions": DeletionsSink,
+}

@@ -1,0 +1,216 @@
+"""Tags are static segments: define/rename/delete them, and add/remove members in bulk."""
+
+from __future__ import annotations
+
+import datetime
+import threading
+from collections import defaultdict
+from typing import Any
+
+from target_mailchimp.audit import FAILED, OK, SKIPPED, AuditEntry
+from target_mailchimp.client import ApiError, subscriber_hash
+from target_mailchimp.run_context import RunContext
+from target_mailchimp.values import normalise_email, to_datetime
+
+SEGMENT_LIMIT = 500  # members_to_add / members_to_remove per call
+
+
+class SegmentDirectory:
+    """tag_key -> segment id: the audit DB first, then Mailchimp's static segments by name."""
+
+    def __init__(self, context: RunContext) -> None:
+        self.context = context
+        self.client = context.client
+        self._by_name: dict[str, int] | None = None
+        self._lock = threading.RLock()
+
+    def _segments_by_name(self) -> dict[str, int]:
+        if self._by_name is None:
+            self._by_name = {
+                s["name"]: int(s["id"])
+                for s in self.client.paginate(
+                    f"lists/{self.context.list_id}/segments", "segments",
+                    {"type": "static", "fields": "segments.id,segments.name,total_items"},
+                )
+            }
+        return self._by_name
+
+    def find(self, tag_key: str, name: str | None) -> tuple[int, str] | None:
+        with self._lock:
+            known = self.context.audit.segment_for_tag(self.context.list_id, tag_key)
+            if known:
+                return known
+            if name and name in self._segments_by_name():
+                segment_id = self._segments_by_name()[name]
+                self.context.audit.remember_segment(self.context.list_id, tag_key, segment_id,
+                                                    name)
+                return segment_id, name
+            return None
+
+    def find_or_create(self, tag_key: str, name: str) -> int:
+        with self._lock:
+            found = self.find(tag_key, name)
+            if found:
+                return found[0]
+            created = self.client.request(
+                "POST", f"lists/{self.context.list_id}/segments",
+                body={"name": name, "static_segment": []},
+            )
+            segment_id = int(created["id"])
+            self._segments_by_name()[name] = segment_id
+            self.context.audit.remember_segment(self.context.list_id, tag_key, segment_id, name)
+            return segment_id
+
+    def rename(self, tag_key: str, segment_id: int, old: str, new: str) -> None:
+        with self._lock:
+            self.client.request("PATCH", f"lists/{self.context.list_id}/segments/{segment_id}",
+                                body={"name": new})
+            by_name = self._segments_by_name()
+            by_name.pop(old, None)
+            by_name[new] = segment_id
+            self.context.audit.remember_segment(self.context.list_id, tag_key, segment_id, new)
+
+    def delete(self, tag_key: str, segment_id: int, name: str) -> None:
+        with self._lock:
+            try:
+                self.client.request(
+                    "DELETE", f"lists/{self.context.list_id}/segments/{segment_id}")
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+            self._segments_by_name().pop(name, None)
+            self.context.audit.forget_segment(self.context.list_id, tag_key)
+
+
+def write_tags(context: RunContext, directory: SegmentDirectory,
+               records: list[dict[str, Any]]) -> None:
+    """The `tags` stream: one definition per tag_key (the last one in the batch wins)."""
+    latest = {str(r.get("tag_key")): r for r in records if r.get("tag_key") is not None}
+    entries = [AuditEntry("tags", "?", "define", FAILED, reason="missing tag_key", payload=r)
+               for r in records if r.get("tag_key") is None]
+    for tag_key, record in latest.items():
+        name, active = record.get("name"), record.get("active", True) is not False
+        try:
+            found = directory.find(tag_key, name)
+            if not active:
+                if found:
+                    directory.delete(tag_key, *found)
+                    entries.append(AuditEntry("tags", tag_key, "delete", OK,
+                                              response=f"segment {found[0]} deleted"))
+                else:
+                    entries.append(AuditEntry("tags", tag_key, "delete", SKIPPED,
+                                              reason="no such tag in Mailchimp"))
+            elif not name:
+                entries.append(AuditEntry("tags", tag_key, "define", FAILED,
+                                          reason="missing name", payload=record))
+            elif found and found[1] != name:
+                directory.rename(tag_key, found[0], found[1], name)
+                entries.append(AuditEntry("tags", tag_key, "rename", OK,
+                                          response=f"{found[1]!r} -> {name!r}"))
+            else:
+                segment_id = directory.find_or_create(tag_key, name)
+                entries.append(AuditEntry("tags", tag_key, "define", OK,
+                                          response=f"segment {segment_id}"))
+        except ApiError as exc:
+            entries.append(AuditEntry("tags", tag_key, "define", FAILED, reason=exc.summary(),
+                                      payload=record))
+    context.audit.record(entries)
+
+
+def write_member_tags(context: RunContext, directory: SegmentDirectory,
+                      records: list[dict[str, Any]]) -> None:
+    """Newest record per (email, tag) wins; then one bulk call per 500 adds/removes per tag."""
+    entries: list[AuditEntry] = []
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    floor = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+    for record in records:
+        email = normalise_email(record.get("email"))
+        tag_key = record.get("tag_key")
+        if email is None or tag_key is None:
+            entries.append(AuditEntry("member_tags", f"{record.get('email')}/{tag_key}", "tag",
+                                      FAILED, reason="invalid email" if tag_key else
+                                      "missing tag_key", payload=record))
+            continue
+        key = (email, str(tag_key))
+        current = latest.get(key)
+        stamp = to_datetime(record.get("source_updated_at")) or floor
+        if current is None or stamp >= (to_datetime(current.get("source_updated_at")) or floor):
+            latest[key] = record
+
+    per_tag: dict[str, dict[str, list[str]]] = defaultdict(lambda: {"add": [], "remove": []})
+    names: dict[str, str] = {}
+    for (email, tag_key), record in latest.items():
+        per_tag[tag_key]["add" if record.get("active", True) is not False else "remove"].append(
+            email)
+        if record.get("tag_name"):
+            names[tag_key] = str(record["tag_name"])
+
+    list_id = context.list_id
+    for tag_key, wanted in per_tag.items():
+        try:
+            if wanted["add"]:
+                segment_id = directory.find_or_create(tag_key, names.get(tag_key, tag_key))
+            else:
+                found = directory.find(tag_key, names.get(tag_key))
+                if not found:
+                    entries += [AuditEntry("member_tags", f"{e}/{tag_key}", "untag", SKIPPED,
+                                           reason="tag does not exist in Mailchimp")
+                                for e in wanted["remove"]]
+                    continue
+                segment_id = found[0]
+        except ApiError as exc:
+            entries += [AuditEntry("member_tags", f"{e}/{tag_key}", op, FAILED,
+                                   reason=exc.summary())
+                        for op, emails in (("tag", wanted["add"]), ("untag", wanted["remove"]))
+                        for e in emails]
+            continue
+        entries += _bulk_segment_update(context, list_id, segment_id, tag_key,
+                                        names.get(tag_key, tag_key), wanted)
+    context.audit.record(entries)
+
+
+def _bulk_segment_update(context: RunContext, list_id: str, segment_id: int, tag_key: str,
+                         tag_name: str, wanted: dict[str, list[str]]) -> list[AuditEntry]:
+    calls = []
+    adds, removes = wanted["add"], wanted["remove"]
+    for start in range(0, max(len(adds), len(removes)), SEGMENT_LIMIT):
+        calls.append((adds[start : start + SEGMENT_LIMIT],
+                      removes[start : start + SEGMENT_LIMIT]))
+
+    def send(call: tuple[list[str], list[str]]) -> tuple[list[str], list[str], Any]:
+        add, remove = call
+        try:
+            return add, remove, context.client.request(
+                "POST", f"lists/{list_id}/segments/{segment_id}",
+                body={"members_to_add": add, "members_to_remove": remove})
+        except ApiError as exc:
+            return add, remove, exc
+
+    entries: list[AuditEntry] = []
+    for add, remove, answer in context.client.map_parallel(send, calls):
+        failures: dict[str, str] = {}
+        if isinstance(answer, ApiError):
+            failures = dict.fromkeys(add + remove, answer.summary())
+        else:
+            for error in (answer or {}).get("errors", []):
+                for email in error.get("email_addresses", []):
+                    failures[str(email).lower()] = str(error.get("error") or "rejected")
+        for op, emails, active in (("tag", add, "active"), ("untag", remove, "inactive")):
+            for email in emails:
+                key = f"{email}/{tag_key}"
+                if email in failures and op == "untag" and not isinstance(answer, ApiError):
+                    # Not on the list (or archived): there is no tag to remove.
+                    entries.append(AuditEntry("member_tags", key, op, SKIPPED,
+                                              reason=failures[email]))
+                elif email in failures:
+                    # Replayable as the per-member tags call (idempotent).
+                    entries.append(AuditEntry(
+                        "member_tags", key, op, FAILED, reason=failures[email],
+                        method="POST",
+                        path=f"lists/{list_id}/members/{subscriber_hash(email)}/tags",
+                        payload={"tags": [{"name": tag_name, "status": active}],
+                                 "is_syncing": True}))
+                else:
+                    entries.append(AuditEntry("member_tags", key, op, OK,
+                                              response=f"segment {segment_id}"))
+    return entries

@@ -1,0 +1,142 @@
+"""target-mailchimp: keeps a Mailchimp audience (members, tags, e-commerce) in step."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import cached_property
+
+from singer_sdk import typing as th
+from singer_sdk.sinks import Sink
+from singer_sdk.target_base import Target
+
+from target_mailchimp.run_context import RunContext
+from target_mailchimp.sinks import SINKS, IgnoredStreamSink, MailchimpSink
+from target_mailchimp.tags import SegmentDirectory
+
+
+class TargetMailchimp(Target):
+    """Keeps a Mailchimp audience and e-commerce store in step with any source.
+
+    Input streams: members (email, source_key, source_updated_at, status_if_new, opt_out,
+    merge_fields, language, vip), tags (tag_key, name, active), member_tags (email, tag_key,
+    tag_name, active, source_updated_at), customers, products, orders, deletions (entity, key,
+    deleted_at, action). Other streams: see `unknown_streams`. Details in the README.
+    """
+
+    name = "target-mailchimp"
+
+    config_jsonschema = th.PropertiesList(
+        th.Property("api_key", th.StringType, secret=True,
+                    description="Mailchimp API key `<key>-<dc>`; the data center comes from the "
+                                "suffix. Or use oauth_token, or the secret store."),
+        th.Property("oauth_token", th.StringType, secret=True,
+                    description="Mailchimp OAuth token; its data center is asked from "
+                                "`{login_url}/oauth2/metadata`."),
+        th.Property("login_url", th.StringType, default="https://login.mailchimp.com",
+                    description="Mailchimp login host (OAuth metadata); overridable for tests."),
+        th.Property("base_url", th.StringType,
+                    description="API base URL override, e.g. http://127.0.0.1:8702/3.0 for the "
+                                "sandbox. Default: https://<dc>.api.mailchimp.com/3.0."),
+        th.Property("secret_store_path", th.StringType,
+                    description="Directory of the shared encrypted secret store; used when no "
+                                "api_key/oauth_token is set (document `mailchimp`)."),
+        th.Property("secret_store_key", th.StringType, secret=True,
+                    description="Fernet key of the secret store."),
+        th.Property("list_id", th.StringType, description="Audience (list) id."),
+        th.Property("list_name", th.StringType,
+                    description="Audience name, looked up when list_id is not set."),
+        th.Property("store_id", th.StringType,
+                    description="E-commerce store id (created if missing, tied to the list)."),
+        th.Property("store_name", th.StringType, description="Name for a new store."),
+        th.Property("store_currency", th.StringType, default="EUR",
+                    description="Currency code for a new store."),
+        th.Property("batch_size", th.IntegerType(minimum=1, maximum=500), default=500,
+                    description="Members per batch-subscribe call and per segment update "
+                                "(Mailchimp's limit: 500)."),
+        th.Property("default_status_if_new", th.StringType(
+                        allowed_values=["subscribed", "pending", "unsubscribed", "transactional"]),
+                    default="transactional",
+                    description="Status for new members whose record has no status_if_new. "
+                                "Default transactional: no marketing without explicit consent."),
+        th.Property("merge_field_map", th.ObjectType(additional_properties=True),
+                    description="Record property -> merge tag, as \"TAG\" or "
+                                "{\"tag\": \"TAG\", \"type\": \"text\", \"name\": \"Label\"}; "
+                                "type and name are used when the field is created."),
+        th.Property("create_missing_merge_fields", th.BooleanType, default=True,
+                    description="Create merge fields the records use but the audience lacks. "
+                                "When false such values are left out (noted in the audit)."),
+        th.Property("skip_merge_validation", th.BooleanType, default=False,
+                    description="Accept members without the audience's required merge fields."),
+        th.Property("member_deletion", th.StringType(
+                        allowed_values=["archive", "ignore", "delete_permanent"]),
+                    default="archive", description="What a member deletion does."),
+        th.Property("order_deletion", th.StringType(allowed_values=["cancel", "delete"]),
+                    default="cancel", description="What an order deletion does."),
+        th.Property("unknown_streams", th.StringType(allowed_values=["error", "ignore"]),
+                    default="error",
+                    description="A stream that is not a target stream: `error` stops at its "
+                                "SCHEMA message (before anything is written); `ignore` drops "
+                                "its records with a warning."),
+        th.Property("audit_store_url", th.StringType,
+                    default="sqlite:///.meltano/target-mailchimp/audit.sqlite",
+                    description="SQLAlchemy URL of the audit trail (any backend, e.g. "
+                                "postgresql+psycopg://...). Parent dirs of a SQLite file are "
+                                "created."),
+        th.Property("max_in_flight", th.IntegerType(minimum=1, maximum=10), default=10,
+                    description="Most simultaneous requests (Mailchimp allows 10 per key)."),
+        th.Property("batch_operations_threshold", th.IntegerType(minimum=0), default=200,
+                    description="Single-object writes (PUTs) at or above this count in one "
+                                "drain go as one /batches job; fewer go directly. 0: never."),
+        th.Property("batch_poll_interval", th.NumberType, default=2.0,
+                    description="Seconds between /batches status checks."),
+        th.Property("retry_max_tries", th.IntegerType(minimum=1), default=8,
+                    description="Tries per request on 429, 5xx, timeouts, dropped connections."),
+        th.Property("retry_backoff_factor", th.NumberType, default=1.0,
+                    description="Base seconds of the exponential backoff between tries."),
+        th.Property("request_timeout", th.NumberType, default=120.0,
+                    description="Seconds before a request is abandoned (and retried)."),
+    ).to_dict()
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Sequential drains: dependencies (products before orders...) are drained explicitly
+        # and concurrency is bounded by the client's semaphore instead.
+        self.max_parallelism = 1
+
+    @cached_property
+    def run_context(self) -> RunContext:
+        return RunContext(self.config)
+
+    @cached_property
+    def segments(self) -> SegmentDirectory:
+        return SegmentDirectory(self.run_context)
+
+    def get_sink_class(self, stream_name: str) -> type[Sink]:
+        if stream_name in SINKS:
+            return SINKS[stream_name]
+        if self.config.get("unknown_streams", "error") == "ignore":
+            return IgnoredStreamSink
+        raise ValueError(
+            f"target-mailchimp does not know the stream '{stream_name}'. Target streams: "
+            f"{', '.join(SINKS)}. Rename it with stream_maps, or set unknown_streams: ignore."
+        )
+
+    def drain_streams(self, stream_names: Iterable[str]) -> None:
+        """Drain the named streams' sinks now (used for products/customers before orders)."""
+        for name in stream_names:
+            sink = self._sinks_active.get(name)
+            if isinstance(sink, MailchimpSink):
+                self.drain_one(sink)
+
+    def process_endofpipe(self) -> None:
+        try:
+            super().process_endofpipe()
+            if "run_context" in self.__dict__:
+                self.run_context.finish()
+        finally:
+            if "run_context" in self.__dict__:
+                self.run_context.close()
+
+
+if __name__ == "__main__":
+    TargetMailchimp.cli()
