@@ -1,0 +1,198 @@
+"""The Exact Online REST stream base: URLs per division, OData paging, pacing, errors, retries."""
+
+from __future__ import annotations
+
+import functools
+import random
+import re
+from collections.abc import Generator, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import requests
+from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.streams import RESTStream
+
+from tap_exactonline.dates import convert_odata_date
+from tap_exactonline.pagination import ODataNextPaginator
+from tap_exactonline.rate_limit import DailyLimitReached
+
+if TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context, RequestFunc
+    from singer_sdk.streams.rest import HTTPRequest, PageContext
+
+    from tap_exactonline.tap import TapExactOnline
+
+_DIVISION_IN_PATH = re.compile(r"/api/v1/(\d+)/")
+
+
+def division_of(url: str | None) -> int | None:
+    """The division a request goes to (rate limits are per division); None for current/Me."""
+    match = _DIVISION_IN_PATH.search(url or "")
+    return int(match.group(1)) if match else None
+
+
+def odata_error_text(response: requests.Response) -> str:
+    """Exact's error text (`error.message.value`), or the HTTP reason."""
+    try:
+        message = response.json()["error"]["message"]
+        return str(message.get("value") if isinstance(message, dict) else message)
+    except (ValueError, KeyError, TypeError):
+        return response.reason or ""
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    try:
+        return float(response.headers["Retry-After"])
+    except (KeyError, ValueError):
+        return None
+
+
+class RateLimitedError(RetriableAPIError):
+    """429 on the minutely window: wait for the reset, then the same call again."""
+
+
+class ExactStream(RESTStream):
+    """One Exact endpoint, read per division (`path` contains `{division}`)."""
+
+    records_jsonpath = "$.d.results[*]"
+    # The fields asked for with `$select` (mandatory on sync/ and bulk/ endpoints).
+    select_fields: ClassVar[tuple[str, ...]] = ()
+
+    _tap: TapExactOnline
+
+    @property
+    def tap(self) -> TapExactOnline:
+        return self._tap
+
+    @property
+    def url_base(self) -> str:
+        return f"{self.tap.base_url}/api/v1"
+
+    @property
+    def authenticator(self) -> Any:
+        return self.tap.authenticator  # one for all streams: tokens rotate on every refresh
+
+    @property
+    def http_headers(self) -> dict[str, str]:
+        # Without it Exact answers XML.
+        return {"Accept": "application/json"}
+
+    @property
+    def user_agent(self) -> str:
+        return self.config.get("user_agent") or "tap-exactonline/0.1 (singer-sdk)"
+
+    @property
+    def timeout(self) -> float:  # type: ignore[override]  # requests takes fractions too
+        return float(self.config.get("request_timeout", 300))
+
+    @property
+    def partitions(self) -> list[dict[str, Any]] | None:
+        return [{"division": division} for division in self.tap.divisions]
+
+    def get_new_paginator(self) -> ODataNextPaginator:
+        return ODataNextPaginator()
+
+    def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if self.select_fields:
+            params["$select"] = ",".join(self.select_fields)
+        return params
+
+    def get_http_request(self, *, page: PageContext) -> HTTPRequest:
+        request = super().get_http_request(page=page)
+        request.safe_query_chars = "$,'"
+        if page.next_page_token:
+            # Exact's `__next` is complete (query and $skiptoken included): use it verbatim.
+            request.url = page.next_page_token.geturl()
+            request.params = {}
+        return request
+
+    # -- answers ------------------------------------------------------------------------------
+    def validate_response(self, response: requests.Response) -> None:
+        division = division_of(response.request.url if response.request else response.url)
+        self.tap.rate_limiter.observe(division, response.status_code, response.headers)
+        status = response.status_code
+        if status < 400:
+            return
+        method = response.request.method if response.request else "GET"
+        where = f"{method} {self._path_of(response)}"
+        message = f"{status} {response.reason} on {where}: {odata_error_text(response)}"
+        if status == 429:
+            retry_after = _retry_after(response)
+            if retry_after is not None and retry_after > self.tap.rate_limiter.max_wait:
+                # Exact blocks an app for an hour after repeated errors: waiting is pointless.
+                raise FatalAPIError(f"{message} (blocked; retry after {retry_after:.0f} s)")
+            raise RateLimitedError(message, response)
+        if status >= 500:
+            raise RetriableAPIError(message, response)
+        # Never retry a 4xx: it fails again, and repeated errors get the app blocked for an hour.
+        raise FatalAPIError(message)
+
+    @staticmethod
+    def _path_of(response: requests.Response) -> str:
+        # The path only: query strings are long and tokens never travel in URLs, but be tidy.
+        url = response.request.url if response.request else response.url
+        return (url or "").split("?", 1)[0]
+
+    def response_error_message(self, response: requests.Response) -> str:
+        return f"{response.status_code} on {self._path_of(response)}: {odata_error_text(response)}"
+
+    def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
+        body = response.json()
+        data = body.get("d") if isinstance(body, dict) else None
+        if isinstance(data, dict) and "results" in data:
+            yield from data["results"]
+        elif isinstance(data, dict):
+            yield data  # a single-object GET answers {"d": {...}}
+
+    def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict | None:
+        interpretation = self.config.get("date_interpretation", "amsterdam_wall_clock")
+        record = {key: convert_odata_date(value, interpretation) for key, value in row.items()}
+        record.pop("__metadata", None)
+        if context and record.get("Division") is None:
+            record["Division"] = context["division"]
+        return record
+
+    # -- pacing and retries -------------------------------------------------------------------
+    def request_decorator(self, func: RequestFunc) -> RequestFunc:
+        limiter = self.tap.rate_limiter
+
+        @functools.wraps(func)
+        def paced(prepared_request: requests.PreparedRequest, context: Context | None) -> Any:
+            limiter.before_request(division_of(prepared_request.url))
+            return func(prepared_request, context)
+
+        return super().request_decorator(paced)
+
+    def backoff_wait_generator(self) -> Generator[float, Any, None]:
+        initial = float(self.config.get("retry_initial_wait", 1.0))
+        attempt = 0
+        exception = yield  # type: ignore[misc]  # primed by `backoff`
+        while True:
+            attempt += 1
+            if isinstance(exception, RateLimitedError) and exception.response is not None:
+                wait = _retry_after(exception.response) or self.tap.rate_limiter.retry_wait(
+                    division_of(exception.response.url))
+            else:
+                wait = initial * 2 ** (attempt - 1)
+            exception = yield wait
+
+    def backoff_max_tries(self) -> int:
+        return int(self.config.get("max_retries", 5)) + 1
+
+    def backoff_jitter(self, value: float) -> float:
+        # Never earlier than asked (a rate-limit reset), at most 10% later.
+        return value + random.uniform(0, 0.1 * value)
+
+    # -- records ------------------------------------------------------------------------------
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        division = (context or {}).get("division")
+        if division in self.tap.rate_limiter.exhausted:
+            return
+        try:
+            yield from self.request_records(context)
+        except DailyLimitReached:
+            self.on_daily_limit(context)
+
+    def on_daily_limit(self, context: Context | None) -> None:
+        """The division's budget ran out mid-partition: keep what is resumable."""

@@ -1,0 +1,14 @@
+"""OData v2 paging: the answer says where the next page is (`d.__next`), and we go there."""
+
+from __future__ import annotations
+
+import requests
+from singer_sdk.pagination import BaseHATEOASPaginator
+
+
+class ODataNextPaginator(BaseHATEOASPaginator):
+    """Follows `d.__next` verbatim (an absolute URL with its own `$skiptoken`)."""
+
+    def get_next_url(self, response: requests.Response) -> str | None:
+        body = response.json().get("d")
+        return body.get("__next") or None if isinstance(body, dict) else None

@@ -1,0 +1,170 @@
+"""tap-exactonline: the Tap class, its settings and the objects all streams share."""
+
+from __future__ import annotations
+
+import logging
+import time
+from functools import cached_property
+
+from singer_sdk import Tap
+from singer_sdk import typing as th
+
+from tap_exactonline.auth import ExactAuthenticator
+from tap_exactonline.dates import DATE_INTERPRETATIONS
+from tap_exactonline.divisions import DivisionPlan, plan_divisions
+from tap_exactonline.invoice_feed import LineSpool
+from tap_exactonline.rate_limit import RateLimiter
+from tap_exactonline.streams import STREAM_TYPES
+from tap_exactonline.token_store import TokenStore
+from tap_exactonline.webhooks import WebhookInbox
+
+LOGGER = logging.getLogger("tap_exactonline")
+
+REGION_HOSTS = {
+    "nl": "https://start.exactonline.nl",
+    "be": "https://start.exactonline.be",
+    "de": "https://start.exactonline.de",
+    "fr": "https://start.exactonline.fr",
+    "es": "https://start.exactonline.es",
+    "uk": "https://start.exactonline.co.uk",
+    "us": "https://start.exactonline.com",
+}
+
+
+def resolve_base_url(config: dict) -> str:
+    """`base_url` when given (the sandbox), else the host of `region`."""
+    if config.get("base_url"):
+        return str(config["base_url"]).rstrip("/")
+    return REGION_HOSTS[config.get("region") or "nl"]
+
+
+CONFIG_SCHEMA = th.PropertiesList(
+    th.Property("client_id", th.StringType, required=True,
+                description="OAuth client id of the Exact Online app."),
+    th.Property("client_secret", th.StringType, required=True, secret=True,
+                description="OAuth client secret of the Exact Online app."),
+    th.Property("refresh_token", th.StringType, secret=True,
+                description="Bootstrap refresh token. Used only when the token store has none, "
+                "or when the stored one is dead and this one differs from the one that seeded "
+                "the store. `tap-exactonline-authorize` makes it unnecessary."),
+    th.Property("region", th.StringType, default="nl", allowed_values=list(REGION_HOSTS),
+                description="Exact Online region (host): nl, be, de, fr, es, uk or us."),
+    th.Property("base_url", th.StringType,
+                description="Overrides the regional host, e.g. the sandbox "
+                "`http://127.0.0.1:8701/nl`. Paths `/api/...` are appended."),
+    th.Property("divisions", th.ArrayType(th.IntegerType),
+                description="Divisions to read. Empty: the user's current division (current/Me)."),
+    th.Property("all_divisions", th.BooleanType, default=False,
+                description="Read every division of the company (system/Divisions); "
+                "overrides `divisions`."),
+    th.Property("start_date", th.DateTimeType,
+                description="Earliest `Modified` for the Modified-based streams "
+                "(cost_centers, receivables) on their first run."),
+    th.Property("token_store_path", th.StringType, required=True,
+                description="Directory of the encrypted token store."),
+    th.Property("token_store_key", th.StringType, required=True, secret=True,
+                description="Fernet key of the token store (`secret-store generate-key`)."),
+    th.Property("redirect_uri", th.StringType,
+                description="Redirect URI registered for the app, for `tap-exactonline-authorize` "
+                "(default http://localhost:8765/callback)."),
+    th.Property("user_agent", th.StringType, description="User-Agent header for API calls."),
+    th.Property("date_interpretation", th.StringType, default="amsterdam_wall_clock",
+                allowed_values=list(DATE_INTERPRETATIONS),
+                description="How to read `/Date(ms)/`: `amsterdam_wall_clock` (ms are the "
+                "Amsterdam wall clock written as UTC; Airbyte's reading, unconfirmed) or `utc`."),
+    th.Property("modified_overlap_seconds", th.NumberType, default=300,
+                description="How far before the Modified bookmark to re-read (keys are stable, "
+                "re-sends are harmless)."),
+    th.Property("request_timeout", th.NumberType, default=300,
+                description="Seconds to wait for an API answer."),
+    th.Property("token_timeout", th.NumberType, default=60,
+                description="Seconds to wait for the token endpoint."),
+    th.Property("max_retries", th.IntegerType, default=5,
+                description="Retries of a 5xx, timeout or dropped connection (never of a 4xx)."),
+    th.Property("retry_initial_wait", th.NumberType, default=1.0,
+                description="First backoff wait in seconds; doubles on each retry."),
+    th.Property("max_rate_limit_wait", th.NumberType, default=90,
+                description="Longest sleep for a minutely rate-limit reset."),
+    th.Property("webhook_secret", th.StringType, secret=True,
+                description="Exact webhook secret, for `tap-exactonline-webhooks serve`."),
+    th.Property("webhook_inbox_path", th.StringType,
+                description="File where the webhook receiver notes changed keys; a completed "
+                "run clears the entries it covered."),
+    th.Property("lost_refresh_max_wait", th.NumberType, default=660,
+                description="Longest wait, after a token refresh that got no answer, until Exact "
+                "allows retrying with the previous refresh token; beyond it the run stops."),
+).to_dict()
+
+
+class TapExactOnline(Tap):
+    """Exact Online → Singer: CRM, sales invoices, cost centers, receivables, deletions."""
+
+    name = "tap-exactonline"
+    config_jsonschema = CONFIG_SCHEMA
+
+    def discover_streams(self) -> list:
+        return [stream_type(tap=self) for stream_type in STREAM_TYPES]
+
+    # -- shared by every stream ---------------------------------------------------------------
+    @cached_property
+    def base_url(self) -> str:
+        return resolve_base_url(dict(self.config))
+
+    @cached_property
+    def token_store(self) -> TokenStore:
+        return TokenStore(
+            self.config["token_store_path"], self.config["token_store_key"],
+            self.config["client_id"],
+        )
+
+    @cached_property
+    def authenticator(self) -> ExactAuthenticator:
+        return ExactAuthenticator(
+            base_url=self.base_url,
+            client_id=self.config["client_id"],
+            client_secret=self.config["client_secret"],
+            store=self.token_store,
+            bootstrap_refresh_token=self.config.get("refresh_token"),
+            timeout=float(self.config.get("token_timeout", 60)),
+            lost_refresh_max_wait=float(self.config.get("lost_refresh_max_wait", 660)),
+        )
+
+    @cached_property
+    def rate_limiter(self) -> RateLimiter:
+        return RateLimiter(max_wait=float(self.config.get("max_rate_limit_wait", 90)))
+
+    @cached_property
+    def line_spool(self) -> LineSpool:
+        return LineSpool()
+
+    @cached_property
+    def division_plan(self) -> DivisionPlan:
+        return plan_divisions(self)
+
+    @property
+    def divisions(self) -> list[int]:
+        return self.division_plan.divisions
+
+    @property
+    def division_move_dates(self) -> dict[int, str | None]:
+        return self.division_plan.move_dates
+
+    def sync_all(self) -> None:
+        started = time.time()
+        try:
+            super().sync_all()
+        finally:
+            self.line_spool.close()
+        if self.config.get("webhook_inbox_path") and not self.rate_limiter.exhausted:
+            # Every feed was polled to its end: the keys webhooks announced before are covered.
+            WebhookInbox(self.config["webhook_inbox_path"]).clear_before(started)
+        if self.rate_limiter.exhausted:
+            LOGGER.warning(
+                "Stopped early: Exact's daily call limit is spent for division(s) %s. State "
+                "holds the bookmarks reached; the next run resumes from there.",
+                sorted(d for d in self.rate_limiter.exhausted if d is not None),
+            )
+
+
+if __name__ == "__main__":
+    TapExactOnline.cli()

@@ -1,0 +1,141 @@
+"""Rate limits, server failures, dropped connections and the daily budget (real HTTP).
+
+The sandbox's "minute" is shortened to 2 seconds so pacing is exercised without long sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+from singer_sdk.exceptions import FatalAPIError
+
+
+def _statuses(sandbox, endpoint: str) -> list[int]:
+    return [c["status"] for c in sandbox.calls()["calls"] if c["endpoint"] == endpoint]
+
+
+def test_pacing_waits_for_the_minutely_reset_instead_of_hitting_429(
+    exact_sandbox_factory, config_for, run_tap
+):
+    sandbox = exact_sandbox_factory(accounts_per_division=5, minutely_limit=3, minute_seconds=2)
+    run = run_tap(config_for(sandbox, divisions=[101]),
+                  select=["accounts", "contacts", "cost_centers", "deletions"])
+
+    assert len(run.records("accounts")) == len(sandbox.rows("Accounts", 101))
+    assert len(run.records("contacts")) == len(sandbox.rows("Contacts", 101))
+    statuses = [c["status"] for c in sandbox.calls()["calls"]]
+    assert len(statuses) == 6 and 429 not in statuses
+
+
+def _burn_calls(sandbox, calls: int, division: int = 101) -> None:
+    """Another client of the same app spends `calls` of the division's budget."""
+    tokens = requests.post(f"{sandbox.base_url()}/api/oauth2/token", data={
+        "grant_type": "refresh_token", "refresh_token": sandbox.issue_refresh_token(),
+        "client_id": sandbox.client_id, "client_secret": sandbox.client_secret}, timeout=5).json()
+    for _ in range(calls):
+        requests.get(f"{sandbox.base_url()}/api/v1/{division}/system/Divisions", timeout=5,
+                     headers={"Authorization": f"Bearer {tokens['access_token']}",
+                              "Accept": "application/json"})
+
+
+def test_429_waits_for_the_reset_then_retries(exact_sandbox_factory, config_for, run_tap):
+    sandbox = exact_sandbox_factory(accounts_per_division=5, minutely_limit=2, minute_seconds=2)
+    _burn_calls(sandbox, 2)
+
+    run = run_tap(config_for(sandbox, divisions=[101]), select=["accounts"])
+
+    assert len(run.records("accounts")) == len(sandbox.rows("Accounts", 101))
+    assert _statuses(sandbox, "system/Divisions")[-2:] == [429, 200]
+
+
+def test_server_errors_are_retried(exact_sandbox, config_for, run_tap):
+    exact_sandbox.add_fault(path="sync/CRM/Accounts", status=503, count=2)
+    run = run_tap(config_for(exact_sandbox, divisions=[101]), select=["accounts"])
+    assert len(run.records("accounts")) == len(exact_sandbox.rows("Accounts", 101))
+    assert _statuses(exact_sandbox, "sync/CRM/Accounts") == [503, 503, 200]
+
+
+def test_dropped_connections_and_timeouts_are_retried(exact_sandbox, config_for, run_tap):
+    exact_sandbox.add_fault(path="sync/CRM/Contacts", kind="drop", count=1)
+    exact_sandbox.add_fault(path="hrm/Costcenters", kind="slow", delay=1.5, count=1)
+    config = config_for(exact_sandbox, divisions=[101], request_timeout=0.5)
+    run = run_tap(config, select=["contacts", "cost_centers"])
+    assert len(run.records("contacts")) == len(exact_sandbox.rows("Contacts", 101))
+    assert len(run.records("cost_centers")) == len(exact_sandbox.rows("Costcenters", 101))
+
+
+def test_client_errors_are_fatal_and_never_repeated(exact_sandbox, config_for, run_tap):
+    body = {"error": {"code": "", "message": {"lang": "", "value": "Bad filter value"}}}
+    exact_sandbox.add_fault(path="sync/CRM/Accounts", status=400, body=body, count=5)
+    config = config_for(exact_sandbox, divisions=[101])
+    with pytest.raises(FatalAPIError, match="Bad filter value") as error:
+        run_tap(config, select=["accounts"])
+    assert exact_sandbox.calls()["by_endpoint"]["GET sync/CRM/Accounts"] == 1
+    assert config["client_secret"] not in str(error.value)
+
+
+def test_daily_budget_spent_stops_cleanly_and_the_next_run_resumes(
+    exact_sandbox_factory, config_for, run_tap_process, tmp_path
+):
+    sandbox = exact_sandbox_factory(accounts_per_division=5, daily_limit=4)
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config_for(sandbox, divisions=[101, 102])))
+
+    first = run_tap_process(config_path)
+
+    assert first.returncode == 0, first.logs[-2000:]
+    assert "DAILY call limit" in first.logs
+    assert first.counts["accounts"] == len(sandbox.rows("Accounts", 101)) + len(
+        sandbox.rows("Accounts", 102))
+    assert first.counts["receivables"] == 0 and first.counts["sales_invoices"] == 0
+    assert 429 not in [c["status"] for c in sandbox.calls()["calls"]]  # stopped, not hammered
+    first_state = first.state
+    assert first_state["bookmarks"]["accounts"]["partitions"][0]["replication_key_value"]
+
+    sandbox.limiter.settings.daily_limit = 1000  # a new day
+    state_path = tmp_path / "state.json"
+    state_path.write_text(json.dumps(first_state))
+    second = run_tap_process(config_path, state_path)
+
+    assert second.returncode == 0
+    assert second.counts["accounts"] == 0  # resumed from the bookmarks
+    assert second.counts["receivables"] == len(sandbox.rows("Receivables", 101)) + len(
+        sandbox.rows("Receivables", 102))
+    assert second.counts["sales_invoices"] == len(sandbox.rows("SalesInvoices", 101)) + len(
+        sandbox.rows("SalesInvoices", 102))
+
+
+def test_daily_429_stops_that_division_and_the_others_go_on(
+    exact_sandbox_factory, config_for, run_tap
+):
+    sandbox = exact_sandbox_factory(accounts_per_division=5, daily_limit=3)
+    _burn_calls(sandbox, 3, division=102)  # division 102's day is already used up
+    sandbox.reset_calls()
+
+    run = run_tap(config_for(sandbox, divisions=[101, 102]), select=["accounts", "contacts"])
+
+    assert {r["Division"] for r in run.records("accounts")} == {101}
+    assert len(run.records("contacts")) == len(sandbox.rows("Contacts", 101))
+    calls_102 = [c["status"] for c in sandbox.calls()["calls"] if c["division"] == 102]
+    assert calls_102 == [429]  # refused once, then left alone
+
+
+def test_budget_spent_midway_through_an_unordered_stream_keeps_the_old_bookmark(
+    exact_sandbox_factory, config_for, run_tap
+):
+    sandbox = exact_sandbox_factory(accounts_per_division=1100, daily_limit=2)
+    config = config_for(sandbox, divisions=[101], start_date="2000-01-01T00:00:00Z")
+    total = len(sandbox.rows("Receivables", 101))
+    assert total > 1000
+
+    first = run_tap(config, select=["receivables"])  # system/Divisions + one page of 1,000
+
+    assert len(first.records("receivables")) == 1000
+    assert "replication_key_value" not in first.bookmark("receivables", 101)
+
+    sandbox.limiter.settings.daily_limit = 1000
+    second = run_tap(config, state=first.state, select=["receivables"])
+    assert len(second.records("receivables")) == total
+    assert second.bookmark("receivables", 101)["replication_key_value"]

@@ -1,0 +1,71 @@
+"""Webhook receiver: signed deliveries from the sandbox are noted, forged ones are refused."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import requests
+from tap_exactonline.webhooks import (
+    InvalidDelivery,
+    WebhookInbox,
+    WebhookServer,
+    subscribe,
+    verify_delivery,
+)
+
+SECRET = "webhook-secret-for-tests"
+
+
+@pytest.fixture
+def receiver(tmp_path):
+    inbox = WebhookInbox(tmp_path / "inbox.jsonl")
+    server = WebhookServer(("127.0.0.1", 0), SECRET, inbox)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/exact", inbox
+    server.shutdown()
+    server.server_close()
+
+
+def test_signed_deliveries_are_recorded_and_a_run_clears_them(
+    exact_sandbox_factory, config_for, run_tap, receiver
+):
+    url, inbox = receiver
+    sandbox = exact_sandbox_factory(accounts_per_division=5, webhook_secret=SECRET)
+    config = config_for(sandbox, divisions=[101], webhook_inbox_path=str(inbox.path))
+    created = subscribe(config, 101, "Accounts", url)
+    assert created["Topic"] == "Accounts"
+
+    account = sandbox.rows("Accounts", 101)[0]
+    sandbox.update("Accounts", account["ID"], {"Name": "Via webhook BV"})
+    assert sandbox.webhooks.wait_idle(10)
+
+    pending = inbox.pending()
+    assert [(p["Key"], p["Division"], p["Topic"]) for p in pending] == [
+        (account["ID"], 101, "Accounts")]
+
+    run = run_tap(config, select=["accounts"])
+    assert "Via webhook BV" in {r["Name"] for r in run.records("accounts")}
+    assert inbox.pending() == []  # polled: the run covered it
+
+
+def test_forged_or_altered_deliveries_are_refused(receiver):
+    url, inbox = receiver
+    forged = b'{"Content":{"Topic":"Accounts","Key":"x"},"HashCode":"' + b"A" * 64 + b'"}'
+    assert requests.post(url, data=forged, timeout=5).status_code == 401
+    assert requests.post(url, data=b"", timeout=5).status_code == 200  # validation ping
+    assert inbox.pending() == []
+
+
+def test_hash_is_computed_over_the_raw_content_bytes():
+    import hashlib
+    import hmac
+
+    content = b'{"Topic":"Contacts", "Key":"k1","Division":101}'  # odd spacing kept as sent
+    digest = hmac.new(SECRET.encode(), content, hashlib.sha256).hexdigest().upper().encode()
+    raw = b'{"Content":' + content + b',"HashCode":"' + digest + b'"}'
+    assert verify_delivery(raw, SECRET)["Key"] == "k1"
+    with pytest.raises(InvalidDelivery):
+        verify_delivery(raw.replace(b"k1", b"k2"), SECRET)
+    with pytest.raises(InvalidDelivery):
+        verify_delivery(raw, "another-secret")
