@@ -145,7 +145,7 @@ def meltano_env(boxes: Sandboxes, run_dir: Path) -> dict[str, str]:
             "TAP_EXACTONLINE_BASE_URL": f"{boxes.exact_url}/nl",
             "TAP_EXACTONLINE_CLIENT_ID": boxes.client_id,
             "TAP_EXACTONLINE_CLIENT_SECRET": boxes.client_secret,
-            "TAP_EXACTONLINE_DIVISIONS": "[101, 102, 103]",
+            "TAP_EXACTONLINE_ALL_DIVISIONS": "true",
             "TAP_EXACTONLINE_TOKEN_STORE_PATH": str(run_dir / "secrets"),
             "TAP_EXACTONLINE_TOKEN_STORE_KEY": store_key,
             "TARGET_MAILCHIMP_BASE_URL": f"{boxes.mailchimp_url}/3.0",

@@ -1,0 +1,111 @@
+"""End-to-end fixtures: both sandboxes in this process, the pipeline through `meltano run`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+
+ROOT = Path(__file__).resolve().parent.parent
+MELTANO = ROOT / ".venv" / "bin" / "meltano"
+PIPELINE = ["tap-exactonline", "exact-to-mailchimp", "target-mailchimp"]
+STORE_ID = "exact-online"
+
+
+@pytest.fixture(scope="session")
+def meltano_plugins() -> None:
+    """Install the plugins' virtualenvs once (editable, so later code changes need no reinstall)."""
+    result = subprocess.run(
+        [str(MELTANO), "install"], cwd=ROOT, capture_output=True, text=True, check=False,
+        env={**os.environ, "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false"},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+@dataclass
+class Pipeline:
+    """One isolated Meltano project state (system db, secrets, stores) wired to the sandboxes."""
+
+    exact: Any
+    mailchimp: Any
+    workdir: Path
+    env: dict[str, str]
+
+    def run(
+        self, *args: str, plugins: list[str] = PIPELINE, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(MELTANO), "run", *args, *plugins], cwd=ROOT, env=self.env,
+            capture_output=True, text=True, timeout=600, check=False,
+        )
+        (self.workdir / "meltano-output.log").open("a").write(result.stdout + result.stderr)
+        if check:
+            assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+        return result
+
+    def invoke(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(MELTANO), "invoke", *args], cwd=ROOT, env=self.env, input=stdin,
+            capture_output=True, text=True, timeout=300, check=False,
+        )
+        assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+        return result
+
+    def state(self, state_id: str = "dev:tap-exactonline-to-target-mailchimp") -> str:
+        result = subprocess.run(
+            [str(MELTANO), "state", "get", state_id],
+            cwd=ROOT, env=self.env, capture_output=True, text=True, check=True,
+        )
+        return result.stdout
+
+    def members(self) -> dict[str, dict[str, Any]]:
+        return {m["email_address"]: m for m in self.mailchimp.members()}
+
+    def orders(self) -> dict[str, dict[str, Any]]:
+        try:
+            return {o["id"]: o for o in self.mailchimp.store(STORE_ID).get("orders", [])}
+        except KeyError:
+            return {}
+
+    def mailchimp_writes(self) -> int:
+        by_endpoint = self.mailchimp.calls()["by_endpoint"]
+        return sum(n for label, n in by_endpoint.items() if not label.startswith("GET "))
+
+
+@pytest.fixture
+def pipeline(
+    meltano_plugins: None, exact_sandbox_factory: Any, mailchimp_sandbox_factory: Any,
+    tmp_path: Path,
+) -> Iterator[Pipeline]:
+    exact = exact_sandbox_factory(accounts_per_division=25, seed=7)
+    mailchimp = mailchimp_sandbox_factory()
+    store_key = Fernet.generate_key().decode()
+    env = {
+        **os.environ,
+        "MELTANO_ENVIRONMENT": "dev",
+        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
+        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "TAP_EXACTONLINE_BASE_URL": exact.base_url("nl"),
+        "TAP_EXACTONLINE_CLIENT_ID": exact.client_id,
+        "TAP_EXACTONLINE_CLIENT_SECRET": exact.client_secret,
+        "TAP_EXACTONLINE_REFRESH_TOKEN": exact.issue_refresh_token("nl"),
+        "TAP_EXACTONLINE_ALL_DIVISIONS": "true",
+        "TAP_EXACTONLINE_TOKEN_STORE_PATH": str(tmp_path / "secrets"),
+        "TAP_EXACTONLINE_TOKEN_STORE_KEY": store_key,
+        "TARGET_MAILCHIMP_BASE_URL": mailchimp.api_base,
+        "TARGET_MAILCHIMP_LOGIN_URL": mailchimp.url,
+        "TARGET_MAILCHIMP_API_KEY": mailchimp.api_key,
+        "TARGET_MAILCHIMP_LIST_ID": mailchimp.list_id,
+        "TARGET_MAILCHIMP_AUDIT_STORE_URL": f"sqlite:///{tmp_path / 'audit.sqlite'}",
+        "TARGET_MAILCHIMP_SECRET_STORE_PATH": str(tmp_path / "secrets"),
+        "TARGET_MAILCHIMP_SECRET_STORE_KEY": store_key,
+        "MAPPER_EXACT_MAILCHIMP_LOOKUP_STORE_PATH": str(tmp_path / "lookup.sqlite"),
+        "MAPPER_EXACT_MAILCHIMP_REJECTIONS_PATH": str(tmp_path / "rejections.jsonl"),
+    }
+    yield Pipeline(exact, mailchimp, tmp_path, env)
