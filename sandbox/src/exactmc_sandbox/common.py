@@ -8,8 +8,9 @@ import socket
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from flask import Flask, Response, abort, jsonify, request
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -54,6 +55,32 @@ class ServiceServer:
             self._server.server_close()
         if self._thread is not None:
             self._thread.join(5)
+
+
+class _Startable(Protocol):
+    def start(self) -> str: ...
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Startable)
+
+
+@contextlib.contextmanager
+def started_sandboxes(cls: Callable[..., S]) -> Iterator[Callable[..., S]]:
+    """A factory starting `cls(**options)` sandboxes; every one started is stopped on exit."""
+    started: list[S] = []
+
+    def start(**options: Any) -> S:
+        sandbox = cls(**options)
+        sandbox.start()
+        started.append(sandbox)
+        return sandbox
+
+    try:
+        yield start
+    finally:
+        for sandbox in started:
+            sandbox.stop()
 
 
 class CallLog:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
+from exactmc_sandbox.common import started_sandboxes
 from exactmc_sandbox.exact.sandbox import ExactSandbox
 
 __all__ = ["exact_sandbox", "exact_sandbox_factory"]
@@ -17,17 +17,8 @@ ExactSandboxFactory = Callable[..., ExactSandbox]
 @pytest.fixture
 def exact_sandbox_factory() -> Iterator[ExactSandboxFactory]:
     """Call with `ExactSandbox` options; every sandbox started is stopped at teardown."""
-    started: list[ExactSandbox] = []
-
-    def start(**options: Any) -> ExactSandbox:
-        sandbox = ExactSandbox(**options)
-        sandbox.start()
-        started.append(sandbox)
-        return sandbox
-
-    yield start
-    for sandbox in started:
-        sandbox.stop()
+    with started_sandboxes(ExactSandbox) as start:
+        yield start
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
+from exactmc_sandbox.common import started_sandboxes
 from exactmc_sandbox.mailchimp.sandbox import MailchimpSandbox
 
 __all__ = ["mailchimp_sandbox", "mailchimp_sandbox_factory"]
@@ -15,17 +15,8 @@ __all__ = ["mailchimp_sandbox", "mailchimp_sandbox_factory"]
 @pytest.fixture
 def mailchimp_sandbox_factory() -> Iterator[Callable[..., MailchimpSandbox]]:
     """Start sandboxes with custom options (see MailchimpSandbox); all stop at teardown."""
-    started: list[MailchimpSandbox] = []
-
-    def start(**options: Any) -> MailchimpSandbox:
-        sandbox = MailchimpSandbox(**options)
-        sandbox.start()
-        started.append(sandbox)
-        return sandbox
-
-    yield start
-    for sandbox in started:
-        sandbox.stop()
+    with started_sandboxes(MailchimpSandbox) as start:
+        yield start
 
 
 @pytest.fixture
