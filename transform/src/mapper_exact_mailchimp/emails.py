@@ -1,0 +1,38 @@
+"""Deciding whether an e-mail address from Exact is usable for Mailchimp."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from email_validator import EmailNotValidError, validate_email
+
+
+@dataclass(frozen=True)
+class EmailCheck:
+    """Either a normalised address or the reason there is none."""
+
+    email: str | None
+    problem: str | None = None
+
+
+def check_email(raw: object) -> EmailCheck:
+    """Lower-case, trim and syntax-check one address (no DNS: runs must not depend on it)."""
+    if raw is None or not str(raw).strip():
+        return EmailCheck(None, "empty")
+    candidate = str(raw).strip().lower()
+    try:
+        validate_email(candidate, check_deliverability=False)
+    except EmailNotValidError as error:
+        return EmailCheck(None, f"invalid email {candidate!r}: {error}")
+    return EmailCheck(candidate)
+
+
+def first_usable(*raws: object) -> EmailCheck:
+    """The first usable address among fallbacks; else all the problems, for the report."""
+    problems = []
+    for raw in raws:
+        check = check_email(raw)
+        if check.email:
+            return check
+        problems.append(check.problem or "empty")
+    return EmailCheck(None, "; ".join(dict.fromkeys(problems)))

@@ -1,0 +1,319 @@
+"""Recompute the outputs of everything dirty, from the whole lookup store.
+
+Computing from the store (not from the records as they arrive) is what makes the result
+independent of arrival order and of how the input was split over runs: dedup by email, an
+account's tags for a new contact, a payment for an old invoice all read the current rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from .dates import parse_iso, utc_now_iso
+from .ledger import OutputLedger, content_hash
+from .lookup_store import Candidate, LookupStore
+from .members import account_candidates, member_record, winner
+from .orders import (
+    CREDIT_NOTE_TYPES,
+    DRAFT_STATUS,
+    customer_email,
+    customer_id,
+    customer_record,
+    order_id,
+    order_record,
+    product_record,
+)
+from .rejections import Rejection, RejectionLog
+from .settings import MappingSettings
+from .tags import desired_member_tags, member_tag_records, tag_record
+
+logger = logging.getLogger(__name__)
+
+# Output order within a flush: what a later record refers to goes first.
+STREAM_ORDER = ("tags", "members", "member_tags", "customers", "products", "orders", "deletions")
+# Fields left out of the change hash: a cost-center rename travels as one `tags` record, and a
+# member's newer timestamp alone does not re-send all its tags.
+UNHASHED = {"member_tags": ("tag_name", "source_updated_at")}
+
+
+@dataclass
+class Output:
+    stream: str
+    key: str
+    record: dict[str, Any]
+    owner: str | None = None
+
+    @property
+    def digest(self) -> str:
+        skip = UNHASHED.get(self.stream, ())
+        return content_hash({k: v for k, v in self.record.items() if k not in skip})
+
+
+@dataclass
+class FlushResult:
+    outputs: list[Output] = field(default_factory=list)
+    rejected: int = 0
+    deferred: int = 0
+
+
+def deletion_key(entity: str, key: str) -> str:
+    return f"{entity}\n{key}"
+
+
+class Flusher:
+    def __init__(
+        self, store: LookupStore, ledger: OutputLedger, rejection_log: RejectionLog,
+        settings: MappingSettings,
+    ) -> None:
+        self.store = store
+        self.ledger = ledger
+        self.rejection_log = rejection_log
+        self.settings = settings
+
+    def flush(
+        self, *, final: bool, finished: frozenset[str] = frozenset(),
+        extra_rejections: list[Rejection] | None = None,
+    ) -> FlushResult:
+        """Changed outputs of everything dirty. Mid-run (not `final`), what still lacks a part
+        whose stream has not finished in this run (an account's contacts, an invoice's lines or
+        receivable) stays dirty rather than being sent twice or wrongly; `finished` names the
+        input streams the tap has moved past. Dirty marks live in the store: crash-safe."""
+        self._final, self._finished = final, finished
+        self._buckets: dict[str, dict[str, Output]] = {s: {} for s in STREAM_ORDER}
+        self._rejections: list[Rejection] = list(extra_rejections or [])
+        result = FlushResult()
+        if final and self.settings.inactive_after_days is not None:
+            self._mark_customers_for_inactivity()
+        emails, invoices, result.deferred = self._flush_accounts()
+        for email in sorted(emails):
+            self._member_outputs(email)
+        self._flush_cost_centers()
+        result.deferred += self._flush_invoices(invoices)
+        self._flush_items()
+        result.rejected = self.rejection_log.report(self._rejections)
+        result.outputs = [
+            output
+            for stream in STREAM_ORDER
+            for output in self._buckets[stream].values()
+            if not self.ledger.is_unchanged(output.stream, output.key, output.digest)
+        ]
+        return result
+
+    def _may_still_come(self, stream: str) -> bool:
+        return not self._final and stream not in self._finished
+
+    def _add(self, stream: str, key: str, record: dict[str, Any], owner: str | None = None) -> None:
+        self._buckets[stream][key] = Output(stream, key, record, owner)
+
+    def _reject(self, rejections: list[Rejection]) -> None:
+        self._rejections.extend(rejections)
+
+    # --- members ---------------------------------------------------------------------------
+
+    def _flush_accounts(self) -> tuple[set[str], set[tuple[int, str]], int]:
+        emails: set[str] = set()
+        invoices: set[tuple[int, str]] = set()
+        done, deferred = [], 0
+        for division, account_id in self.store.dirty("account"):
+            buried = self.store.is_buried("accounts", division, account_id)
+            account = None if buried else self.store.row("accounts", division, account_id)
+            contacts = [] if buried else self.store.children("contacts", division, account_id)
+            if not buried and ((account is None and self._may_still_come("accounts"))
+                               or (not contacts and self._may_still_come("contacts"))):
+                deferred += 1
+                continue
+            candidates: list[Candidate] = []
+            if not buried:
+                candidates, rejections, fine = account_candidates(
+                    division, account_id, account, contacts)
+                self._reject(rejections)
+                for contact_id in fine:
+                    self.rejection_log.resolved("contacts", division, contact_id)
+                if candidates:
+                    self.rejection_log.resolved("accounts", division, account_id)
+            emails |= self.store.replace_candidates(division, account_id, candidates)
+            # Orders need the account's customer email, which may just have appeared.
+            invoices |= {(division, i) for i in self.store.child_ids(
+                "sales_invoices", division, account_id)}
+            done.append((division, account_id))
+        self.store.clean("account", done)
+        return emails, invoices, deferred
+
+    def _member_outputs(self, email: str) -> None:
+        candidates = self.store.candidates_for_email(email)
+        if not candidates:
+            self._member_gone(email)
+            return
+        chosen = winner(candidates)
+        # Consent is per person: if any Exact record with this address says "do not mail"
+        # (excluded contact, blocked account), the address is not subscribed.
+        excluded = any(c.excluded for c in candidates)
+        inactive = self._inactive(candidates)
+        account = self.store.row("accounts", chosen.division, chosen.account_id)
+        contact = self.store.row("contacts", chosen.division, chosen.contact_id)
+        self._add("members", email, member_record(
+            chosen, account, contact, excluded=excluded, inactive=inactive,
+            settings=self.settings))
+        desired = desired_member_tags(
+            self.store, candidates, excluded=excluded, inactive=inactive, settings=self.settings)
+        previously_active = {
+            p["tag_key"]: p["tag_name"]
+            for p in self.ledger.payloads_of_owner("member_tags", email) if p.get("active")
+        }
+        for record in member_tag_records(email, desired, previously_active, chosen.updated_at):
+            self._add("member_tags", f"{email}\n{record['tag_key']}", record, owner=email)
+
+    def _member_gone(self, email: str) -> None:
+        """No live Exact record holds the address any more: delete the member we created."""
+        previous = self.ledger.payload("members", email)
+        if previous is None:
+            return  # never sent (or already deleted): nothing to undo
+        _, division, kind, row_id = str(previous.get("source_key")).split(":", 3)
+        if kind == "account" and self.store.row("accounts", int(division), row_id) is not None:
+            # The account merely gained contacts; its inbox did not leave: keep the member.
+            return
+        deleted_at = self._deleted_at(kind, int(division), row_id)
+        self._add("deletions", deletion_key("member", email),
+                  {"entity": "member", "key": email, "deleted_at": deleted_at or utc_now_iso()})
+
+    def _deleted_at(self, kind: str, division: int, row_id: str) -> str | None:
+        """When Exact deleted the record (or its account); None when it just changed address."""
+        if kind == "account":
+            return self.store.deleted_at("accounts", division, row_id)
+        contact = self.store.row("contacts", division, row_id) or {}
+        return self.store.deleted_at("contacts", division, row_id) or (
+            self.store.deleted_at("accounts", division, str(contact.get("Account"))))
+
+    def _inactive(self, candidates: list[Candidate]) -> bool:
+        """Inactive when every account behind the address is a customer without recent invoice."""
+        days = self.settings.inactive_after_days
+        if days is None:
+            return False
+        cutoff = datetime.now(timezone.utc) - timedelta(days=days)
+        for division, account_id in {(c.division, c.account_id) for c in candidates}:
+            account = self.store.row("accounts", division, account_id) or {}
+            if account.get("Status") != "C":
+                return False
+            dates = [parse_iso(i.get("InvoiceDate")) for i in self.store.children(
+                "sales_invoices", division, account_id) if i.get("Status") != DRAFT_STATUS]
+            if any(d is not None and d >= cutoff for d in dates):
+                return False
+        return True
+
+    def _mark_customers_for_inactivity(self) -> None:
+        # Time alone turns a customer inactive, without any Exact change: re-check them all
+        # (unchanged results are not re-sent).
+        for division, account_id in list(self.store.all_ids("accounts")):
+            account = self.store.row("accounts", division, account_id) or {}
+            if account.get("Status") == "C":
+                self.store.mark("account", division, account_id)
+
+    # --- tags ------------------------------------------------------------------------------
+
+    def _flush_cost_centers(self) -> None:
+        done = self.store.dirty("cost_center")
+        for division, code in done:
+            rows = self.store.by_number("cost_centers", division, code)
+            if rows:
+                newest = max(rows, key=lambda r: str(r.get("Modified") or ""))
+                record = tag_record(newest, division, self.settings)
+                self._add("tags", record["tag_key"], record)
+        self.store.clean("cost_center", done)
+
+    # --- e-commerce ------------------------------------------------------------------------
+
+    def _flush_invoices(self, extra: set[tuple[int, str]]) -> int:
+        pending_accounts = set(self.store.dirty("account"))
+        done, deferred = [], 0
+        for division, invoice_id in sorted(set(self.store.dirty("invoice")) | extra):
+            if self._flush_invoice(division, invoice_id, pending_accounts):
+                done.append((division, invoice_id))
+            else:
+                deferred += 1
+        self.store.clean("invoice", done)
+        return deferred
+
+    def _flush_invoice(
+        self, division: int, invoice_id: str, pending_accounts: set[tuple[int, str]]
+    ) -> bool:
+        """Outputs of one invoice; False to defer it to a later flush of this run."""
+        invoice = self.store.row("sales_invoices", division, invoice_id)
+        oid = order_id(division, invoice_id)
+        if invoice is None:
+            if self.store.is_buried("sales_invoices", division, invoice_id):
+                if self.ledger.was_emitted("orders", oid):
+                    self._add("deletions", deletion_key("order", oid), {
+                        "entity": "order", "key": oid,
+                        "deleted_at": self.store.deleted_at("sales_invoices", division, invoice_id),
+                    })
+                return True
+            if self._may_still_come("sales_invoices"):
+                return False  # lines came first; the header may follow
+            for line_id in self.store.child_ids("sales_invoice_lines", division, invoice_id):
+                self._reject([Rejection("sales_invoice_lines", division, line_id,
+                                        f"invoice {invoice_id} not received (no header row)")])
+            return True
+        if invoice.get("Status") == DRAFT_STATUS:
+            return True  # drafts are not sales yet (README, "E-commerce")
+        lines = self.store.children("sales_invoice_lines", division, invoice_id)
+        account_id = str(invoice.get("InvoiceTo") or "")
+        receivables = self.store.by_number(
+            "receivables", division, str(invoice.get("InvoiceNumber")))
+        refund = invoice.get("Type") in CREDIT_NOTE_TYPES
+        # Mid-run, wait for what usually follows in the same run (lines, the account's
+        # contacts, the receivable) rather than send the order twice.
+        if ((not lines and self._may_still_come("sales_invoice_lines"))
+                or (division, account_id) in pending_accounts
+                or (not (receivables or refund) and self._may_still_come("receivables"))):
+            return False
+        account = self.store.row("accounts", division, account_id)
+        candidates = self.store.candidates_of_account(division, account_id)
+        email = customer_email(account, candidates)
+        if email is None:
+            self._reject([Rejection(
+                "sales_invoices", division, invoice_id,
+                f"account {account_id or '(none)'} has no usable email: no Mailchimp customer "
+                "possible", {"InvoiceNumber": invoice.get("InvoiceNumber")})])
+            return True
+        source = next((c for c in candidates if c.email == email and c.contact_id), None)
+        contact = self.store.row("contacts", division, source.contact_id) if source else None
+        self._add("customers", customer_id(division, account_id),
+                  customer_record(division, account_id, account, email, contact))
+        for line in lines:
+            product = product_record(division, line)
+            if product:
+                self._add("products", product["id"], product)
+        order, rejections = order_record(division, invoice, lines, receivables)
+        self._reject(rejections)
+        if order:
+            self._add("orders", oid, order)
+            self.rejection_log.resolved("sales_invoices", division, invoice_id)
+        return True
+
+    def _flush_items(self) -> None:
+        done = self.store.dirty("item")
+        for division, item_id in done:
+            pid = f"exact-{division}-{item_id}"
+            if self.ledger.was_emitted("products", pid):
+                self._add("deletions", deletion_key("product", pid), {
+                    "entity": "product", "key": pid,
+                    "deleted_at": self.store.deleted_at("items", division, item_id),
+                })
+        self.store.clean("item", done)
+
+
+def after_emit(ledger: OutputLedger, output: Output) -> None:
+    """Ledger bookkeeping once an output is written: a deletion ends what it deletes, and a
+    live record ends an earlier deletion (so a later deletion is sent again)."""
+    ledger.record(output.stream, output.key, output.digest, output.record, output.owner)
+    if output.stream == "deletions":
+        entity, key = output.record["entity"], output.record["key"]
+        ledger.forget({"member": "members", "order": "orders", "product": "products"}[entity], key)
+        if entity == "member":
+            ledger.forget_owner("member_tags", key)
+    elif output.stream in ("members", "orders", "products"):
+        entity = {"members": "member", "orders": "order", "products": "product"}[output.stream]
+        ledger.forget("deletions", deletion_key(entity, output.key))

@@ -1,0 +1,152 @@
+"""What the mapper has sent downstream, and which of it the target has confirmed.
+
+Unchanged outputs are not re-sent: each emitted record's hash is kept per output key. But a hash
+may only be trusted once the target has *confirmed* the record, or a crash between "emitted" and
+"written to Mailchimp" would lose it: the tap resends (its state did not advance) and the mapper
+would skip it as already sent. Confirmation is learned from STATE, the only thing that flows
+back: the target emits a STATE after it has processed every record before it, Meltano saves it,
+and a singer-sdk tap echoes its saved state as its first message on the next run. Every STATE
+the mapper forwards is logged with the output sequence number at that moment, so the echo tells
+up to which sequence number the target confirmed. Hashes of anything emitted later are forgotten
+and those records are simply sent again (target writes are idempotent). A run without an echo
+(first run, `--full-refresh`) trusts only what an earlier echo confirmed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from typing import Any
+
+from .dates import utc_now_iso
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY AUTOINCREMENT, started_at TEXT, completed INTEGER DEFAULT 0);
+CREATE TABLE IF NOT EXISTS emitted (
+    stream TEXT NOT NULL, key TEXT NOT NULL, owner TEXT, hash TEXT, payload TEXT NOT NULL,
+    seq INTEGER NOT NULL, run_id INTEGER NOT NULL, PRIMARY KEY (stream, key));
+CREATE INDEX IF NOT EXISTS emitted_by_owner ON emitted (stream, owner);
+CREATE TABLE IF NOT EXISTS forwarded_states (
+    state_hash TEXT NOT NULL, seq INTEGER NOT NULL, run_id INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS forwarded_by_hash ON forwarded_states (state_hash);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS reported (
+    stream TEXT NOT NULL, key TEXT NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (stream, key));
+"""
+
+
+def content_hash(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class OutputLedger:
+    """Emitted-output hashes, forwarded STATEs, runs, and rejections already reported."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.db = connection
+        self.db.executescript(SCHEMA)
+        self.run_id = self._start_run()
+
+    # --- runs and confirmation ------------------------------------------------------------
+
+    def _start_run(self) -> int:
+        cursor = self.db.execute("INSERT INTO runs (started_at) VALUES (?)", (utc_now_iso(),))
+        self.db.commit()
+        return int(cursor.lastrowid or 0)
+
+    def complete_run(self) -> None:
+        self.db.execute("UPDATE runs SET completed=1 WHERE run_id=?", (self.run_id,))
+
+    def confirm(self, echoed_state: Any | None) -> bool:
+        """Forget hashes the target has not confirmed; True when the echo was recognised."""
+        found = None
+        if echoed_state is not None:
+            # MIN: the earliest forward of an identical state is the only point surely confirmed.
+            found = self.db.execute(
+                "SELECT MIN(seq) FROM forwarded_states WHERE state_hash=?",
+                (content_hash(echoed_state),),
+            ).fetchone()[0]
+        confirmed = found if found is not None else self._counter("confirmed_seq")
+        self.db.execute("UPDATE emitted SET hash=NULL WHERE seq>?", (confirmed,))
+        self._set_counter("confirmed_seq", confirmed)
+        return found is not None
+
+    def log_forwarded_state(self, state: Any) -> None:
+        self.db.execute(
+            "INSERT INTO forwarded_states VALUES (?, ?, ?)",
+            (content_hash(state), self._seq(), self.run_id),
+        )
+
+    def _seq(self) -> int:
+        return self._counter("output_seq")
+
+    def _next_seq(self) -> int:
+        seq = self._seq() + 1
+        self._set_counter("output_seq", seq)
+        return seq
+
+    def _counter(self, name: str) -> int:
+        found = self.db.execute("SELECT value FROM counters WHERE name=?", (name,)).fetchone()
+        return int(found[0]) if found else 0
+
+    def _set_counter(self, name: str, value: int) -> None:
+        self.db.execute("INSERT OR REPLACE INTO counters VALUES (?, ?)", (name, value))
+
+    # --- emitted outputs ------------------------------------------------------------------
+
+    def is_unchanged(self, stream: str, key: str, digest: str) -> bool:
+        found = self.db.execute(
+            "SELECT hash FROM emitted WHERE stream=? AND key=?", (stream, key)
+        ).fetchone()
+        return bool(found and found[0] == digest)
+
+    def record(
+        self, stream: str, key: str, digest: str, payload: dict[str, Any], owner: str | None
+    ) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO emitted VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (stream, key, owner, digest, json.dumps(payload, sort_keys=True, default=str),
+             self._next_seq(), self.run_id),
+        )
+
+    def was_emitted(self, stream: str, key: str) -> bool:
+        found = self.db.execute(
+            "SELECT 1 FROM emitted WHERE stream=? AND key=?", (stream, key)
+        ).fetchone()
+        return found is not None
+
+    def payload(self, stream: str, key: str) -> dict[str, Any] | None:
+        found = self.db.execute(
+            "SELECT payload FROM emitted WHERE stream=? AND key=?", (stream, key)
+        ).fetchone()
+        return json.loads(found[0]) if found else None
+
+    def payloads_of_owner(self, stream: str, owner: str) -> list[dict[str, Any]]:
+        return [
+            json.loads(payload)
+            for (payload,) in self.db.execute(
+                "SELECT payload FROM emitted WHERE stream=? AND owner=?", (stream, owner)
+            )
+        ]
+
+    def forget(self, stream: str, key: str) -> None:
+        self.db.execute("DELETE FROM emitted WHERE stream=? AND key=?", (stream, key))
+
+    def forget_owner(self, stream: str, owner: str) -> None:
+        self.db.execute("DELETE FROM emitted WHERE stream=? AND owner=?", (stream, owner))
+
+    # --- rejections already reported (not re-reported while unchanged) --------------------
+
+    def already_reported(self, stream: str, key: str, reason: str) -> bool:
+        found = self.db.execute(
+            "SELECT reason FROM reported WHERE stream=? AND key=?", (stream, key)
+        ).fetchone()
+        return bool(found and found[0] == reason)
+
+    def mark_reported(self, stream: str, key: str, reason: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO reported VALUES (?, ?, ?)", (stream, key, reason))
+
+    def clear_reported(self, stream: str, key: str) -> None:
+        self.db.execute("DELETE FROM reported WHERE stream=? AND key=?", (stream, key))

@@ -1,0 +1,244 @@
+"""The persistent lookup store: every input row seen, what is dirty, and member candidates.
+
+One SQLite file outlives the runs, so incremental runs can join a changed record with the
+unchanged ones it needs (a receivable with last week's invoice, a new contact with its
+account's cost centers). Rows, dirty marks and outputs are committed together at a flush
+(see `mapper.py`): a crash rolls back to the last flush, and the tap resends from the STATE
+that flush forwarded.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS rows (
+    stream TEXT NOT NULL, division INTEGER NOT NULL, id TEXT NOT NULL,
+    parent TEXT, number TEXT, data TEXT NOT NULL,
+    PRIMARY KEY (stream, division, id));
+CREATE INDEX IF NOT EXISTS rows_by_parent ON rows (stream, division, parent, id);
+CREATE INDEX IF NOT EXISTS rows_by_number ON rows (stream, division, number, id);
+CREATE TABLE IF NOT EXISTS tombstones (
+    stream TEXT NOT NULL, division INTEGER NOT NULL, id TEXT NOT NULL, deleted_at TEXT,
+    PRIMARY KEY (stream, division, id));
+CREATE TABLE IF NOT EXISTS dirty (
+    kind TEXT NOT NULL, division INTEGER NOT NULL, id TEXT NOT NULL,
+    PRIMARY KEY (kind, division, id));
+CREATE TABLE IF NOT EXISTS candidates (
+    source_key TEXT PRIMARY KEY, email TEXT NOT NULL, division INTEGER NOT NULL,
+    account_id TEXT NOT NULL, contact_id TEXT, updated_at TEXT, excluded INTEGER NOT NULL,
+    is_main INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS candidates_by_email ON candidates (email);
+CREATE INDEX IF NOT EXISTS candidates_by_account ON candidates (division, account_id);
+"""
+
+
+CANDIDATE_SELECT = (
+    "SELECT source_key, email, division, account_id, contact_id, updated_at, excluded, is_main"
+    " FROM candidates"
+)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One Exact record (contact, or account without usable contacts) offering an email."""
+
+    source_key: str
+    email: str
+    division: int
+    account_id: str
+    contact_id: str | None
+    updated_at: str | None
+    excluded: bool
+    is_main: bool
+
+    @property
+    def recency(self) -> tuple[str, str]:
+        # ISO UTC strings of one format sort like the dates; source_key breaks ties stably.
+        return (self.updated_at or "", self.source_key)
+
+
+def plain_number(value: object) -> float:
+    """singer-sdk parses JSON numbers as Decimal; amounts here tolerate float precision."""
+    if isinstance(value, Decimal):
+        return float(value)
+    msg = f"Cannot store {type(value).__name__} in the lookup store"
+    raise TypeError(msg)
+
+
+def connect(path: str | Path) -> sqlite3.Connection:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(str(path))
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=FULL")
+    return connection
+
+
+class LookupStore:
+    """Input rows by (stream, division, id) with `parent`/`number` columns for the joins."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.db = connection
+        self.db.executescript(SCHEMA)
+
+    # --- input rows -----------------------------------------------------------------------
+
+    def row(self, stream: str, division: int, row_id: str | None) -> dict[str, Any] | None:
+        if row_id is None:
+            return None
+        found = self.db.execute(
+            "SELECT data FROM rows WHERE stream=? AND division=? AND id=?",
+            (stream, division, row_id),
+        ).fetchone()
+        return json.loads(found[0]) if found else None
+
+    def location(self, stream: str, division: int, row_id: str) -> tuple[str | None, str | None]:
+        """(parent, number) currently stored for a row: needed to dirty what it leaves."""
+        found = self.db.execute(
+            "SELECT parent, number FROM rows WHERE stream=? AND division=? AND id=?",
+            (stream, division, row_id),
+        ).fetchone()
+        return (found[0], found[1]) if found else (None, None)
+
+    def upsert(
+        self, stream: str, division: int, row_id: str, parent: str | None, number: str | None,
+        data: dict[str, Any],
+    ) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO rows (stream, division, id, parent, number, data)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (stream, division, row_id, parent, number, json.dumps(data, default=plain_number)),
+        )
+
+    def delete(self, stream: str, division: int, row_id: str) -> None:
+        self.db.execute(
+            "DELETE FROM rows WHERE stream=? AND division=? AND id=?", (stream, division, row_id)
+        )
+
+    def children(self, stream: str, division: int, parent: str) -> list[dict[str, Any]]:
+        return [
+            json.loads(data)
+            for (data,) in self.db.execute(
+                "SELECT data FROM rows WHERE stream=? AND division=? AND parent=? ORDER BY id",
+                (stream, division, parent),
+            )
+        ]
+
+    def child_ids(self, stream: str, division: int, parent: str) -> list[str]:
+        return [
+            row_id
+            for (row_id,) in self.db.execute(
+                "SELECT id FROM rows WHERE stream=? AND division=? AND parent=?",
+                (stream, division, parent),
+            )
+        ]
+
+    def by_number(self, stream: str, division: int, number: str) -> list[dict[str, Any]]:
+        return [
+            json.loads(data)
+            for (data,) in self.db.execute(
+                "SELECT data FROM rows WHERE stream=? AND division=? AND number=? ORDER BY id",
+                (stream, division, number),
+            )
+        ]
+
+    def ids_by_number(self, stream: str, division: int, number: str) -> list[str]:
+        return [
+            row_id
+            for (row_id,) in self.db.execute(
+                "SELECT id FROM rows WHERE stream=? AND division=? AND number=?",
+                (stream, division, number),
+            )
+        ]
+
+    def all_ids(self, stream: str) -> Iterator[tuple[int, str]]:
+        yield from self.db.execute("SELECT division, id FROM rows WHERE stream=?", (stream,))
+
+    # --- tombstones: a deleted ID never comes back, even if a stale resend carries it ------
+
+    def bury(self, stream: str, division: int, row_id: str, deleted_at: str | None) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO tombstones VALUES (?, ?, ?, ?)",
+            (stream, division, row_id, deleted_at),
+        )
+
+    def is_buried(self, stream: str, division: int, row_id: str | None) -> bool:
+        if row_id is None:
+            return False
+        return (
+            self.db.execute(
+                "SELECT 1 FROM tombstones WHERE stream=? AND division=? AND id=?",
+                (stream, division, row_id),
+            ).fetchone()
+            is not None
+        )
+
+    def deleted_at(self, stream: str, division: int, row_id: str) -> str | None:
+        found = self.db.execute(
+            "SELECT deleted_at FROM tombstones WHERE stream=? AND division=? AND id=?",
+            (stream, division, row_id),
+        ).fetchone()
+        return found[0] if found else None
+
+    # --- dirty marks: what the next flush must recompute ----------------------------------
+
+    def mark(self, kind: str, division: int, row_id: str | None) -> None:
+        if row_id:
+            self.db.execute(
+                "INSERT OR IGNORE INTO dirty VALUES (?, ?, ?)", (kind, division, row_id)
+            )
+
+    def dirty(self, kind: str) -> list[tuple[int, str]]:
+        return list(
+            self.db.execute(
+                "SELECT division, id FROM dirty WHERE kind=? ORDER BY division, id", (kind,)
+            )
+        )
+
+    def clean(self, kind: str, keys: Iterable[tuple[int, str]]) -> None:
+        self.db.executemany(
+            "DELETE FROM dirty WHERE kind=? AND division=? AND id=?",
+            [(kind, division, row_id) for division, row_id in keys],
+        )
+
+    # --- member candidates, recomputed per dirty account ---------------------------------
+
+    def replace_candidates(
+        self, division: int, account_id: str, candidates: list[Candidate]
+    ) -> set[str]:
+        """Swap an account's candidates; return every email that gained or lost one."""
+        old = {c.email for c in self.candidates_of_account(division, account_id)}
+        self.db.execute(
+            "DELETE FROM candidates WHERE division=? AND account_id=?", (division, account_id)
+        )
+        self.db.executemany(
+            "INSERT OR REPLACE INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (c.source_key, c.email, c.division, c.account_id, c.contact_id, c.updated_at,
+                 int(c.excluded), int(c.is_main))
+                for c in candidates
+            ],
+        )
+        return old | {c.email for c in candidates}
+
+    def candidates_of_account(self, division: int, account_id: str) -> list[Candidate]:
+        return self._candidates(self.db.execute(
+            f"{CANDIDATE_SELECT} WHERE division=? AND account_id=? ORDER BY source_key",
+            (division, account_id)))
+
+    def candidates_for_email(self, email: str) -> list[Candidate]:
+        return self._candidates(self.db.execute(
+            f"{CANDIDATE_SELECT} WHERE email=? ORDER BY source_key", (email,)))
+
+    @staticmethod
+    def _candidates(rows: Iterable[tuple[Any, ...]]) -> list[Candidate]:
+        return [
+            Candidate(row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]), bool(row[7]))
+            for row in rows
+        ]

@@ -1,0 +1,168 @@
+"""The Singer mapper: Exact Online tap streams in, Mailchimp target streams out.
+
+Records are stored, not mapped one by one: outputs need joins across streams and runs. At each
+STATE (and at end of input) everything dirty is recomputed from the lookup store, the changed
+outputs are written, and only then the held STATE is passed on unchanged, so the target never
+confirms a state whose records it has not seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import typing as t
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+from singer_sdk import InlineMapper
+from singer_sdk.helpers.capabilities import PluginCapabilities
+from singer_sdk.singerlib import Message, RecordMessage, SchemaMessage, StateMessage
+
+from .flush import Flusher, after_emit
+from .ingest import Ingestor
+from .ledger import OutputLedger
+from .lookup_store import LookupStore, connect
+from .rejections import Rejection, RejectionLog
+from .schemas import OUTPUT_STREAMS
+from .settings import CONFIG_SCHEMA, MappingSettings
+
+logger = logging.getLogger("mapper-exact-mailchimp")
+STORE_LOCK_TIMEOUT_SECONDS = 60
+
+
+class LookupStoreBusyError(RuntimeError):
+    """Another run holds the lookup store: two runs must not interleave their outputs."""
+
+
+class ExactToMailchimpMapper(InlineMapper):
+    """Maps Exact Online accounts, contacts, invoices, cost centers and receivables to
+    Mailchimp members, tags, member tags, customers, products, orders and deletions.
+    SCHEMA input is consumed; ACTIVATE_VERSION is ignored; BATCH is not supported."""
+
+    name = "mapper-exact-mailchimp"
+    config_jsonschema = CONFIG_SCHEMA
+    # Joins replace the SDK's per-record stream maps, so those are not offered.
+    capabilities: t.ClassVar[list] = [PluginCapabilities.ABOUT]
+
+    def __init__(self, **kwargs: t.Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = MappingSettings.from_config(dict(self.config))
+        store_path = Path(self.settings.lookup_store_path)
+        store_path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = FileLock(f"{store_path}.lock")
+        try:
+            self._lock.acquire(timeout=STORE_LOCK_TIMEOUT_SECONDS)
+        except Timeout as error:
+            msg = (f"Lookup store {store_path} is in use by another run "
+                   f"(waited {STORE_LOCK_TIMEOUT_SECONDS} s).")
+            raise LookupStoreBusyError(msg) from error
+        self.db = connect(store_path)
+        self.store = LookupStore(self.db)
+        self.ledger = OutputLedger(self.db)
+        self.rejection_log = RejectionLog(self.settings.rejections_path, self.ledger)
+        self.flusher = Flusher(self.store, self.ledger, self.rejection_log, self.settings)
+        self.ingestor = Ingestor(self.store)
+        self._held_states: list[t.Any] = []
+        self._unkeyed: list[Rejection] = []
+        self._schemas_sent: set[str] = set()
+        self._confirmed = False
+        self._current_stream: str | None = None
+        self._finished_streams: set[str] = set()
+        self.emitted: Counter[str] = Counter()
+
+    # --- Singer message handlers -----------------------------------------------------------
+
+    def map_schema_message(self, message_dict: dict) -> Iterable[Message]:
+        self._note_stream(message_dict["stream"])
+        return []  # input schemas are consumed; the output streams have their own
+
+    def map_record_message(self, message_dict: dict) -> Iterable[Message]:
+        self._confirm_once(None)
+        self._note_stream(message_dict["stream"])
+        rejection = self.ingestor.ingest(message_dict["stream"], message_dict["record"])
+        if rejection:
+            self._unkeyed.append(rejection)
+        return []
+
+    def map_state_message(self, message_dict: dict) -> Iterable[Message]:
+        state = message_dict["value"]
+        # A singer-sdk tap opens with its saved state: what the target last confirmed.
+        self._confirm_once(state)
+        self._held_states.append(state)
+        return self._flush(final=False)
+
+    def map_activate_version_message(self, message_dict: dict) -> Iterable[Message]:
+        return []  # outputs are upserts keyed by Mailchimp ids: versions have no meaning here
+
+    def map_batch_message(self, message_dict: dict) -> Iterable[Message]:
+        msg = ("BATCH messages are not supported: records inside batch files cannot be joined. "
+               "Run the tap without batch mode.")
+        raise NotImplementedError(msg)
+
+    def _note_stream(self, stream: str) -> None:
+        # Taps send one stream after another (singer-sdk: all partitions of a stream, then
+        # the next): once another stream starts, the previous one is complete for this run.
+        if self._current_stream not in (None, stream):
+            self._finished_streams.add(self._current_stream)
+        self._current_stream = stream
+
+    def _confirm_once(self, echoed_state: t.Any | None) -> None:
+        if self._confirmed:
+            return
+        self._confirmed = True
+        if not self.ledger.confirm(echoed_state) and echoed_state is not None:
+            logger.info("The tap's opening state was never forwarded with this lookup store: "
+                        "outputs not yet confirmed by an earlier run will be re-sent.")
+
+    def process_endofpipe(self) -> None:
+        self._confirm_once(None)
+        self._write_messages(self._flush(final=True))
+        self.ledger.complete_run()
+        self.db.commit()
+        logger.info(
+            "Run complete: %s; %d rejected record(s) newly reported to %s.",
+            ", ".join(f"{n} {s}" for s, n in sorted(self.emitted.items())) or "no changes",
+            self.rejection_log.reported_this_run, self.settings.rejections_path,
+        )
+        self.close()
+
+    def close(self) -> None:
+        """Release the store; anything not committed by a flush is rolled back."""
+        if self._lock.is_locked:
+            self.db.rollback()
+            self.db.close()
+            self._lock.release()
+
+    # --- flushing --------------------------------------------------------------------------
+
+    def _flush(self, *, final: bool) -> Iterator[Message]:
+        # A generator: each message is written before the ledger records it.
+        unkeyed, self._unkeyed = self._unkeyed, []
+        result = self.flusher.flush(
+            final=final, finished=frozenset(self._finished_streams), extra_rejections=unkeyed)
+        if result.rejected:
+            logger.warning("%d record(s) rejected; see %s", result.rejected,
+                           self.settings.rejections_path)
+        for output in result.outputs:
+            if output.stream not in self._schemas_sent:
+                keys, schema = OUTPUT_STREAMS[output.stream]
+                self._schemas_sent.add(output.stream)
+                yield SchemaMessage(stream=output.stream, schema=schema, key_properties=keys)
+            yield RecordMessage(stream=output.stream, record=output.record)
+            after_emit(self.ledger, output)
+            self.emitted[output.stream] += 1
+        # Input rows are committed before a STATE leaves: once the target confirms it, the
+        # tap never resends them. A STATE is logged as forwarded only once it is written.
+        self.db.commit()
+        if result.deferred and not final:
+            return  # a STATE covering deferred records waits until they are sent
+        states, self._held_states = self._held_states, []
+        for state in states:
+            yield StateMessage(value=state)
+            self.ledger.log_forwarded_state(state)
+            self.db.commit()
+
+
+if __name__ == "__main__":
+    ExactToMailchimpMapper.cli()

@@ -1,0 +1,95 @@
+"""Cost centers → Mailchimp tags, and the tags each member should carry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .lookup_store import Candidate, LookupStore
+from .members import text
+from .settings import MappingSettings
+
+SUPPRESSION_TAG_KEY = "rule:do-not-mail"
+INACTIVE_TAG_KEY = "rule:inactive"
+DRAFT_INVOICE_STATUS = 10
+
+
+def tag_key(division: int, code: str) -> str:
+    return f"cc:{division}:{code}"
+
+
+def tag_name(settings: MappingSettings, division: int, code: str, description: str) -> str:
+    name = settings.tag_name_template.format(code=code, description=description, division=division)
+    # A template part with an empty description should not leave a dangling separator.
+    return name.strip(" ·-") or code
+
+
+def tag_record(
+    cost_center: dict[str, Any], division: int, settings: MappingSettings
+) -> dict[str, Any]:
+    """A renamed cost center yields a new name (the target renames); inactive removes the tag."""
+    code = text(cost_center.get("Code"))
+    return {
+        "tag_key": tag_key(division, code),
+        "name": tag_name(settings, division, code, text(cost_center.get("Description"))),
+        "active": cost_center.get("Active") is not False,
+    }
+
+
+def account_cost_centers(
+    store: LookupStore, division: int, account_id: str, settings: MappingSettings
+) -> dict[str, str]:
+    """tag_key → tag name for every cost center on the account's (non-draft) invoice lines."""
+    tags: dict[str, str] = {}
+    for invoice in store.children("sales_invoices", division, account_id):
+        if invoice.get("Status") == DRAFT_INVOICE_STATUS:
+            continue
+        for line in store.children("sales_invoice_lines", division, invoice["InvoiceID"]):
+            code = text(line.get("CostCenter"))
+            if not code:
+                continue
+            known = store.by_number("cost_centers", division, code)
+            if known and known[0].get("Active") is False:
+                continue  # the tag is being removed from everyone; do not add it back
+            description = text(known[0].get("Description")) if known else text(
+                line.get("CostCenterDescription"))
+            tags[tag_key(division, code)] = tag_name(settings, division, code, description)
+    return tags
+
+
+def desired_member_tags(
+    store: LookupStore,
+    candidates: list[Candidate],
+    *,
+    excluded: bool,
+    inactive: bool,
+    settings: MappingSettings,
+) -> dict[str, str]:
+    """Every tag the email should carry: all its Exact records' accounts' cost centers + rules."""
+    tags: dict[str, str] = {}
+    for division, account_id in sorted({(c.division, c.account_id) for c in candidates}):
+        tags.update(account_cost_centers(store, division, account_id, settings))
+    if excluded and settings.excluded_handling == "tag":
+        tags[SUPPRESSION_TAG_KEY] = settings.suppression_tag_name
+    if inactive and settings.inactive_handling == "tag":
+        tags[INACTIVE_TAG_KEY] = settings.inactive_tag_name
+    return tags
+
+
+def member_tag_records(
+    email: str,
+    desired: dict[str, str],
+    previously_active: dict[str, str],
+    updated_at: str | None,
+) -> list[dict[str, Any]]:
+    """Add what is desired; remove what was sent active before and is no longer desired."""
+    records = [
+        {"email": email, "tag_key": key, "tag_name": name, "active": True,
+         "source_updated_at": updated_at}
+        for key, name in sorted(desired.items())
+    ]
+    records += [
+        {"email": email, "tag_key": key, "tag_name": name, "active": False,
+         "source_updated_at": updated_at}
+        for key, name in sorted(previously_active.items()) if key not in desired
+    ]
+    return records
