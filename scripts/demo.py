@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -266,14 +268,36 @@ def change_exact_data(boxes: Sandboxes) -> list[str]:
     return changes
 
 
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def rejection_summary(run_dir: Path) -> Counter[str]:
+    """The mapper's dead letters, grouped by kind (ids and values masked so alike ones add up)."""
     path = run_dir / "rejections.jsonl"
     reasons: Counter[str] = Counter()
     if path.exists():
         for line in path.read_text().splitlines():
             if line.strip():
-                reasons[json.loads(line).get("reason", "unknown")] += 1
+                rejection = json.loads(line)
+                reason = UUID.sub("…", rejection.get("reason", "unknown"))
+                head, _, detail = reason.partition(" (")
+                if detail:  # "(empty)" or "(invalid email '…': why)": keep the kind only
+                    head += " (empty)" if detail.startswith("empty") else " (invalid)"
+                reasons[f"{rejection.get('stream', '?')}: {head}"] += 1
     return reasons
+
+
+def audit_summary(run_dir: Path) -> Counter[tuple[str, str, str]]:
+    """What the target recorded: (stream, outcome, reason) counts for writes that were not ok."""
+    path = run_dir / "audit.sqlite"
+    if not path.exists():
+        return Counter()
+    with sqlite3.connect(path) as db:
+        rows = db.execute(
+            "SELECT stream, outcome, COALESCE(reason, ''), COUNT(*) FROM audit_writes"
+            " WHERE outcome != 'ok' GROUP BY 1, 2, 3"
+        ).fetchall()
+    return Counter({(stream, outcome, reason): n for stream, outcome, reason, n in rows})
 
 
 def print_summary(boxes: Sandboxes, reports: list[RunReport], changes: list[str],
@@ -307,9 +331,18 @@ def print_summary(boxes: Sandboxes, reports: list[RunReport], changes: list[str]
     print(f"  {sum(orders.values()):,} orders: "
           + ", ".join(f"{n:,} {s}" for s, n in orders.most_common()))
     rejected = rejection_summary(run_dir)
-    print(f"\nRecords rejected (not sent to Mailchimp): {sum(rejected.values()):,}")
+    print(f"\nRecords rejected by the mapper (not sent; {run_dir.name}/rejections.jsonl):"
+          f" {sum(rejected.values()):,}")
     for reason, count in rejected.most_common():
         print(f"  {count:>6,}  {reason}")
+    audited = audit_summary(run_dir)
+    print("\nWrites Mailchimp refused or the target skipped (audit trail):"
+          f" {sum(audited.values()):,}")
+    for (stream, outcome, reason), count in audited.most_common():
+        print(f"  {count:>6,}  {stream} {outcome}: {reason}")
+    print("\nMailchimp calls by endpoint, all runs")
+    for endpoint, count in Counter(boxes.mailchimp("calls")["by_endpoint"]).most_common(8):
+        print(f"  {count:>6,}  {endpoint}")
     print("\nChanges made in Exact before the incremental run")
     for change in changes:
         print(f"  - {change}")
