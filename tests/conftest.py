@@ -69,8 +69,8 @@ class Pipeline:
 
     def orders(self) -> dict[str, dict[str, Any]]:
         try:
-            return {o["id"]: o for o in self.mailchimp.store(STORE_ID).get("orders", [])}
-        except KeyError:
+            return self.mailchimp.store(STORE_ID)["orders"]  # keyed by order id
+        except KeyError:  # no store yet
             return {}
 
     def mailchimp_writes(self) -> int:

@@ -33,6 +33,18 @@ def sales() -> dict[str, list[dict]]:
     }
 
 
+def test_customer_email_is_a_contact_before_the_company_inbox(pipeline):
+    # The main contact has no address: the orders go to the other contact, not to info@, which
+    # Mailchimp would otherwise add to the audience as an extra member.
+    data = sales() | {"contacts": [
+        contact(1, 1, Email=None, IsMainContact=True),
+        contact(2, 1, IsMainContact=False),
+    ]}
+    out = pipeline.run(data)
+    assert out.by_key("customers")[CUSTOMER_1]["email"] == "jan.contact2@example.nl"
+    assert "info@bakkerij1.nl" not in out.by_key("members", "email")
+
+
 def test_orders_paid_pending_refunded_with_customer_and_products(pipeline):
     out = pipeline.run(sales())
 

@@ -13,9 +13,16 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from flask import Flask, Response, abort, jsonify, request
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 CONTROL_PREFIX = "/_sandbox/"
+
+
+class _QuietRequestHandler(WSGIRequestHandler):
+    """No access log: it floods test output and the paths carry email addresses."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
 
 
 class ServiceServer:
@@ -34,7 +41,9 @@ class ServiceServer:
         return f"http://{self.host}:{self._server.server_port}"
 
     def start(self) -> str:
-        self._server = make_server(self.host, self.port, self.app, threaded=True)
+        self._server = make_server(
+            self.host, self.port, self.app, threaded=True, request_handler=_QuietRequestHandler
+        )
         self._server.daemon_threads = True
         # Poll for shutdown every 50 ms (default 500 ms): stop() returns at once, tests stay quick.
         self._thread = threading.Thread(
@@ -45,7 +54,9 @@ class ServiceServer:
 
     def serve_forever(self) -> None:
         """Run in the foreground (the CLI)."""
-        self._server = make_server(self.host, self.port, self.app, threaded=True)
+        self._server = make_server(
+            self.host, self.port, self.app, threaded=True, request_handler=_QuietRequestHandler
+        )
         self._server.daemon_threads = True
         self._server.serve_forever()
 

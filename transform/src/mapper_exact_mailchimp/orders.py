@@ -31,15 +31,16 @@ def product_id(division: int, line: dict[str, Any]) -> str | None:
 
 
 def customer_email(account: dict[str, Any] | None, candidates: list[Candidate]) -> str | None:
-    """The address Mailchimp files the account's orders under: main contact, else the account's
-    own Email, else its most recently changed contact."""
-    main = [c for c in candidates if c.is_main]
+    """The address Mailchimp files the account's orders under: main contact, else its most
+    recently changed contact, else the account's own Email.
+
+    Contacts come first because a customer whose address is not yet in the audience makes
+    Mailchimp add it as a member: the company inbox would join the audience beside its people.
+    """
+    main = [c for c in candidates if c.is_main] or candidates
     if main:
         return max(main, key=lambda c: c.recency).email
-    own = check_email((account or {}).get("Email"))
-    if own.email:
-        return own.email
-    return max(candidates, key=lambda c: c.recency).email if candidates else None
+    return check_email((account or {}).get("Email")).email
 
 
 def customer_record(

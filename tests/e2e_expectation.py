@@ -1,0 +1,90 @@
+"""What Mailchimp should hold, computed straight from the Exact sandbox's rows.
+
+Written independently of the mapper's code, from the documented rules (transform/README.md):
+one member per usable email (a contact's Email, else its BusinessEmail; an account's own Email
+only when none of its contacts has one), never subscribed when any record holding the email is
+excluded from mailing or belongs to a blocked account, new members `transactional` otherwise
+(the target's consent-safe default); one order per non-draft invoice of an account that has a
+usable email, refunded for credit notes, paid when its receivable is fully paid, else pending.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+DIVISIONS = (101, 102, 103)
+CREDIT_NOTES = {8021, 8024}
+DRAFT = 10
+# Deliberately simpler than the mapper's validator; the seeded bad addresses fail both.
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def usable(*candidates: str | None) -> str | None:
+    for candidate in candidates:
+        email = (candidate or "").strip().lower()
+        if EMAIL.match(email):
+            return email
+    return None
+
+
+@dataclass
+class Holder:
+    modified: str
+    first_name: str | None
+    excluded: bool
+
+
+@dataclass
+class Expected:
+    members: dict[str, str] = field(default_factory=dict)  # email -> status
+    first_names: dict[str, str | None] = field(default_factory=dict)  # single-holder emails
+    orders: dict[str, str] = field(default_factory=dict)  # order id -> financial_status
+
+
+def expected_state(exact: Any) -> Expected:
+    holders: dict[str, list[Holder]] = defaultdict(list)
+    orders: dict[str, str] = {}
+    for division in DIVISIONS:
+        accounts = {a["ID"]: a for a in exact.rows("Accounts", division=division)}
+        emails_of_account: dict[str, set[str]] = defaultdict(set)
+        for contact in exact.rows("Contacts", division=division):
+            account = accounts.get(contact.get("Account")) or {}
+            email = usable(contact.get("Email"), contact.get("BusinessEmail"))
+            if email is None:
+                continue
+            emails_of_account[contact.get("Account")].add(email)
+            excluded = bool(contact.get("IsMailingExcluded") or account.get("Blocked"))
+            holders[email].append(Holder(contact["Modified"], contact.get("FirstName"), excluded))
+        for account_id, account in accounts.items():
+            if emails_of_account[account_id]:
+                continue
+            email = usable(account.get("Email"))
+            if email is not None:
+                emails_of_account[account_id].add(email)
+                holders[email].append(Holder(account["Modified"], None, bool(account["Blocked"])))
+
+        paid = {
+            r["InvoiceNumber"] for r in exact.rows("Receivables", division=division)
+            if r.get("IsFullyPaid")
+        }
+        for invoice in exact.rows("SalesInvoices", division=division):
+            if invoice.get("Status") == DRAFT or not emails_of_account[invoice["InvoiceTo"]]:
+                continue
+            if invoice["Type"] in CREDIT_NOTES:
+                status = "refunded"
+            elif invoice["InvoiceNumber"] in paid:
+                status = "paid"
+            else:
+                status = "pending"
+            orders[f"exact-{division}-{invoice['InvoiceID']}"] = status
+
+    expected = Expected(orders=orders)
+    for email, held in holders.items():
+        excluded = any(h.excluded for h in held)
+        expected.members[email] = "unsubscribed" if excluded else "transactional"
+        if len(held) == 1 and held[0].first_name:
+            expected.first_names[email] = held[0].first_name
+    return expected
