@@ -95,6 +95,8 @@ class RunReport:
     created: int = 0
     updated: int = 0
     archived: int = 0
+    orders_created: int = 0
+    orders_changed: int = 0
     orders: Counter[str] = field(default_factory=Counter)
 
 
@@ -186,6 +188,7 @@ def run_job(name: str, boxes: Sandboxes, env: dict[str, str], log: Path) -> RunR
     """Run the Meltano job once, printing progress while it runs."""
     report = RunReport(name)
     before_members = {m["email_address"]: m for m in boxes.members()}
+    before_orders = {o["id"]: o.get("financial_status") for o in boxes.orders()}
     exact_before, mailchimp_before = boxes.call_totals()
     started = time.monotonic()
     done = threading.Event()
@@ -220,16 +223,39 @@ def run_job(name: str, boxes: Sandboxes, env: dict[str, str], log: Path) -> RunR
             report.archived += 1
         elif member.get("last_changed") != old.get("last_changed"):
             report.updated += 1
-    report.orders = Counter(o.get("financial_status") or "none" for o in boxes.orders())
+    orders = boxes.orders()
+    report.orders = Counter(o.get("financial_status") or "none" for o in orders)
+    for order in orders:
+        if order["id"] not in before_orders:
+            report.orders_created += 1
+        elif before_orders[order["id"]] != order.get("financial_status"):
+            report.orders_changed += 1
     return report
 
 
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
 def change_exact_data(boxes: Sandboxes) -> list[str]:
-    """The day's changes in Exact: what the incremental run must carry over."""
+    """The day's changes in Exact: what the incremental run must carry over.
+
+    Picks representative records: a deleted contact whose address no one else holds (else the
+    other holder simply wins), a payment on an invoice of an account that has an address (else
+    it has no Mailchimp order).
+    """
     changes = []
     contacts = boxes.exact("GET", "data/Contacts", params={"division": 101})
     accounts = boxes.exact("GET", "data/Accounts", params={"division": 101})
-    with_email = [c for c in contacts if c.get("Email") and "@" in c["Email"] and c.get("Account")]
+    holders = Counter(
+        (c.get("Email") or "").strip().lower()
+        for division in (101, 102, 103)
+        for c in boxes.exact("GET", "data/Contacts", params={"division": division})
+    )
+    with_email = [
+        c for c in contacts
+        if EMAIL.match((c.get("Email") or "").strip().lower()) and c.get("Account")
+        and holders[c["Email"].strip().lower()] == 1 and not c.get("IsMailingExcluded")
+    ]
 
     account = boxes.exact(
         "POST", "data/Accounts",
@@ -249,8 +275,11 @@ def change_exact_data(boxes: Sandboxes) -> list[str]:
                 json={"AddressLine1": "Stationsplein 12", "City": "Amersfoort"})
     changes.append(f"changed address of account {moved['Name']!r}")
 
+    reachable = {c["Account"] for c in with_email}
     receivables = boxes.exact("GET", "data/Receivables", params={"division": 101})
-    open_item = next(r for r in receivables if not r.get("IsFullyPaid"))
+    open_item = next(
+        r for r in receivables if not r.get("IsFullyPaid") and r.get("Account") in reachable
+    )
     boxes.exact("POST", f"data/Receivables/{open_item['ID']}/pay")
     changes.append(f"payment of invoice {open_item['InvoiceNumber']}")
 
@@ -300,6 +329,16 @@ def audit_summary(run_dir: Path) -> Counter[tuple[str, str, str]]:
     return Counter({(stream, outcome, reason): n for stream, outcome, reason, n in rows})
 
 
+def leaked_secrets(run_dir: Path, secrets_: dict[str, str]) -> list[str]:
+    """Every file the run wrote (logs, state db, audit db, stores) that contains a secret."""
+    found = []
+    for path in sorted(p for p in run_dir.rglob("*") if p.is_file()):
+        content = path.read_bytes()
+        found += [f"{name} in {path.name}" for name, value in secrets_.items()
+                  if value.encode() in content]
+    return found
+
+
 def print_summary(boxes: Sandboxes, reports: list[RunReport], changes: list[str],
                   run_dir: Path) -> None:
     members = boxes.members()
@@ -316,6 +355,8 @@ def print_summary(boxes: Sandboxes, reports: list[RunReport], changes: list[str]
         ("members created", [r.created for r in reports]),
         ("members updated", [r.updated for r in reports]),
         ("members archived", [r.archived for r in reports]),
+        ("orders created", [r.orders_created for r in reports]),
+        ("orders changed status", [r.orders_changed for r in reports]),
         ("Exact API calls", [r.exact_calls for r in reports]),
         ("Mailchimp API calls", [r.mailchimp_calls for r in reports]),
     ]
@@ -377,6 +418,15 @@ def main(argv: list[str] | None = None) -> int:
         print("Run 2: incremental sync")
         reports.append(run_job("incremental", boxes, env, log))
         print_summary(boxes, reports, changes, run_dir)
+    secrets_ = {"Exact client secret": boxes.client_secret, "Mailchimp API key": boxes.api_key,
+                "secret-store key": env["TAP_EXACTONLINE_TOKEN_STORE_KEY"]}
+    leaks = leaked_secrets(run_dir, secrets_)
+    files = sum(1 for p in run_dir.rglob("*") if p.is_file())
+    if leaks:
+        print("\nSECRETS FOUND IN PLAIN TEXT: " + "; ".join(leaks))
+        return 1
+    print(f"Secrets check: none of the {len(secrets_)} secrets appears in the {files} files"
+          " this run wrote (tokens and the API key are stored encrypted).")
     return 0
 
 

@@ -6,9 +6,15 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip
 packages=()
 for dir in secret-store sandbox tap-exactonline target-mailchimp transform; do
-  [ -f "$dir/pyproject.toml" ] && packages+=(-e "./$dir")
+  packages+=(-e "./$dir")
 done
-.venv/bin/python -m pip install -q "${packages[@]}" -r requirements-dev.txt
+# Quiet unless something fails: then the whole pip log is shown.
+log=$(mktemp)
+if ! { .venv/bin/python -m pip install -q --upgrade pip &&
+       .venv/bin/python -m pip install -q "${packages[@]}" -r requirements-dev.txt; } >"$log" 2>&1; then
+  cat "$log" >&2
+  exit 1
+fi
+rm -f "$log"
