@@ -234,6 +234,13 @@ class AuditStore:
                 {"list_id": list_id, "tag_key": tag_key, "segment_id": segment_id, "name": name}
             ])
 
+    def tag_keys_of_segment(self, list_id: str, segment_id: int) -> list[str]:
+        query = sa.select(tag_segments.c.tag_key).where(
+            tag_segments.c.list_id == list_id, tag_segments.c.segment_id == segment_id
+        )
+        with self.engine.connect() as conn:
+            return [row.tag_key for row in conn.execute(query)]
+
     def forget_segment(self, list_id: str, tag_key: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(tag_segments.delete().where(

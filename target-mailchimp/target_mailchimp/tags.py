@@ -61,6 +61,14 @@ class SegmentDirectory:
             self.context.audit.remember_segment(self.context.list_id, tag_key, segment_id, name)
             return segment_id
 
+    def sharers(self, tag_key: str, segment_id: int) -> list[str]:
+        """Other tag_keys on the same Mailchimp tag (source tags that share one name)."""
+        keys = self.context.audit.tag_keys_of_segment(self.context.list_id, segment_id)
+        return [key for key in keys if key != tag_key]
+
+    def detach(self, tag_key: str) -> None:
+        self.context.audit.forget_segment(self.context.list_id, tag_key)
+
     def rename(self, tag_key: str, segment_id: int, old: str, new: str) -> None:
         with self._lock:
             self.client.request("PATCH", f"lists/{self.context.list_id}/segments/{segment_id}",
@@ -92,7 +100,19 @@ def write_tags(context: RunContext, directory: SegmentDirectory,
         name, active = record.get("name"), record.get("active", True) is not False
         try:
             found = directory.find(tag_key, name)
-            if not active:
+            sharers = directory.sharers(tag_key, found[0]) if found else []
+            if found and sharers and (not active or found[1] != name):
+                # Renaming or deleting a tag other source tags still use would change them too.
+                directory.detach(tag_key)
+                entries.append(AuditEntry(
+                    "tags", tag_key, "delete" if not active else "rename", SKIPPED,
+                    reason=f"tag {found[1]!r} is also used by {', '.join(sharers)}; left as is",
+                ))
+                if active:
+                    segment_id = directory.find_or_create(tag_key, name)
+                    entries.append(AuditEntry("tags", tag_key, "define", OK,
+                                              response=f"segment {segment_id}"))
+            elif not active:
                 if found:
                     directory.delete(tag_key, *found)
                     entries.append(AuditEntry("tags", tag_key, "delete", OK,

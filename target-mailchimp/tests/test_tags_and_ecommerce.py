@@ -46,6 +46,36 @@ def test_tags_added_removed_renamed_and_deactivated(mailchimp_sandbox, config):
     assert ("nl", "delete", "ok") in ops
 
 
+def test_a_tag_shared_by_two_tag_keys_is_never_renamed_or_deleted_for_both(
+    mailchimp_sandbox, config
+):
+    # Two source tags with one name are one Mailchimp tag (e.g. a cost center in two divisions).
+    run_target(config, [
+        *stream("members", [{"email": "nl@example.com"}, {"email": "be@example.com"}]),
+        *stream("tags", [{"tag_key": "cc:101:300", "name": "Projects", "active": True},
+                         {"tag_key": "cc:102:300", "name": "Projects", "active": True}]),
+        *stream("member_tags", [
+            {"email": "nl@example.com", "tag_key": "cc:101:300", "tag_name": "Projects"},
+            {"email": "be@example.com", "tag_key": "cc:102:300", "tag_name": "Projects"},
+        ]),
+    ])
+    assert _tags(mailchimp_sandbox, "nl@example.com") == ["Projects"]
+
+    # Division 102 retires its cost center, then division 101 renames its own.
+    run_target(config, stream("tags", [
+        {"tag_key": "cc:102:300", "name": "Projects", "active": False}]))
+    assert _tags(mailchimp_sandbox, "nl@example.com") == ["Projects"]
+    run_target(config, [
+        *stream("tags", [{"tag_key": "cc:101:300", "name": "Projecten", "active": True}]),
+        *stream("member_tags", [
+            {"email": "nl@example.com", "tag_key": "cc:101:300", "tag_name": "Projecten"}]),
+    ])
+    assert "Projecten" in _tags(mailchimp_sandbox, "nl@example.com")
+    ops = {(r["record_key"], r["operation"], r["outcome"])
+           for r in audit_rows(config, stream="tags")}
+    assert ("cc:102:300", "delete", "skipped") in ops
+
+
 def test_member_tags_without_tags_stream_find_segment_by_name(mailchimp_sandbox, config):
     run_target(config, [
         *stream("members", [{"email": "a@example.com"}, {"email": "b@example.com"}]),

@@ -35,11 +35,11 @@ def test_members_get_their_accounts_invoice_cost_centers(pipeline):
         "jan.contact2@example.nl": {CC_RETAIL, CC_HORECA},
     }  # account 2's only invoice line has no cost center
     assert out.by_key("tags", "tag_key") == {
-        CC_RETAIL: {"tag_key": CC_RETAIL, "name": "CC 100 · Retail", "active": True},
-        CC_HORECA: {"tag_key": CC_HORECA, "name": "CC 200 · Horeca", "active": True},
+        CC_RETAIL: {"tag_key": CC_RETAIL, "name": "CC 100 · Retail (101)", "active": True},
+        CC_HORECA: {"tag_key": CC_HORECA, "name": "CC 200 · Horeca (101)", "active": True},
     }
     names = {r["tag_key"]: r["tag_name"] for r in out.records("member_tags")}
-    assert names[CC_HORECA] == "CC 200 · Horeca"
+    assert names[CC_HORECA] == "CC 200 · Horeca (101)"
 
 
 def test_outputs_of_one_flush_come_in_dependency_order(run_mapper):
@@ -65,7 +65,9 @@ def test_renamed_cost_center_sends_only_the_tag(pipeline):
     out = pipeline.run({"cost_centers": [cost_center("100", "Winkels",
                                                      Modified="2024-06-01T00:00:00Z")]})
 
-    assert out.records() == [{"tag_key": CC_RETAIL, "name": "CC 100 · Winkels", "active": True}]
+    assert out.records() == [
+        {"tag_key": CC_RETAIL, "name": "CC 100 · Winkels (101)", "active": True}
+    ]
 
 
 def test_inactive_cost_center_sends_inactive_tag(pipeline):
@@ -73,7 +75,7 @@ def test_inactive_cost_center_sends_inactive_tag(pipeline):
 
     out = pipeline.run({"cost_centers": [cost_center("200", "Horeca", Active=False)]})
 
-    assert out.records("tags") == [{"tag_key": CC_HORECA, "name": "CC 200 · Horeca",
+    assert out.records("tags") == [{"tag_key": CC_HORECA, "name": "CC 200 · Horeca (101)",
                                     "active": False}]
 
 
@@ -100,4 +102,4 @@ def test_new_invoice_cost_center_tags_the_accounts_members_and_removed_one_is_un
     changes = {(r["tag_key"], r["active"]) for r in moved.records("member_tags")}
     assert changes == {(CC_RETAIL, True), (CC_HORECA, False)}
     removal = next(r for r in moved.records("member_tags") if not r["active"])
-    assert removal["tag_name"] == "CC 200 · Horeca"  # the target needs the name to remove it
+    assert removal["tag_name"] == "CC 200 · Horeca (101)"  # the target needs the name to remove it

@@ -31,7 +31,7 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="Tag name used when excluded_handling is `tag`.",
     ),
     th.Property(
-        "tag_name_template", th.StringType, default="CC {code} · {description}",
+        "tag_name_template", th.StringType, default="CC {code} · {description} ({division})",
         description="Cost-center tag name; placeholders {code}, {description}, {division}.",
     ),
     th.Property(
@@ -62,7 +62,7 @@ class MappingSettings:
     rejections_path: str
     excluded_handling: str = "unsubscribe"
     suppression_tag_name: str = "Do not mail"
-    tag_name_template: str = "CC {code} · {description}"
+    tag_name_template: str = "CC {code} · {description} ({division})"
     address_state_fallback: str = "country"
     inactive_after_days: int | None = None
     inactive_handling: str = "tag"
