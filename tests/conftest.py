@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,12 @@ class Pipeline:
     mailchimp: Any
     workdir: Path
     env: dict[str, str]
+
+    root = ROOT
+
+    @staticmethod
+    def command(*args: str) -> list[str]:
+        return [str(MELTANO), *args]
 
     def run(
         self, *args: str, plugins: list[str] = PIPELINE, check: bool = True
@@ -78,34 +83,40 @@ class Pipeline:
         return sum(n for label, n in by_endpoint.items() if not label.startswith("GET "))
 
 
-@pytest.fixture
-def pipeline(
-    meltano_plugins: None, exact_sandbox_factory: Any, mailchimp_sandbox_factory: Any,
-    tmp_path: Path,
-) -> Iterator[Pipeline]:
-    exact = exact_sandbox_factory(accounts_per_division=25, seed=7)
-    mailchimp = mailchimp_sandbox_factory()
+def make_pipeline(exact: Any, mailchimp: Any, workdir: Path) -> Pipeline:
+    """Settings as environment variables (they win over meltano.yml), all state under workdir."""
     store_key = Fernet.generate_key().decode()
     env = {
         **os.environ,
         "MELTANO_ENVIRONMENT": "dev",
-        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
+        "MELTANO_DATABASE_URI": f"sqlite:///{workdir / 'meltano.db'}",
         "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
         "TAP_EXACTONLINE_BASE_URL": exact.base_url("nl"),
         "TAP_EXACTONLINE_CLIENT_ID": exact.client_id,
         "TAP_EXACTONLINE_CLIENT_SECRET": exact.client_secret,
         "TAP_EXACTONLINE_REFRESH_TOKEN": exact.issue_refresh_token("nl"),
         "TAP_EXACTONLINE_ALL_DIVISIONS": "true",
-        "TAP_EXACTONLINE_TOKEN_STORE_PATH": str(tmp_path / "secrets"),
+        "TAP_EXACTONLINE_TOKEN_STORE_PATH": str(workdir / "secrets"),
         "TAP_EXACTONLINE_TOKEN_STORE_KEY": store_key,
         "TARGET_MAILCHIMP_BASE_URL": mailchimp.api_base,
         "TARGET_MAILCHIMP_LOGIN_URL": mailchimp.url,
         "TARGET_MAILCHIMP_API_KEY": mailchimp.api_key,
         "TARGET_MAILCHIMP_LIST_ID": mailchimp.list_id,
-        "TARGET_MAILCHIMP_AUDIT_STORE_URL": f"sqlite:///{tmp_path / 'audit.sqlite'}",
-        "TARGET_MAILCHIMP_SECRET_STORE_PATH": str(tmp_path / "secrets"),
+        "TARGET_MAILCHIMP_AUDIT_STORE_URL": f"sqlite:///{workdir / 'audit.sqlite'}",
+        "TARGET_MAILCHIMP_SECRET_STORE_PATH": str(workdir / "secrets"),
         "TARGET_MAILCHIMP_SECRET_STORE_KEY": store_key,
-        "MAPPER_EXACT_MAILCHIMP_LOOKUP_STORE_PATH": str(tmp_path / "lookup.sqlite"),
-        "MAPPER_EXACT_MAILCHIMP_REJECTIONS_PATH": str(tmp_path / "rejections.jsonl"),
+        "MAPPER_EXACT_MAILCHIMP_LOOKUP_STORE_PATH": str(workdir / "lookup.sqlite"),
+        "MAPPER_EXACT_MAILCHIMP_REJECTIONS_PATH": str(workdir / "rejections.jsonl"),
     }
-    yield Pipeline(exact, mailchimp, tmp_path, env)
+    return Pipeline(exact, mailchimp, workdir, env)
+
+
+@pytest.fixture
+def pipeline(
+    meltano_plugins: None, exact_sandbox_factory: Any, mailchimp_sandbox_factory: Any,
+    tmp_path: Path,
+) -> Pipeline:
+    return make_pipeline(
+        exact_sandbox_factory(accounts_per_division=25, seed=7), mailchimp_sandbox_factory(),
+        tmp_path,
+    )

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import e2e_expectation as expectation
 
+PIPELINE_TASKS = ["tap-exactonline", "exact-to-mailchimp", "target-mailchimp"]
+
 
 def live_members(pipeline) -> dict[str, str]:
     return {
@@ -147,3 +149,40 @@ def _order_id(exact, division: int, receivable: dict) -> str:
         if i["InvoiceNumber"] == receivable["InvoiceNumber"]
     )
     return f"exact-{division}-{invoice['InvoiceID']}"
+
+
+def test_a_run_killed_midway_is_completed_by_the_next_with_nothing_lost(
+    meltano_plugins, exact_sandbox_factory, mailchimp_sandbox_factory, tmp_path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from conftest import make_pipeline
+
+    # Slow Mailchimp down so the kill lands while writes are under way.
+    pipeline = make_pipeline(
+        exact_sandbox_factory(accounts_per_division=25, seed=11),
+        mailchimp_sandbox_factory(latency=0.05),
+        tmp_path,
+    )
+    process = subprocess.Popen(
+        [*pipeline.command("run"), *PIPELINE_TASKS], cwd=pipeline.root, env=pipeline.env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not pipeline.mailchimp.members() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(30)
+    expected = expectation.expected_state(pipeline.exact)
+    partial_orders = {oid: o["financial_status"] for oid, o in pipeline.orders().items()}
+    # The kill left work undone (members go in one bulk call, orders one by one after them).
+    assert pipeline.mailchimp.members()
+    assert partial_orders != expected.orders
+
+    # Meltano still sees the killed run as running (stale after 5 minutes): --force, as documented.
+    pipeline.run("--force")
+    assert live_members(pipeline) == expected.members
+    assert {oid: o["financial_status"] for oid, o in pipeline.orders().items()} == expected.orders
