@@ -50,6 +50,11 @@ def test_first_sync_matches_exact_and_a_second_run_writes_nothing(pipeline) -> N
     assert pipeline.mailchimp_writes() == 0
     assert live_members(pipeline) == expected.members
 
+    # The Meltano command wiring of the target's replay (nothing failed, so nothing to send).
+    replay = pipeline.invoke("target-mailchimp:replay")
+    assert "Replay: 0 succeeded, 0 still failing" in replay.stdout + replay.stderr
+    assert pipeline.mailchimp_writes() == 0
+
 
 def test_incremental_run_carries_exactly_the_changes(pipeline) -> None:
     exact = pipeline.exact
