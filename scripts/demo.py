@@ -101,32 +101,38 @@ class RunReport:
 
 
 def start_sandboxes(stack: ExitStack, args: argparse.Namespace, logs: Path) -> Sandboxes:
+    """Both simulators as processes; their secrets never appear on a command line (`ps`)."""
     exact_port, mailchimp_port = free_port(), free_port()
-    boxes = Sandboxes(
-        exact_url=f"http://127.0.0.1:{exact_port}",
-        mailchimp_url=f"http://127.0.0.1:{mailchimp_port}",
-        client_id=f"demo-{secrets.token_hex(4)}",
-        client_secret=secrets.token_urlsafe(24),
-        api_key=f"{secrets.token_hex(16)}-us6",
-        list_id=secrets.token_hex(5),
-    )
+    key_file = logs / "sandbox-api-key"  # written by the Mailchimp sandbox, mode 0600
+    client_id, client_secret = f"demo-{secrets.token_hex(4)}", secrets.token_urlsafe(24)
+    list_id = secrets.token_hex(5)
     commands = {
-        "exact": [
-            str(BIN / "exactmc-sandbox"), "exact", "--port", str(exact_port),
-            "--seed", str(args.seed), "--accounts-per-division", str(args.accounts_per_division),
-            "--client-id", boxes.client_id, "--client-secret", boxes.client_secret,
-        ],
-        "mailchimp": [
-            str(BIN / "exactmc-sandbox"), "mailchimp", "--port", str(mailchimp_port),
-            "--api-key", boxes.api_key, "--list-id", boxes.list_id,
-        ],
+        "exact": (
+            [str(BIN / "exactmc-sandbox"), "exact", "--port", str(exact_port),
+             "--seed", str(args.seed), "--accounts-per-division", str(args.accounts_per_division),
+             "--client-id", client_id],
+            {"EXACT_SANDBOX_CLIENT_SECRET": client_secret},
+            f"http://127.0.0.1:{exact_port}",
+        ),
+        "mailchimp": (
+            [str(BIN / "exactmc-sandbox"), "mailchimp", "--port", str(mailchimp_port),
+             "--api-key-file", str(key_file), "--list-id", list_id],
+            {},
+            f"http://127.0.0.1:{mailchimp_port}",
+        ),
     }
-    for name, command in commands.items():
+    for name, (command, extra_env, url) in commands.items():
         log = stack.enter_context((logs / f"sandbox-{name}.log").open("wb"))
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                   env={**os.environ, **extra_env})
         stack.callback(stop_process, process)
-        wait_until_up(boxes.exact_url if name == "exact" else boxes.mailchimp_url, process)
-    return boxes
+        wait_until_up(url, process)
+    api_key = key_file.read_text().strip()
+    key_file.unlink()
+    return Sandboxes(
+        exact_url=commands["exact"][2], mailchimp_url=commands["mailchimp"][2],
+        client_id=client_id, client_secret=client_secret, api_key=api_key, list_id=list_id,
+    )
 
 
 def stop_process(process: subprocess.Popen[bytes]) -> None:
