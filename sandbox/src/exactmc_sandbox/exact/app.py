@@ -2,7 +2,8 @@
 
 Choices (unconfirmed): `current/Me` and the token endpoint do not count toward the rate limits
 (they are not division calls); 401 and 403 answers do not count either. The token endpoint's
-own ~200/day cap is not simulated.
+own ~200/day cap is not simulated. Exact documents no concurrency limit, so none is simulated:
+any number of simultaneous calls is served (only the minutely/daily counts apply).
 """
 
 from __future__ import annotations

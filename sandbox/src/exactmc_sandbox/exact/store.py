@@ -79,6 +79,9 @@ class DataStore:
         return self._tables[entity][division]
 
     def deleted_table(self, division: int) -> dict[str, Row]:
+        """sync/Deleted rows. Known gap: Exact keeps them for two months; the simulator keeps
+        them all (the seed's deletions reach back years), so a client must not take the
+        sandbox's full history as proof that an old bookmark still sees every deletion."""
         return self._deleted[division]
 
     def get(self, entity: str, key: str) -> Row:
@@ -103,7 +106,8 @@ class DataStore:
         """sync/SalesInvoice/SalesInvoices rows: each invoice's header (LineNumber 0) then lines.
 
         Choice (unconfirmed): line rows repeat the header's fields, with the line's own values
-        (amounts, Description, ...) taking precedence; header rows carry null line fields.
+        (amounts, Description, ...) taking precedence; header rows carry null line fields and
+        their `ID` is the `InvoiceID`.
         """
         for invoice in self._tables["SalesInvoices"][division].values():
             header = {name: None for name in INVOICE_FEED_FIELDS}

@@ -32,6 +32,8 @@ def batch_subscribe(
 
     Duplicates in one request (unconfirmed): with skip_duplicate_check the first appearance wins
     and later ones are ignored; without it they are processed in order like separate calls.
+    A new member given both `status` and `status_if_new` gets `status` here (unconfirmed; PUT
+    does the opposite, see `MemberWriter.upsert`).
     """
     members = body.get("members")
     if not isinstance(members, list):

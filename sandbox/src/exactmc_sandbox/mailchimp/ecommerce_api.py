@@ -138,7 +138,9 @@ def save_customer(state: AccountState, store: Store, customer_id: str, body: dic
         raise _exists_error("customer")
     if mode == "patch" and existing is None:
         raise not_found()
-    rules.validate_customer({**body, "id": customer_id}, new=existing is None)
+    # PUT is a full upsert: its required fields (email_address, opt_in_status) are checked
+    # even when the customer exists, as for products and orders; PATCH checks what it sends.
+    rules.validate_customer({**body, "id": customer_id}, new=existing is None or mode == "put")
     now = state.clock.iso()
     record = copy.deepcopy(existing) if existing else {"id": customer_id, "created_at": now}
     for key, value in body.items():

@@ -156,8 +156,14 @@ class MemberWriter:
         allow_update: bool = True,
         skip_merge_validation: bool = False,
         status_required_field: str = "status_if_new",
+        status_if_new_first: bool = False,
     ) -> tuple[Member, bool]:
-        """Create or update; returns (member, created). Raises ApiError on refusal."""
+        """Create or update; returns (member, created). Raises ApiError on refusal.
+
+        `status_if_new_first` (PUT): a new member gets `status_if_new` even when `status` is
+        sent too, as the real PUT does (client libraries that always send both report new
+        members created with `status_if_new`, e.g. MailChimp.Net issues #45, #172).
+        """
         if not isinstance(body, dict):
             raise schema_invalid([{"field": "", "message": "The request body must be an object"}])
         key = subscriber_hash(email)
@@ -168,7 +174,7 @@ class MemberWriter:
             if not allow_create:
                 raise not_found()
             return self._create(email, body, member, skip_merge_validation,
-                                status_required_field), True
+                                status_required_field, status_if_new_first), True
         if not allow_update:
             raise member_exists_error(member.email_address)
         self._update(member, body, skip_merge_validation)
@@ -177,9 +183,12 @@ class MemberWriter:
     def _create(
         self, email: str, body: dict[str, Any], archived: Member | None,
         skip_merge_validation: bool, status_required_field: str,
+        status_if_new_first: bool = False,
     ) -> Member:
         check_email(email)
-        explicit = "status" in body
+        if "status" in body:
+            _check_status(body["status"], "status")  # validated even when not used
+        explicit = "status" in body and not (status_if_new_first and "status_if_new" in body)
         if explicit:
             status = _check_status(body["status"], "status")
         elif "status_if_new" in body:

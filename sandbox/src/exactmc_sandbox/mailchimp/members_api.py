@@ -121,7 +121,8 @@ def put_member(list_id: str, member_key: str) -> Response:
                 "Use the MD5 hash of the lowercase version of the email address."
             )
         member, _ = MemberWriter(state, lst).upsert(
-            email, body, skip_merge_validation=flag("skip_merge_validation"))
+            email, body, skip_merge_validation=flag("skip_merge_validation"),
+            status_if_new_first=True)
         return respond(member_to_api(lst, member))
 
 
