@@ -112,7 +112,6 @@ class ExactAuthenticator(OAuthAuthenticator):
         self._clock = clock
         self._record = TokenRecord()
         self._refresh_due = 0.0
-        self.token_calls = 0
         self._last_refusal = ""
         self._adopt(self._read_own())
 
@@ -225,7 +224,6 @@ class ExactAuthenticator(OAuthAuthenticator):
             self.store.write(stored)  # written BEFORE the call: see the module docstring
 
             LOGGER.info("Refreshing the Exact Online access token.")
-            self.token_calls += 1
             try:
                 response = self._session.post(
                     self.auth_endpoint,

@@ -62,7 +62,7 @@ class _CallbackHandler(BaseHTTPRequestHandler):
         pass  # the query holds the authorization code: keep it out of the terminal
 
 
-def load_config(paths: list[str]) -> dict:
+def load_config(paths: list[str], required: tuple[str, ...] = REQUIRED) -> dict:
     """The same config the tap reads: files and/or `ENV` (TAP_EXACTONLINE_* variables)."""
     files = [p for p in paths if p != "ENV"]
     for path in files:
@@ -73,7 +73,7 @@ def load_config(paths: list[str]) -> dict:
         validate_config=False, setup_mapper=False,
     )
     config = dict(tap.config)
-    missing = [name for name in REQUIRED if not config.get(name)]
+    missing = [name for name in required if not config.get(name)]
     if missing:
         raise AuthorizeError(f"Missing setting(s): {', '.join(missing)}.")
     return config

@@ -6,6 +6,7 @@ import functools
 import random
 import re
 from collections.abc import Generator, Iterable
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import requests
@@ -18,11 +19,13 @@ from tap_exactonline.rate_limit import DailyLimitReached
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, RequestFunc
+    from singer_sdk.singerlib import SelectionMask
     from singer_sdk.streams.rest import HTTPRequest, PageContext
 
     from tap_exactonline.tap import TapExactOnline
 
 _DIVISION_IN_PATH = re.compile(r"/api/v1/(\d+)/")
+PARTITION_KEY = "division"  # the state's partition context: {"division": 101}
 
 
 def division_of(url: str | None) -> int | None:
@@ -54,7 +57,6 @@ class RateLimitedError(RetriableAPIError):
 class ExactStream(RESTStream):
     """One Exact endpoint, read per division (`path` contains `{division}`)."""
 
-    records_jsonpath = "$.d.results[*]"
     # The fields asked for with `$select` (mandatory on sync/ and bulk/ endpoints).
     select_fields: ClassVar[tuple[str, ...]] = ()
 
@@ -87,7 +89,16 @@ class ExactStream(RESTStream):
 
     @property
     def partitions(self) -> list[dict[str, Any]] | None:
-        return [{"division": division} for division in self.tap.divisions]
+        return [{PARTITION_KEY: division} for division in self.tap.divisions]
+
+    @property
+    def mask(self) -> SelectionMask:
+        # The SDK copies the partition context into every record; records already carry Exact's
+        # own `Division`, so the copy is deselected and dropped before the schema check (which
+        # would warn, once per stream and run, about a property not in the schema).
+        mask = super().mask
+        mask[("properties", PARTITION_KEY)] = False
+        return mask
 
     def get_new_paginator(self) -> ODataNextPaginator:
         return ODataNextPaginator()
@@ -134,11 +145,8 @@ class ExactStream(RESTStream):
         url = response.request.url if response.request else response.url
         return (url or "").split("?", 1)[0]
 
-    def response_error_message(self, response: requests.Response) -> str:
-        return f"{response.status_code} on {self._path_of(response)}: {odata_error_text(response)}"
-
     def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
-        body = response.json()
+        body = response.json(parse_float=Decimal)  # amounts exactly as Exact sent them
         data = body.get("d") if isinstance(body, dict) else None
         if isinstance(data, dict) and "results" in data:
             yield from data["results"]
@@ -150,7 +158,7 @@ class ExactStream(RESTStream):
         record = {key: convert_odata_date(value, interpretation) for key, value in row.items()}
         record.pop("__metadata", None)
         if context and record.get("Division") is None:
-            record["Division"] = context["division"]
+            record["Division"] = context[PARTITION_KEY]
         return record
 
     # -- pacing and retries -------------------------------------------------------------------
@@ -186,7 +194,7 @@ class ExactStream(RESTStream):
 
     # -- records ------------------------------------------------------------------------------
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        division = (context or {}).get("division")
+        division = (context or {}).get(PARTITION_KEY)
         if division in self.tap.rate_limiter.exhausted:
             return
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -25,7 +26,9 @@ def parse_odata_date(value: str, interpretation: str = AMSTERDAM_WALL_CLOCK) -> 
         raise ValueError(f"not an OData date: {value!r}")
     moment = datetime.fromtimestamp(int(match.group(1)) / 1000, tz=timezone.utc)
     if interpretation == AMSTERDAM_WALL_CLOCK:
-        moment = moment.replace(tzinfo=AMSTERDAM).astimezone(timezone.utc)
+        # .NET's DateTime.MinValue (year 1), Exact's "no date", has no zone to apply.
+        with contextlib.suppress(OverflowError):
+            moment = moment.replace(tzinfo=AMSTERDAM).astimezone(timezone.utc)
     return moment
 
 
@@ -49,7 +52,13 @@ def modified_filter(since: datetime, overlap_seconds: float) -> str:
     row changed in the same second as the bookmark. Keys are stable, so re-sends are harmless.
     """
     local = (since - timedelta(seconds=overlap_seconds)).astimezone(AMSTERDAM)
-    return f"Modified gt datetime'{local.replace(tzinfo=None):%Y-%m-%dT%H:%M:%S}'"
+    wall = local.replace(tzinfo=None)
+    if local.fold == 0:
+        # In October the Amsterdam clock repeats an hour: a moment in its first pass is followed
+        # by moments whose wall clock is up to an hour EARLIER. Exact compares wall clocks, so
+        # start before the repeated hour or those changes would be skipped.
+        wall -= local.utcoffset() - local.replace(fold=1).utcoffset()
+    return f"Modified gt datetime'{wall:%Y-%m-%dT%H:%M:%S}'"
 
 
 def parse_iso(text: str) -> datetime:

@@ -60,18 +60,16 @@ def plan_divisions(tap: TapExactOnline) -> DivisionPlan:
     configured = [int(d) for d in tap.config.get("divisions") or []]
     want_all = bool(tap.config.get("all_divisions"))
     if configured:
-        anchor = configured[0]
+        anchors = configured
     else:
         me = _records(CurrentUserRequest(tap=tap), None)
         if not me or not me[0].get("CurrentDivision"):
             raise ConfigurationError("Exact's current/Me gave no CurrentDivision.")
-        anchor = int(me[0]["CurrentDivision"])
+        anchors = [int(me[0]["CurrentDivision"])]
 
-    try:
-        rows = _records(DivisionsRequest(tap=tap), {"division": anchor})
-    except DailyLimitReached:
-        LOGGER.warning("Division %s has no calls left today: division list unknown.", anchor)
-        return DivisionPlan(configured or [anchor])
+    rows = _company_divisions(tap, anchors)
+    if rows is None:  # no division has calls left today: nothing will be read anyway
+        return DivisionPlan(anchors)
 
     move_dates = {int(row["Code"]): row.get("DivisionMoveDate") for row in rows}
     if want_all:
@@ -81,4 +79,19 @@ def plan_divisions(tap: TapExactOnline) -> DivisionPlan:
         raise ConfigurationError(
             f"Division(s) {unknown} are not in this Exact company (it has {sorted(move_dates)})."
         )
-    return DivisionPlan(configured or [anchor], move_dates)
+    return DivisionPlan(anchors, move_dates)
+
+
+def _company_divisions(tap: TapExactOnline, anchors: list[int]) -> list[dict[str, Any]] | None:
+    """system/Divisions, asked of the first anchor division that still has calls today.
+
+    Any division of the company lists them all. Skipping the list because the first one is out
+    of calls would leave the others' DivisionMoveDate unknown, and a moved division would then
+    be read from bookmarks that no longer mean anything.
+    """
+    for anchor in anchors:
+        try:
+            return _records(DivisionsRequest(tap=tap), {"division": anchor})
+        except DailyLimitReached:
+            LOGGER.warning("Division %s has no calls left today; asking another.", anchor)
+    return None

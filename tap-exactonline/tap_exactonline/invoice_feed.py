@@ -8,13 +8,13 @@ memory stays flat) and the other reads them back.
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+from singer_sdk.singerlib.json import deserialize_json, serialize_json
 
 
 class LineSpool:
@@ -39,7 +39,7 @@ class LineSpool:
         try:
             with path.open(encoding="utf-8") as handle:
                 for line in handle:
-                    yield json.loads(line, parse_float=Decimal)
+                    yield deserialize_json(line)
         finally:
             path.unlink(missing_ok=True)
 
@@ -55,8 +55,8 @@ class SpoolWriter:
         self._handle = path.open("w", encoding="utf-8")
 
     def write(self, row: dict[str, Any]) -> None:
-        # Amounts arrive as Decimal; their shortest float text reads back as the same Decimal.
-        self._handle.write(json.dumps(row, default=float) + "\n")
+        # The SDK's own Singer JSON: amounts (Decimal) are written and read back digit for digit.
+        self._handle.write(serialize_json(row) + "\n")
 
     def close(self) -> None:
         self._handle.close()

@@ -60,7 +60,6 @@ class RateLimiter:
         self._clock = clock
         self._budgets: dict[int | None, Budget] = {}
         self.exhausted: set[int | None] = set()
-        self.waited = 0.0
 
     def budget(self, division: int | None) -> Budget:
         return self._budgets.setdefault(division, Budget())
@@ -100,7 +99,6 @@ class RateLimiter:
         wait = self.retry_wait(division)
         LOGGER.info("Minutely call limit reached for division %s: waiting %.1f s.", division, wait)
         self._sleep(wait)
-        self.waited += wait
         self.budget(division).minutely_remaining = None
 
     def _clamp(self, seconds: float) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from functools import cached_property
+from typing import Any
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
@@ -16,7 +17,7 @@ from tap_exactonline.invoice_feed import LineSpool
 from tap_exactonline.rate_limit import RateLimiter
 from tap_exactonline.streams import STREAM_TYPES
 from tap_exactonline.token_store import TokenStore
-from tap_exactonline.webhooks import WebhookInbox
+from tap_exactonline.webhooks import TOPIC_STREAMS, WebhookInbox
 
 LOGGER = logging.getLogger("tap_exactonline")
 
@@ -156,14 +157,20 @@ class TapExactOnline(Tap):
         finally:
             self.line_spool.close()
         if self.config.get("webhook_inbox_path") and not self.rate_limiter.exhausted:
-            # Every feed was polled to its end: the keys webhooks announced before are covered.
-            WebhookInbox(self.config["webhook_inbox_path"]).clear_before(started)
+            # Every selected feed was polled to its end: what webhooks announced before is covered.
+            WebhookInbox(self.config["webhook_inbox_path"]).clear_before(started, self._polled)
         if self.rate_limiter.exhausted:
             LOGGER.warning(
                 "Stopped early: Exact's daily call limit is spent for division(s) %s. State "
                 "holds the bookmarks reached; the next run resumes from there.",
                 sorted(d for d in self.rate_limiter.exhausted if d is not None),
             )
+
+    def _polled(self, entry: dict[str, Any]) -> bool:
+        """Whether this run read what a webhook entry announced: its division and its topic."""
+        stream = self.streams.get(TOPIC_STREAMS.get(entry.get("Topic") or "", ""))
+        read = {str(division) for division in self.divisions}  # Exact may send "101" or 101
+        return str(entry.get("Division")) in read and (stream is None or stream.selected)
 
 
 if __name__ == "__main__":

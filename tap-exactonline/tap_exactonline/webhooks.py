@@ -18,6 +18,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,10 @@ LOGGER = logging.getLogger("tap_exactonline.webhooks")
 
 _CONTENT_START = b'{"Content":'
 _HASH_MARK = b',"HashCode":"'
+
+
+# The stream that polls each topic's changes (other topics have none: nothing to wait for).
+TOPIC_STREAMS = {"Accounts": "accounts", "Contacts": "contacts", "SalesInvoices": "sales_invoices"}
 
 
 class InvalidDelivery(Exception):
@@ -77,11 +82,11 @@ class WebhookInbox:
         with self._lock:
             return self._read()
 
-    def clear_before(self, moment: float) -> int:
-        """Forget entries received before `moment` (a finished run has polled them)."""
+    def clear_before(self, moment: float, polled: Callable[[dict[str, Any]], bool]) -> int:
+        """Forget entries received before `moment` that a finished run `polled`."""
         with self._lock:
             entries = self._read()
-            keep = [e for e in entries if e.get("received_at", 0) >= moment]
+            keep = [e for e in entries if e.get("received_at", 0) >= moment or not polled(e)]
             tmp = self.path.with_suffix(".tmp")
             tmp.write_text("".join(json.dumps(e) + "\n" for e in keep), encoding="utf-8")
             tmp.replace(self.path)
@@ -150,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     for name in ("serve", "subscribe", "pending"):
         sub = commands.add_parser(name)
-        sub.add_argument("--config", required=True, help="the tap's config JSON")
+        sub.add_argument("--config", required=True,
+                         help="the tap's config JSON, or ENV for TAP_EXACTONLINE_* variables")
         if name == "serve":
             sub.add_argument("--host", default="127.0.0.1")
             sub.add_argument("--port", type=int, default=8765)
@@ -160,7 +166,15 @@ def main(argv: list[str] | None = None) -> int:
             sub.add_argument("--callback", required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    config = json.loads(Path(args.config).read_text())
+    # Imported here: authorize imports the tap, which imports this module.
+    from tap_exactonline.authorize import AuthorizeError, load_config
+
+    try:
+        # Meltano's `webhooks` command passes `--config ENV`, like `authorize`.
+        config = load_config([args.config], required=())
+    except AuthorizeError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     if args.command == "subscribe":
         created = subscribe(config, args.division, args.topic, args.callback)
         print(f"Subscribed: {created.get('Topic')} → {created.get('CallbackURL')}")

@@ -139,3 +139,21 @@ def test_budget_spent_midway_through_an_unordered_stream_keeps_the_old_bookmark(
     second = run_tap(config, state=first.state, select=["receivables"])
     assert len(second.records("receivables")) == total
     assert second.bookmark("receivables", 101)["replication_key_value"]
+
+
+def test_division_move_is_seen_when_the_first_division_has_no_calls_left(
+    exact_sandbox_factory, config_for, run_tap
+):
+    sandbox = exact_sandbox_factory(accounts_per_division=5)
+    config = config_for(sandbox, divisions=[101, 102])
+    first = run_tap(config, select=["accounts"])
+    sandbox.move_division(102)
+    sandbox.limiter.settings.daily_limit = 8
+    _burn_calls(sandbox, 8, division=101)  # 101's day is used up; 102 has calls left
+
+    second = run_tap(config, state=first.state, select=["accounts"])
+
+    # system/Divisions is asked of 102 instead, so its move is noticed: a full resync.
+    assert {r["ID"] for r in second.records("accounts")} == {
+        r["ID"] for r in sandbox.rows("Accounts", 102)}
+    assert second.bookmark("accounts", 101) == first.bookmark("accounts", 101)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -172,3 +173,39 @@ def test_only_lines_selected_reads_the_feed_itself(exact_sandbox, config_for, ru
     run = run_tap(config_for(exact_sandbox, divisions=[101]), select=["sales_invoice_lines"])
     assert run.records("sales_invoice_lines") and not run.records("sales_invoices")
     assert _calls(exact_sandbox, "sync/SalesInvoice/SalesInvoices") == 1
+
+
+def test_partition_key_causes_no_schema_warning(exact_sandbox, config_for, run_tap_process,
+                                                tmp_path):
+    # The SDK copies the partition context ({"division": N}) into records; it must not end up
+    # as a property "not found in catalog schema" warning for every stream on every run.
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config_for(exact_sandbox, divisions=[101])))
+    run = run_tap_process(config_path)
+    assert run.returncode == 0, run.logs[-2000:]
+    assert run.counts["accounts"] > 0
+    assert "not found in catalog schema" not in run.logs
+    assert all("division" not in m["record"] for m in run.messages if m["type"] == "RECORD")
+    assert run.bookmark("accounts", 101)["context"] == {"division": 101}
+
+
+def test_lines_are_not_lost_when_the_run_ends_between_the_invoice_streams(
+    exact_sandbox, config_for, run_tap
+):
+    invoice_streams = ["sales_invoices", "sales_invoice_lines"]
+    config = config_for(exact_sandbox, divisions=[101])
+    first = run_tap(config, select=invoice_streams)
+    invoice = exact_sandbox.rows("SalesInvoices", 101)[0]
+    exact_sandbox.update("SalesInvoices", invoice["InvoiceID"], {"Description": "Changed"})
+
+    # The state a run leaves when it stops after sales_invoices (killed, or lines deselected).
+    headers_only = run_tap(config, state=first.state, select=["sales_invoices"])
+    assert [r["InvoiceID"] for r in headers_only.records("sales_invoices")] == [
+        invoice["InvoiceID"]]
+    assert headers_only.bookmark("sales_invoice_lines", 101) == first.bookmark(
+        "sales_invoice_lines", 101)
+
+    both = run_tap(config, state=headers_only.state, select=invoice_streams)
+    assert both.records("sales_invoices") == []
+    assert {r["ID"] for r in both.records("sales_invoice_lines")} == {
+        line["ID"] for line in invoice["SalesInvoiceLines"]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -10,6 +11,7 @@ from tap_exactonline.webhooks import (
     InvalidDelivery,
     WebhookInbox,
     WebhookServer,
+    main,
     subscribe,
     verify_delivery,
 )
@@ -47,6 +49,29 @@ def test_signed_deliveries_are_recorded_and_a_run_clears_them(
     run = run_tap(config, select=["accounts"])
     assert "Via webhook BV" in {r["Name"] for r in run.records("accounts")}
     assert inbox.pending() == []  # polled: the run covered it
+
+
+def test_a_run_clears_only_the_divisions_and_topics_it_polled(exact_sandbox, config_for,
+                                                              run_tap, tmp_path):
+    inbox = WebhookInbox(tmp_path / "inbox.jsonl")
+    for division, topic in ((101, "Accounts"), (102, "Accounts"), (101, "Contacts")):
+        inbox.add({"Topic": topic, "Division": division, "Action": "Update", "Key": "k"})
+    config = config_for(exact_sandbox, divisions=[101], webhook_inbox_path=str(inbox.path))
+
+    run_tap(config, select=["accounts"])
+
+    assert sorted((p["Division"], p["Topic"]) for p in inbox.pending()) == [
+        (101, "Contacts"), (102, "Accounts")]
+
+
+def test_cli_reads_env_settings_as_meltano_passes_them(tmp_path, monkeypatch, capsys):
+    inbox = WebhookInbox(tmp_path / "inbox.jsonl")
+    inbox.add({"Topic": "Accounts", "Division": 101, "Action": "Update", "Key": "k1"})
+    monkeypatch.setenv("TAP_EXACTONLINE_WEBHOOK_INBOX_PATH", str(inbox.path))
+
+    assert main(["pending", "--config", "ENV"]) == 0  # meltano.yml: `--config ENV`
+
+    assert [p["Key"] for p in json.loads(capsys.readouterr().out)] == ["k1"]
 
 
 def test_forged_or_altered_deliveries_are_refused(receiver):
