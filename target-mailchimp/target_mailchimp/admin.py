@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from target_mailchimp.audit import FAILED, OK
+from target_mailchimp.audit import FAILED, OK, SKIPPED
 from target_mailchimp.auth import SECRET_NAME, CredentialsError
-from target_mailchimp.client import ApiError, MailchimpError
+from target_mailchimp.client import MailchimpError
+from target_mailchimp.replay import Replayer
 from target_mailchimp.run_context import RunContext
 
 
@@ -55,10 +56,11 @@ def set_credential(args: argparse.Namespace) -> int:
 def replay(args: argparse.Namespace) -> int:
     """Re-send failed writes that carry a request (all are idempotent PUT/POST/PATCH/DELETE)."""
     context = RunContext(load_config(args.config))
-    audit, client = context.audit, context.client
-    succeeded = failed = not_replayable = 0
+    replayer = Replayer(context)
+    counts = {OK: 0, FAILED: 0, SKIPPED: 0}
+    not_replayable = 0
     try:
-        for row in audit.failed_unreplayed():
+        for row in context.audit.failed_unreplayed():
             label = f"{row['stream']} {row['record_key']} ({row['operation']})"
             if not row["method"] or not row["path"]:
                 not_replayable += 1
@@ -66,33 +68,18 @@ def replay(args: argparse.Namespace) -> int:
                     print(f"not replayable (bad input, fix at the source): {label}: "
                           f"{row['reason']}")
                 continue
-            body = json.loads(row["payload"]) if row["payload"] else None
-            try:
-                answer = client.request(row["method"], row["path"], body=body)
-            except ApiError as exc:
-                if exc.status == 404 and row["method"] == "DELETE":
-                    audit.mark_replayed(row["id"], OK, "already gone")
-                    succeeded += 1
-                    continue
-                audit.mark_replayed(row["id"], FAILED, exc.summary())
-                failed += 1
-                print(f"still failing: {label}: {exc.summary()}")
-                continue
-            audit.mark_replayed(row["id"], OK, "replayed")
-            if row["stream"] == "members" and isinstance(answer, dict):
-                # Our own write: its last_changed must not later look like an edit in Mailchimp.
-                audit.remember_member_changes(
-                    context.list_id, {row["record_key"]: answer.get("last_changed")})
-            succeeded += 1
-            print(f"replayed: {label}")
+            outcome, message = replayer.replay(row)
+            counts[outcome] += 1
+            prefix = {OK: "replayed", FAILED: "still failing", SKIPPED: "skipped"}[outcome]
+            print(f"{prefix}: {label}" + ("" if outcome == OK else f": {message}"))
     except (MailchimpError, CredentialsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
         context.close()
-    print(f"Replay: {succeeded} succeeded, {failed} still failing, "
-          f"{not_replayable} not replayable.")
-    return 0 if failed == 0 else 1
+    print(f"Replay: {counts[OK]} succeeded, {counts[FAILED]} still failing, "
+          f"{counts[SKIPPED]} skipped, {not_replayable} not replayable.")
+    return 0 if counts[FAILED] == 0 else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,8 +47,8 @@ writes = sa.Table(
 
 # last_changed values Mailchimp gave our own writes, so they are not mistaken for edits made
 # in Mailchimp; also tells us which members already exist. `pending_since` is set just before
-# a write is sent and cleared once its outcome is known: after a kill, it still says "a change
-# from about this time may be ours".
+# a write is sent and cleared once its outcome is known: after a kill, the next run reads the
+# members changed since then back and takes those changes as ours (own_writes.py).
 member_writes = sa.Table(
     "member_writes",
     metadata,
@@ -63,6 +63,16 @@ member_writes = sa.Table(
 class OwnWrite:
     last_changed: str | None
     pending_since: str | None
+
+# Stores this target set `is_syncing: true` on and has not yet set back: written before the
+# PATCH, deleted after the PATCH to false. A run that dies in between leaves the row, so the
+# next run (whatever its streams) turns Mailchimp's automations back on.
+syncing_stores = sa.Table(
+    "syncing_stores",
+    metadata,
+    sa.Column("store_id", sa.String(64), primary_key=True),
+    sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+)
 
 # tag_key -> static segment id, so a renamed tag is found again.
 tag_segments = sa.Table(
@@ -145,6 +155,15 @@ class AuditStore:
             rows = [dict(row._mapping) for row in conn.execute(query)]
         yield from rows
 
+    def superseded(self, row: dict[str, Any]) -> bool:
+        """Whether a later row exists for the same stream and key (newer source data)."""
+        query = sa.select(writes.c.id).where(
+            writes.c.stream == row["stream"], writes.c.record_key == row["record_key"],
+            writes.c.id > row["id"],
+        ).limit(1)
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
+
     def mark_replayed(self, row_id: int, outcome: str, response: str | None) -> None:
         with self.engine.begin() as conn:
             conn.execute(
@@ -169,6 +188,13 @@ class AuditStore:
                               for row in conn.execute(query)})
         return found
 
+    def pending_members(self, list_id: str) -> dict[str, str]:
+        """email -> pending_since of writes whose outcome was never recorded."""
+        query = sa.select(member_writes.c.email, member_writes.c.pending_since).where(
+            member_writes.c.list_id == list_id, member_writes.c.pending_since.is_not(None))
+        with self.engine.connect() as conn:
+            return {row.email: row.pending_since for row in conn.execute(query)}
+
     def _replace_members(self, list_id: str, rows: dict[str, OwnWrite]) -> None:
         emails = list(rows)
         with self.engine.begin() as conn:
@@ -185,12 +211,17 @@ class AuditStore:
                 conn.execute(member_writes.insert(), values)
 
     def mark_members_pending(self, list_id: str, emails: Iterable[str], since: str) -> None:
-        """Write-ahead note, made before the members are sent."""
+        """Write-ahead note, made before the members are sent.
+
+        An older note (from a run that died) is kept: its unconfirmed write may be the
+        change Mailchimp now shows, and the window must still cover it.
+        """
         emails = list(emails)
         if emails:
             known = self.own_member_changes(list_id, emails)
             self._replace_members(list_id, {
-                e: OwnWrite(known[e].last_changed if e in known else None, since)
+                e: OwnWrite(known[e].last_changed, known[e].pending_since or since)
+                if e in known else OwnWrite(None, since)
                 for e in emails})
 
     def settle_members(self, list_id: str, attempted: Iterable[str],
@@ -214,6 +245,22 @@ class AuditStore:
                 conn.execute(member_writes.delete().where(
                     member_writes.c.list_id == list_id, member_writes.c.email.in_(emails)
                 ))
+
+    # --- e-commerce store syncing flag ------------------------------------------------------
+
+    def mark_store_syncing(self, store_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(syncing_stores.delete().where(syncing_stores.c.store_id == store_id))
+            conn.execute(syncing_stores.insert(), [{"store_id": store_id, "since": _now()}])
+
+    def store_left_syncing(self, store_id: str) -> bool:
+        query = sa.select(syncing_stores.c.store_id).where(syncing_stores.c.store_id == store_id)
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
+
+    def clear_store_syncing(self, store_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(syncing_stores.delete().where(syncing_stores.c.store_id == store_id))
 
     # --- tag segments ----------------------------------------------------------------------
 

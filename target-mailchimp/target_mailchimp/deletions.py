@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from target_mailchimp.audit import FAILED, SKIPPED, AuditEntry
@@ -10,9 +11,26 @@ from target_mailchimp.operations import Write
 from target_mailchimp.run_context import RunContext
 from target_mailchimp.values import iso, normalise_email
 
-MEMBER_ACTIONS = {"archive", "delete_permanent", "ignore"}
-ORDER_ACTIONS = {"cancel", "delete", "ignore"}
 STREAM = "deletions"
+# entity -> (setting with the default action, its default, allowed actions)
+ACTIONS = {
+    "member": ("member_deletion", "archive", {"archive", "delete_permanent", "ignore"}),
+    "order": ("order_deletion", "cancel", {"cancel", "delete", "ignore"}),
+}
+
+
+def _action(record: dict[str, Any], entity: str, label: str,
+            config: Mapping[str, Any]) -> tuple[str, AuditEntry | None]:
+    """The record's action (or the setting's); an audit entry when nothing is to be sent."""
+    setting, default, allowed = ACTIONS[entity]
+    action = str(record.get("action") or config.get(setting, default))
+    if action not in allowed:
+        return action, AuditEntry(STREAM, label, action, FAILED,
+                                  reason=f"unknown {entity} action {action!r}")
+    if action == "ignore":
+        return action, AuditEntry(STREAM, label, "ignore", SKIPPED,
+                                  reason=f"{setting} is 'ignore'")
+    return action, None
 
 
 def _member_write(context: RunContext, key: str, action: str) -> Write | AuditEntry:
@@ -52,33 +70,18 @@ def write_deletions(context: RunContext, records: list[dict[str, Any]]) -> None:
         if (entity, key) in seen:
             continue
         seen.add((entity, key))
-        action = record.get("action")
-        if entity == "member":
-            action = action or config.get("member_deletion", "archive")
-            if action not in MEMBER_ACTIONS:
-                entries.append(AuditEntry(STREAM, label, str(action), FAILED,
-                                          reason=f"unknown member action {action!r}"))
-            elif action == "ignore":
-                entries.append(AuditEntry(STREAM, label, "ignore", SKIPPED,
-                                          reason="member_deletion is 'ignore'"))
-            else:
-                write = _member_write(context, key, action)
-                if isinstance(write, Write):
-                    member_emails.append(key.strip().lower())
-                    writes.append(write)
-                else:
-                    entries.append(write)
-        elif entity == "order":
-            action = action or config.get("order_deletion", "cancel")
-            if action not in ORDER_ACTIONS:
-                entries.append(AuditEntry(STREAM, label, str(action), FAILED,
-                                          reason=f"unknown order action {action!r}"))
-            elif action == "ignore":
-                entries.append(AuditEntry(STREAM, label, "ignore", SKIPPED,
-                                          reason="order_deletion is 'ignore'"))
-            else:
+        if entity in ACTIONS:
+            action, refusal = _action(record, entity, label, config)
+            if refusal:
+                entries.append(refusal)
+            elif entity == "order":
                 writes.append(_order_write(context.ensure_store(), key, action,
                                            record.get("deleted_at")))
+            elif isinstance(write := _member_write(context, key, action), Write):
+                member_emails.append(key.strip().lower())
+                writes.append(write)
+            else:
+                entries.append(write)
         elif entity in ("customer", "product"):
             writes.append(Write(STREAM, label, "delete", "DELETE",
                                 f"ecommerce/stores/{context.ensure_store()}/{entity}s/{key}",

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from target_mailchimp.audit import FAILED, AuditEntry
+from target_mailchimp.audit import FAILED, SKIPPED, AuditEntry
+from target_mailchimp.members import ARCHIVED_REASON, archived_emails
 from target_mailchimp.operations import Write
+from target_mailchimp.own_writes import member_side_effects
 from target_mailchimp.run_context import RunContext
 from target_mailchimp.values import drop_none, iso, normalise_email
 
@@ -52,6 +54,28 @@ def product_body(record: dict[str, Any]) -> dict[str, Any]:
     })
 
 
+def order_line(line: dict[str, Any], index: int) -> dict[str, Any]:
+    """One order line. `price` is the UNIT price: Mailchimp counts a line's revenue as
+    quantity x price (its own WooCommerce plugin sends line total / quantity; sending line
+    totals inflated revenue: mailchimp/mc-woocommerce#7, #11).
+
+    Mailchimp takes whole quantities only, so a fractional one (2.5 hours) goes as quantity 1
+    at the line total, which keeps the revenue right instead of truncating it.
+    """
+    if line.get("product_id") in (None, ""):
+        raise InvalidRecord(f"line {index} has no product_id")
+    quantity, price = line.get("quantity") or 1, line.get("price")
+    if float(quantity) != int(float(quantity)) and price is not None:
+        quantity, price = 1, round(float(price) * float(quantity), 2)
+    return drop_none({
+        "id": str(line.get("id") or index),
+        "product_id": str(line["product_id"]),
+        "product_variant_id": str(line.get("product_variant_id") or line["product_id"]),
+        "quantity": int(float(quantity)),
+        "price": price,
+    })
+
+
 def order_body(record: dict[str, Any]) -> dict[str, Any]:
     missing = [f for f in ("customer_id", "currency_code", "order_total") if
                record.get(f) in (None, "")]
@@ -61,17 +85,8 @@ def order_body(record: dict[str, Any]) -> dict[str, Any]:
     if status is not None and status not in FINANCIAL_STATUSES:
         raise InvalidRecord(f"financial_status {status!r} is not one of "
                             f"{sorted(FINANCIAL_STATUSES)}")
-    lines = []
-    for index, line in enumerate(record.get("lines") or [], start=1):
-        if line.get("product_id") in (None, ""):
-            raise InvalidRecord(f"line {index} has no product_id")
-        lines.append(drop_none({
-            "id": str(line.get("id") or index),
-            "product_id": str(line["product_id"]),
-            "product_variant_id": str(line.get("product_variant_id") or line["product_id"]),
-            "quantity": int(line.get("quantity") or 1),
-            "price": line.get("price"),
-        }))
+    lines = [order_line(line, index)
+             for index, line in enumerate(record.get("lines") or [], start=1)]
     if not lines:
         raise InvalidRecord("an order needs at least one line")
     return drop_none({
@@ -108,6 +123,8 @@ def write_store_objects(context: RunContext, stream: str, records: list[dict[str
             latest[str(record["id"])] = record
     writes = []
     store_id = context.ensure_store() if latest else None
+    archived = archived_emails(context.client, context.list_id) if (
+        latest and stream == "customers") else set()
     for key, record in latest.items():
         try:
             body = build(record)
@@ -115,7 +132,14 @@ def write_store_objects(context: RunContext, stream: str, records: list[dict[str
             entries.append(AuditEntry(stream, key, "upsert", FAILED,
                                       reason=f"invalid record: {exc}", payload=record))
             continue
+        if body.get("email_address") in archived:
+            # Upserting the customer would restore the contact (subscribed, if opted in).
+            entries.append(AuditEntry(stream, key, "upsert", SKIPPED, reason=ARCHIVED_REASON))
+            continue
         writes.append(Write(stream, key, "upsert", "PUT",
                             f"ecommerce/stores/{store_id}/{collection}/{key}", body))
-    entries += [r.audit_entry() for r in context.executor.execute(writes)]
+    # A customer may create its list member (a change of ours, not an edit in Mailchimp).
+    emails = [w.body["email_address"] for w in writes] if stream == "customers" else []
+    with member_side_effects(context, emails):
+        entries += [r.audit_entry() for r in context.executor.execute(writes)]
     context.audit.record(entries)

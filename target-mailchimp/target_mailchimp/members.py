@@ -23,18 +23,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from target_mailchimp.audit import FAILED, OK, SKIPPED, AuditEntry, OwnWrite
-from target_mailchimp.client import ApiError, subscriber_hash
+from target_mailchimp.client import ApiError, MailchimpClient, subscriber_hash
 from target_mailchimp.merge_fields import TEXT_LIMIT, clean_address
 from target_mailchimp.operations import Write, WriteResult, short_answer
+from target_mailchimp.own_writes import CONFLICT_FIELDS, now, settle_dead_runs
 from target_mailchimp.run_context import RunContext
 from target_mailchimp.values import drop_none, iso, normalise_email, to_datetime
 
 STREAM = "members"
 STATUSES_IF_NEW = {"subscribed", "pending", "unsubscribed", "transactional"}
 CONTACT_EXISTS = "ERROR_CONTACT_EXISTS"
-# Our clock vs Mailchimp's, when matching an unconfirmed write of ours to a last_changed.
-CLOCK_MARGIN = datetime.timedelta(minutes=2)
-CONFLICT_FIELDS = "members.email_address,members.status,members.last_changed,total_items"
+ARCHIVED_REASON = "archived in Mailchimp; the target does not restore archived contacts"
 
 
 @dataclass
@@ -137,6 +136,18 @@ def newest_per_email(
     return winners, superseded
 
 
+def archived_emails(client: MailchimpClient, list_id: str) -> set[str]:
+    """Archived contacts: any write naming them (PUT, batch subscribe, a customer) would
+    bring them back, so every write path checks this first."""
+    return {
+        str(m.get("email_address", "")).lower()
+        for m in client.paginate(
+            f"lists/{list_id}/members", "members",
+            {"status": "archived", "fields": "members.email_address,total_items"},
+        )
+    }
+
+
 class MemberWriter:
     def __init__(self, context: RunContext) -> None:
         self.context = context
@@ -163,6 +174,7 @@ class MemberWriter:
         self._ensure_merge_fields(winners.values())
 
         remote, archived = self._mailchimp_state(list_id, winners.values())
+        settle_dead_runs(self.context)
         own = self.audit.own_member_changes(list_id, winners)
         to_create: list[MemberChange] = []
         to_update: list[MemberChange] = []
@@ -178,7 +190,7 @@ class MemberWriter:
 
         last_changed: dict[str, str | None] = {}
         attempted = [c.email for c in to_create + to_update]
-        self.audit.mark_members_pending(list_id, attempted, iso(_now()) or "")
+        self.audit.mark_members_pending(list_id, attempted, iso(now()) or "")
         exists_after_all, created_entries = self._create(list_id, to_create, last_changed)
         entries += created_entries
         to_update += exists_after_all
@@ -223,13 +235,7 @@ class MemberWriter:
             ):
                 email = str(member.get("email_address", "")).lower()
                 remote[email] = member
-        archived = {
-            str(m.get("email_address", "")).lower()
-            for m in self.client.paginate(
-                f"lists/{list_id}/members", "members",
-                {"status": "archived", "fields": "members.email_address,total_items"},
-            )
-        }
+        archived = archived_emails(self.client, list_id)
         archived |= {e for e, m in remote.items() if m.get("status") == "archived"}
         for email in archived:
             remote.pop(email, None)
@@ -241,7 +247,7 @@ class MemberWriter:
         archived: set[str],
     ) -> str | None:
         if change.email in archived:
-            return "archived in Mailchimp; the target does not restore archived contacts"
+            return ARCHIVED_REASON
         if change.updated_at is None or remote is None:
             return None
         remote_changed = to_datetime(remote.get("last_changed"))
@@ -249,10 +255,8 @@ class MemberWriter:
             return None
         mine = own.get(change.email)
         if mine and mine.last_changed == remote.get("last_changed"):
-            return None  # that change was our own previous write
-        pending = to_datetime(mine.pending_since) if mine else None
-        if pending and remote_changed >= pending - CLOCK_MARGIN:
-            return None  # our write from an interrupted run (its answer was never recorded)
+            # Our own previous write (writes of runs that died were read back at the start).
+            return None
         return (f"changed in Mailchimp at {iso(remote_changed)}, after the source update at "
                 f"{iso(change.updated_at)}; Mailchimp's version kept")
 
@@ -323,10 +327,6 @@ class MemberWriter:
                           response=reason, method="PUT",
                           path=f"lists/{list_id}/{change.path_suffix}",
                           payload=change.put_body())
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
 
 
 def _tally(entries: list[AuditEntry]) -> dict[str, int]:

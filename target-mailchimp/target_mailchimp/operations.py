@@ -101,20 +101,22 @@ class WriteExecutor:
         batch = self.client.request("POST", "batches", body={"operations": operations})
         finished = self._wait(batch["id"])
         outcomes = self._results(finished)
-        results = []
+        results: dict[str, WriteResult] = {}
+        retry: dict[str, Write] = {}
         for op_id, write in by_id.items():
-            outcome = outcomes.get(op_id)
-            if outcome is None:
-                results.append(WriteResult(write, False, error="no result for this operation "
-                                           "in the batch response", status=None))
-                continue
-            status, body = outcome
-            if status < 300 or (status == 404 and write.ok_if_missing):
-                results.append(WriteResult(write, True, body, status=status))
+            status, body = outcomes.get(op_id, (None, None))
+            if status is None or status == 429 or status >= 500:
+                # Not applied (or unknown): transient, like a direct call's 429/5xx. Sent
+                # again directly, with retries; an outage there raises and holds STATE back.
+                retry[op_id] = write
+            elif status < 300 or (status == 404 and write.ok_if_missing):
+                results[op_id] = WriteResult(write, True, body, status=status)
             else:
-                results.append(WriteResult(write, False, status=status,
-                                           error=ApiError.from_body(status, body).summary()))
-        return results
+                results[op_id] = WriteResult(write, False, status=status,
+                                             error=ApiError.from_body(status, body).summary())
+        resent = self.client.map_parallel(self._direct, list(retry.values()))
+        results.update(zip(retry, resent, strict=True))
+        return [results[op_id] for op_id in by_id]
 
     def _wait(self, batch_id: str) -> dict[str, Any]:
         deadline = time.monotonic() + self.poll_timeout

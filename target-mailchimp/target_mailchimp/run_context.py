@@ -41,6 +41,8 @@ class RunContext:
         self.merge_field_map = parse_merge_field_map(config.get("merge_field_map"))
         self._store_lock = threading.Lock()
         self._store_ready = False
+        # Write-ahead notes of runs that died are settled once, before this run's own.
+        self.dead_runs_settled = False
 
     @cached_property
     def client(self) -> MailchimpClient:
@@ -100,6 +102,8 @@ class RunContext:
             if self._store_ready:
                 return self.store_id
             path = f"ecommerce/stores/{self.store_id}"
+            # Noted before the PATCH: if this run dies, the next one sets the flag back.
+            self.audit.mark_store_syncing(self.store_id)
             try:
                 self.client.request("GET", path, params={"fields": "id,list_id"})
                 self.client.request("PATCH", path, body={"is_syncing": True})
@@ -118,12 +122,25 @@ class RunContext:
             return self.store_id
 
     def finish(self) -> None:
-        """End of run: the store stops syncing so Mailchimp's automations resume."""
-        if self._store_ready:
+        """End of run: the store stops syncing so Mailchimp's automations resume.
+
+        Also when this run never touched the store but an earlier one died while it was
+        syncing: otherwise automations would stay off until the next e-commerce record.
+        """
+        store_id = self.config.get("store_id")
+        if not store_id:
+            return
+        if not self._store_ready and not self.audit.store_left_syncing(str(store_id)):
+            return
+        try:
             self.client.request(
-                "PATCH", f"ecommerce/stores/{self.store_id}", body={"is_syncing": False}
+                "PATCH", f"ecommerce/stores/{store_id}", body={"is_syncing": False}
             )
-            self._store_ready = False
+        except ApiError as exc:
+            if exc.status != 404:  # a store deleted since has no flag to reset
+                raise
+        self.audit.clear_store_syncing(str(store_id))
+        self._store_ready = False
 
     def close(self) -> None:
         if "client" in self.__dict__:

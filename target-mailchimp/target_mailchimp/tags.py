@@ -9,6 +9,7 @@ from typing import Any
 
 from target_mailchimp.audit import FAILED, OK, SKIPPED, AuditEntry
 from target_mailchimp.client import ApiError, subscriber_hash
+from target_mailchimp.own_writes import member_side_effects, now, read_back
 from target_mailchimp.run_context import RunContext
 from target_mailchimp.values import normalise_email, to_datetime
 
@@ -96,6 +97,7 @@ def write_tags(context: RunContext, directory: SegmentDirectory,
     latest = {str(r.get("tag_key")): r for r in records if r.get("tag_key") is not None}
     entries = [AuditEntry("tags", "?", "define", FAILED, reason="missing tag_key", payload=r)
                for r in records if r.get("tag_key") is None]
+    started = now()
     for tag_key, record in latest.items():
         name, active = record.get("name"), record.get("active", True) is not False
         try:
@@ -134,6 +136,9 @@ def write_tags(context: RunContext, directory: SegmentDirectory,
         except ApiError as exc:
             entries.append(AuditEntry("tags", tag_key, "define", FAILED, reason=exc.summary(),
                                       payload=record))
+    if any(e.outcome == OK and e.operation in ("rename", "delete") for e in entries):
+        # Every member with the tag changed, and the answer does not say who they are.
+        read_back(context, None, started)
     context.audit.record(entries)
 
 
@@ -165,6 +170,17 @@ def write_member_tags(context: RunContext, directory: SegmentDirectory,
         if record.get("tag_name"):
             names[tag_key] = str(record["tag_name"])
 
+    touched = [email for wanted in per_tag.values() for emails in wanted.values()
+               for email in emails]
+    with member_side_effects(context, touched):
+        entries += _update_segments(context, directory, per_tag, names)
+    context.audit.record(entries)
+
+
+def _update_segments(context: RunContext, directory: SegmentDirectory,
+                     per_tag: dict[str, dict[str, list[str]]],
+                     names: dict[str, str]) -> list[AuditEntry]:
+    entries: list[AuditEntry] = []
     list_id = context.list_id
     for tag_key, wanted in per_tag.items():
         try:
@@ -186,7 +202,7 @@ def write_member_tags(context: RunContext, directory: SegmentDirectory,
             continue
         entries += _bulk_segment_update(context, list_id, segment_id, tag_key,
                                         names.get(tag_key, tag_key), wanted)
-    context.audit.record(entries)
+    return entries
 
 
 def _bulk_segment_update(context: RunContext, list_id: str, segment_id: int, tag_key: str,

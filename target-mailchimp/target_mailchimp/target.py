@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import cached_property
+from typing import IO
 
 from singer_sdk import typing as th
 from singer_sdk.sinks import Sink
@@ -77,7 +78,8 @@ class TargetMailchimp(Target):
                     description="A stream that is not a target stream: `error` stops at its "
                                 "SCHEMA message (before anything is written); `ignore` drops "
                                 "its records with a warning."),
-        th.Property("audit_store_url", th.StringType,
+        # Secret: a production URL carries the database password.
+        th.Property("audit_store_url", th.StringType, secret=True,
                     default="sqlite:///.meltano/target-mailchimp/audit.sqlite",
                     description="SQLAlchemy URL of the audit trail (any backend, e.g. "
                                 "postgresql+psycopg://...). Parent dirs of a SQLite file are "
@@ -128,14 +130,33 @@ class TargetMailchimp(Target):
             if isinstance(sink, MailchimpSink):
                 self.drain_one(sink)
 
-    def process_endofpipe(self) -> None:
+    def listen(self, file_input: IO[str] | None = None) -> None:
+        """Process the input, then end the run even when it failed midway.
+
+        A failed run still tries to set `is_syncing` back to false (best effort, so the
+        original error is what surfaces); if that fails too, the next run does it.
+        """
+        completed = False
         try:
-            super().process_endofpipe()
-            if "run_context" in self.__dict__:
-                self.run_context.finish()
+            super().listen(file_input)
+            completed = True
         finally:
-            if "run_context" in self.__dict__:
-                self.run_context.close()
+            self._end_run(completed)
+
+    def _end_run(self, completed: bool) -> None:
+        # After a clean run the context is built even if no record came (a leftover syncing
+        # flag must still be reset); after a failure only if the run got that far.
+        if not completed and "run_context" not in self.__dict__:
+            return
+        try:
+            self.run_context.finish()
+        except Exception as exc:  # must not hide the error that stopped the run
+            if completed:
+                raise
+            self.logger.warning("Could not set the store's is_syncing back to false (%s); "
+                                "the next run will.", exc)
+        finally:
+            self.run_context.close()
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from target_mailchimp.auth import (
     oauth_api_endpoint,
     resolve_connection,
 )
+from target_mailchimp.target import TargetMailchimp
 from target_mailchimp.testing import by_email, run_target, stream
 
 
@@ -105,3 +106,9 @@ def test_admin_commands_read_meltano_style_env_config(mailchimp_sandbox, tmp_pat
     assert admin.main(["replay", "--config", "ENV"]) == 0
     out = capsys.readouterr().out
     assert "0 succeeded" in out and mailchimp_sandbox.api_key not in out
+
+
+def test_the_audit_url_is_a_secret_setting():
+    # A production SQLAlchemy URL carries the database password.
+    properties = TargetMailchimp.config_jsonschema["properties"]
+    assert properties["audit_store_url"].get("secret") is True

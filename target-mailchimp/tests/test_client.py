@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import json
+import tarfile
+
 import pytest
 import requests
 from target_mailchimp.auth import ApiKeyAuth
 from target_mailchimp.client import ApiError, MailchimpClient, OutageError, subscriber_hash
+from target_mailchimp.operations import Write, WriteExecutor
 
 BASE = "https://us6.api.mailchimp.com/3.0"
 KEY = "abcdef0123456789-us6"
@@ -59,3 +64,45 @@ def test_batch_results_are_fetched_without_credentials_from_other_hosts(requests
 def test_subscriber_hash_is_md5_of_lowercased_email():
     assert subscriber_hash(" Urist.McVankab@Freddiesjokes.com ") == (
         "62eeb292278cc15f5817cb78f7790b08")
+
+
+def _batch_answer(requests_mock, results):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        data = json.dumps(results).encode()
+        info = tarfile.TarInfo("results/0.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    requests_mock.post(f"{BASE}/batches", json={"id": "b1", "status": "pending"})
+    requests_mock.get(f"{BASE}/batches/b1", json={
+        "id": "b1", "status": "finished", "response_body_url": f"{BASE}/results.tar.gz"})
+    requests_mock.get(f"{BASE}/results.tar.gz", content=buffer.getvalue())
+
+
+def _puts(count):
+    return [Write("products", f"P{i}", "upsert", "PUT", f"ecommerce/stores/s/products/P{i}",
+                  {"id": f"P{i}"}) for i in range(count)]
+
+
+def test_batch_operations_answered_429_5xx_or_missing_are_sent_again(requests_mock):
+    _batch_answer(requests_mock, [
+        {"status_code": 200, "operation_id": "op0", "response": '{"id": "P0"}'},
+        {"status_code": 503, "operation_id": "op1", "response": '{"title": "Unavailable"}'},
+        {"status_code": 429, "operation_id": "op2", "response": '{"title": "Too Many"}'},
+        {"status_code": 400, "operation_id": "op3", "response": '{"title": "Invalid"}'},
+    ])  # op4: no result at all
+    for i in (1, 2, 4):
+        requests_mock.put(f"{BASE}/ecommerce/stores/s/products/P{i}", json={"id": f"P{i}"})
+    results = WriteExecutor(client(), batch_threshold=1, poll_interval=0).execute(_puts(5))
+    assert [r.ok for r in results] == [True, True, True, False, True]
+    assert [r.write.record_key for r in results] == ["P0", "P1", "P2", "P3", "P4"]
+    assert "Invalid" in results[3].error
+
+
+def test_batch_operation_failing_on_every_retry_is_an_outage(requests_mock):
+    _batch_answer(requests_mock, [
+        {"status_code": 500, "operation_id": "op0", "response": '{"title": "Oops"}'}])
+    requests_mock.put(f"{BASE}/ecommerce/stores/s/products/P0", status_code=500)
+    with pytest.raises(OutageError):  # so the target stops before emitting STATE
+        WriteExecutor(client(max_tries=2), batch_threshold=1, poll_interval=0).execute(
+            _puts(1))

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
+
+import requests
+from target_mailchimp.audit import AuditStore
+from target_mailchimp.client import subscriber_hash
 from target_mailchimp.testing import (
     audit_rows,
     by_email,
@@ -11,6 +16,7 @@ from target_mailchimp.testing import (
     state,
     stream,
 )
+from target_mailchimp.values import iso
 
 
 def test_bulk_create_uses_batch_subscribe_and_emits_state(mailchimp_sandbox, config):
@@ -182,3 +188,85 @@ def test_record_breaking_its_schema_is_audited_not_fatal(mailchimp_sandbox, conf
     assert "fine@example.com" in by_email(mailchimp_sandbox)
     [failed] = audit_rows(config, outcome="failed")
     assert failed["record_key"] == "42"
+
+
+def _sync_member(config, email: str, stamp: str, first_name: str) -> None:
+    run_target(config, stream("members", [
+        {"email": email, "source_updated_at": stamp, "merge_fields": {"FNAME": first_name}}]))
+
+
+def test_own_tag_writes_are_not_mistaken_for_edits_in_mailchimp(mailchimp_sandbox, config):
+    _sync_member(config, "t@example.com", "2020-01-01T00:00:00Z", "Source1")
+    # Tagging (a segment update) moves the member's last_changed in Mailchimp.
+    mailchimp_sandbox.advance_clock(5)
+    run_target(config, stream("member_tags", [
+        {"email": "t@example.com", "tag_key": "k", "tag_name": "Customer"}]))
+    mailchimp_sandbox.advance_clock(5)
+
+    _sync_member(config, "t@example.com", "2020-06-01T00:00:00Z", "Source2")
+    assert by_email(mailchimp_sandbox)["t@example.com"]["merge_fields"]["FNAME"] == "Source2"
+    assert audit_rows(config, stream="members", outcome="skipped") == []
+
+
+def test_members_created_by_our_customers_are_not_mistaken_for_edits(mailchimp_sandbox,
+                                                                     config):
+    # A customer without a members record creates the list member (transactional).
+    run_target(config, stream("customers", [{"id": "C9", "email": "buyer9@example.com"}]))
+    mailchimp_sandbox.advance_clock(5)
+    _sync_member(config, "buyer9@example.com", "2020-06-01T00:00:00Z", "Bea")
+    assert by_email(mailchimp_sandbox)["buyer9@example.com"]["merge_fields"]["FNAME"] == "Bea"
+    assert audit_rows(config, stream="members", outcome="skipped") == []
+
+
+def test_write_of_a_run_killed_twice_is_still_recognised(mailchimp_sandbox, config):
+    run_target(config, stream("members", [
+        {"email": "z@example.com", "source_updated_at": "2020-01-01T00:00:00Z"}]))
+    audit = AuditStore(config["audit_store_url"], "sim")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    # Run 2 notes its write, sends it, and is killed before recording Mailchimp's answer...
+    audit.mark_members_pending(mailchimp_sandbox.list_id, ["z@example.com"], iso(now))
+    mailchimp_sandbox.advance_clock(5)
+    requests.put(f"{mailchimp_sandbox.api_base}/lists/{mailchimp_sandbox.list_id}/members/"
+                 f"{subscriber_hash('z@example.com')}", auth=("x", mailchimp_sandbox.api_key),
+                 json={"email_address": "z@example.com", "status_if_new": "subscribed",
+                       "merge_fields": {"FNAME": "Run2"}}, timeout=10).raise_for_status()
+    # ...and run 3, an hour later, is killed right after its own write-ahead note.
+    later = now + datetime.timedelta(hours=1)
+    audit.mark_members_pending(mailchimp_sandbox.list_id, ["z@example.com"], iso(later))
+    audit.close()
+
+    _sync_member(config, "z@example.com", "2020-06-01T00:00:00Z", "Run4")
+    assert by_email(mailchimp_sandbox)["z@example.com"]["merge_fields"]["FNAME"] == "Run4"
+
+
+def test_a_dead_runs_note_does_not_swallow_later_edits_in_mailchimp(mailchimp_sandbox, config):
+    _sync_member(config, "m@example.com", "2020-01-01T00:00:00Z", "Source1")
+    # A run notes its write to m and dies before sending it.
+    audit = AuditStore(config["audit_store_url"], "sim")
+    audit.mark_members_pending(mailchimp_sandbox.list_id, ["m@example.com"],
+                               iso(datetime.datetime.now(datetime.timezone.utc)))
+    audit.close()
+    run_target(config, stream("members", [{"email": "other@example.com"}]))
+    # Days later someone edits m in Mailchimp; then an older source update arrives.
+    mailchimp_sandbox.advance_clock(3 * 86400)
+    mailchimp_sandbox.set_member_status("m@example.com", "unsubscribed")
+    _sync_member(config, "m@example.com", "2020-06-01T00:00:00Z", "Source2")
+    assert by_email(mailchimp_sandbox)["m@example.com"]["merge_fields"]["FNAME"] == "Source1"
+    [skipped] = audit_rows(config, stream="members", outcome="skipped")
+    assert "changed in Mailchimp" in skipped["reason"]
+
+
+def test_renaming_a_tag_is_not_mistaken_for_edits_in_mailchimp(mailchimp_sandbox, config):
+    run_target(config, [
+        *stream("members", [{"email": "r@example.com", "source_updated_at": "2020-01-01T00:00:00Z",
+                             "merge_fields": {"FNAME": "Source1"}}]),
+        *stream("tags", [{"tag_key": "vip", "name": "VIP"}]),
+        *stream("member_tags", [{"email": "r@example.com", "tag_key": "vip", "tag_name": "VIP"}]),
+    ])
+    mailchimp_sandbox.advance_clock(5)
+    # Renaming (and deleting) a tag moves last_changed of everyone who has it.
+    run_target(config, stream("tags", [{"tag_key": "vip", "name": "Gold"}]))
+    mailchimp_sandbox.advance_clock(5)
+    _sync_member(config, "r@example.com", "2020-06-01T00:00:00Z", "Source2")
+    assert by_email(mailchimp_sandbox)["r@example.com"]["merge_fields"]["FNAME"] == "Source2"
+    assert audit_rows(config, stream="members", outcome="skipped") == []

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from target_mailchimp import admin
-from target_mailchimp.client import OutageError
+from target_mailchimp.client import OutageError, subscriber_hash
 from target_mailchimp.target import TargetMailchimp
 from target_mailchimp.testing import (
     audit_rows,
@@ -186,3 +186,68 @@ def test_killed_mid_batch_then_rerun_has_no_duplicates_or_gaps(mailchimp_sandbox
     store = sandbox.store("exact-store")
     assert sorted(store["orders"]) == sorted(o["id"] for o in orders)
     assert len(store["customers"]) == 100
+
+
+def _replay(config, tmp_path) -> int:
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    return admin.main(["replay", "--config", str(config_path)])
+
+
+def test_replay_never_restores_a_contact_archived_since(mailchimp_sandbox, config, tmp_path,
+                                                        capsys):
+    run_target(config, stream("members", [{"email": "later-gone@example.com"}]))
+    mailchimp_sandbox.add_fault(path=f"/members/{subscriber_hash('later-gone@example.com')}$",
+                                method="PUT", kind="status", status=400, count=1)
+    run_target(config, stream("members", [{"email": "later-gone@example.com",
+                                           "merge_fields": {"FNAME": "X"}}]))
+    assert len(audit_rows(config, stream="members", outcome="failed")) == 1
+    run_target(config, stream("deletions", [{"entity": "member",
+                                             "key": "later-gone@example.com"}]))
+
+    assert _replay(config, tmp_path) == 0
+    assert by_email(mailchimp_sandbox)["later-gone@example.com"]["status"] == "archived"
+    assert "0 succeeded, 0 still failing, 1 skipped" in capsys.readouterr().out
+    [row] = audit_rows(config, stream="members", outcome="failed")
+    assert row["replay_outcome"] == "skipped" and "archived" in row["replay_response"]
+
+
+def test_replay_does_not_overwrite_a_later_successful_write(mailchimp_sandbox, config,
+                                                            tmp_path, capsys):
+    mailchimp_sandbox.add_fault(path="/customers/C3$", method="PUT", kind="status",
+                                status=400, count=1)
+    run_target(config, stream("customers", [{"id": "C3", "email": "c3@example.com",
+                                             "first_name": "Old"}]))
+    run_target(config, stream("customers", [{"id": "C3", "email": "c3@example.com",
+                                             "first_name": "New"}]))
+    assert _replay(config, tmp_path) == 0
+    assert mailchimp_sandbox.store("exact-store")["customers"]["C3"]["first_name"] == "New"
+    assert "1 skipped" in capsys.readouterr().out
+
+
+def test_per_record_400s_from_mailchimp_do_not_hold_state_back(mailchimp_sandbox, config):
+    mailchimp_sandbox.add_fault(path="/customers/C1$", method="PUT", kind="status",
+                                status=400, count=1)
+    states = run_target(config, [
+        # Mailchimp refuses the fake-looking address inside the batch-subscribe answer.
+        *stream("members", [{"email": "fake@example.org"}, {"email": "real@example.com"}]),
+        *stream("customers", CUSTOMERS[:3]), state({"bookmark": 7})])
+    assert states == [{"bookmark": 7}]
+    failed = {r["record_key"] for r in audit_rows(config, outcome="failed")}
+    assert failed == {"fake@example.org", "C1"}
+
+
+def test_replay_keeps_a_change_made_in_mailchimp_after_the_write_failed(
+    mailchimp_sandbox, config, tmp_path, capsys
+):
+    email = "edited@example.com"
+    run_target(config, stream("members", [{"email": email, "merge_fields": {"FNAME": "A"}}]))
+    mailchimp_sandbox.add_fault(path=f"/members/{subscriber_hash(email)}$", method="PUT",
+                                kind="status", status=400, count=1)
+    run_target(config, stream("members", [{"email": email, "merge_fields": {"FNAME": "B"}}]))
+    mailchimp_sandbox.advance_clock(5)
+    mailchimp_sandbox.set_member_status(email, "unsubscribed")  # an edit in Mailchimp
+
+    assert _replay(config, tmp_path) == 0
+    assert by_email(mailchimp_sandbox)[email]["merge_fields"]["FNAME"] == "A"
+    assert "changed in Mailchimp" in capsys.readouterr().out

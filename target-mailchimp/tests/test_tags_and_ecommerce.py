@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from target_mailchimp import sinks
 from target_mailchimp.client import OutageError
+from target_mailchimp.ecommerce import write_store_objects
 from target_mailchimp.run_context import ConfigurationError
 from target_mailchimp.testing import audit_rows, by_email, run_target, stream
 
@@ -188,18 +190,48 @@ def test_deletions_archive_members_and_cancel_orders(mailchimp_sandbox, config):
     assert by_email(mailchimp_sandbox)["leaver@example.com"]["status"] == "archived"
 
 
-def test_store_is_marked_syncing_while_loading(mailchimp_sandbox, config):
+def test_store_is_syncing_while_loading_and_reset_even_when_the_run_fails(
+    mailchimp_sandbox, config, monkeypatch
+):
+    seen = []
+
+    def write_and_look(context, stream_name, rows):
+        write_store_objects(context, stream_name, rows)
+        seen.append(mailchimp_sandbox.store("exact-store")["store"]["is_syncing"])
+
+    monkeypatch.setattr(sinks, "write_store_objects", write_and_look)
     config["retry_max_tries"] = 2
     # Orders fail hard (outage) after the store was set up: the run stops mid-backfill.
     mailchimp_sandbox.add_fault(path="/orders/", kind="status", status=503, count=10)
     with pytest.raises(OutageError):
         run_target(config, [*stream("products", PRODUCTS), *stream("customers", CUSTOMERS),
                             *stream("orders", [_order("O1")])])
-    assert mailchimp_sandbox.store("exact-store")["store"]["is_syncing"] is True
+    assert seen == [True, True]  # products and customers went in while syncing
+    # The failed run still turned automations back on.
+    assert mailchimp_sandbox.store("exact-store")["store"]["is_syncing"] is False
     mailchimp_sandbox.clear_faults()
     run_target(config, stream("orders", [_order("O1")]))
     store = mailchimp_sandbox.store("exact-store")
     assert store["store"]["is_syncing"] is False and "O1" in store["orders"]
+
+
+def test_store_left_syncing_by_a_dead_run_is_reset_by_the_next_run(mailchimp_sandbox, config):
+    config["retry_max_tries"] = 2
+    # The run dies mid-backfill and cannot reset the flag either (as after kill -9).
+    mailchimp_sandbox.add_fault(path="/orders/", kind="status", status=503, count=10)
+    mailchimp_sandbox.add_fault(path="/ecommerce/stores/exact-store$", method="PATCH",
+                                kind="status", status=503, count=10)
+    with pytest.raises(OutageError):
+        run_target(config, [*stream("products", PRODUCTS), *stream("orders", [_order("O1")])])
+    assert mailchimp_sandbox.store("exact-store")["store"]["is_syncing"] is True
+    mailchimp_sandbox.clear_faults()
+    # The next run has no e-commerce records at all, yet automations come back on.
+    run_target(config, stream("members", [{"email": "later@example.com"}]))
+    assert mailchimp_sandbox.store("exact-store")["store"]["is_syncing"] is False
+    run_target(config, stream("members", [{"email": "later2@example.com"}]))
+    patches = [c for c in mailchimp_sandbox.calls()["calls"] if c["method"] == "PATCH"]
+    assert [c["status"] for c in patches][-1] == 200  # the flag is reset once, not every run
+    assert len([c for c in patches if c["status"] == 200]) == 1
 
 
 def test_unknown_list_name_is_a_clear_error(mailchimp_sandbox, config):
@@ -207,3 +239,39 @@ def test_unknown_list_name_is_a_clear_error(mailchimp_sandbox, config):
     config["list_name"] = "No Such Audience"
     with pytest.raises(ConfigurationError, match="No Such Audience"):
         run_target(config, stream("members", [{"email": "a@example.com"}]))
+
+
+def test_a_customer_never_restores_an_archived_contact(mailchimp_sandbox, config):
+    run_target(config, stream("members", [{"email": "gone@example.com"}]))
+    run_target(config, stream("deletions", [{"entity": "member", "key": "gone@example.com"}]))
+    run_target(config, stream("customers", [{"id": "C7", "email": "gone@example.com",
+                                             "opt_in_status": True}]))
+    assert by_email(mailchimp_sandbox)["gone@example.com"]["status"] == "archived"
+    [row] = audit_rows(config, stream="customers")
+    assert row["outcome"] == "skipped" and "archived" in row["reason"]
+
+
+def test_order_lines_carry_unit_prices_and_fractional_quantities_keep_revenue(
+    mailchimp_sandbox, config
+):
+    order = _order("O5", order_total=55.0, lines=[
+        {"id": "1", "product_id": "P1", "quantity": 3, "price": 10.0},
+        {"id": "2", "product_id": "P2", "quantity": 2.5, "price": 10.0}])
+    run_target(config, [*stream("products", PRODUCTS), *stream("customers", CUSTOMERS),
+                        *stream("orders", [order])])
+    lines = {line["id"]: line for line in
+             mailchimp_sandbox.store("exact-store")["orders"]["O5"]["lines"]}
+    assert (lines["1"]["quantity"], lines["1"]["price"]) == (3, 10.0)  # unit price as given
+    assert (lines["2"]["quantity"], lines["2"]["price"]) == (1, 25.0)  # not truncated to 2
+
+
+def test_deletion_actions_ignore_and_unknown_are_audited(mailchimp_sandbox, config):
+    run_target(config, stream("members", [{"email": "kept@example.com"}]))
+    run_target(config, stream("deletions", [
+        {"entity": "member", "key": "kept@example.com", "action": "ignore"},
+        {"entity": "order", "key": "O9", "action": "explode"}]))
+    assert by_email(mailchimp_sandbox)["kept@example.com"]["status"] == "subscribed"
+    rows = {r["record_key"]: r for r in audit_rows(config, stream="deletions")}
+    assert rows["member/kept@example.com"]["outcome"] == "skipped"
+    assert rows["order/O9"]["outcome"] == "failed"
+    assert rows["order/O9"]["reason"] == "unknown order action 'explode'"

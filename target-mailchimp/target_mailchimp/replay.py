@@ -1,0 +1,84 @@
+"""Re-sending failed writes from the audit trail, without undoing anything newer."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from target_mailchimp.audit import FAILED, OK, SKIPPED
+from target_mailchimp.client import ApiError
+from target_mailchimp.members import ARCHIVED_REASON, archived_emails
+from target_mailchimp.run_context import RunContext
+from target_mailchimp.values import iso, to_datetime
+
+
+class Replayer:
+    """Re-sends failed writes (all idempotent), unless that would undo something newer:
+    a later write for the same key, an archived contact, an edit made in Mailchimp since."""
+
+    def __init__(self, context: RunContext) -> None:
+        self.context = context
+        self._archived: set[str] | None = None
+
+    def replay(self, row: dict[str, Any]) -> tuple[str, str]:
+        """(outcome, message) for one failed write; the outcome is noted on its row."""
+        body = json.loads(row["payload"]) if row["payload"] else None
+        outcome, message, answer = self._send(row, body)
+        self.context.audit.mark_replayed(row["id"], outcome, message)
+        if outcome == OK and row["stream"] == "members" and isinstance(answer, dict):
+            # Our own write: its last_changed must not later look like an edit in Mailchimp.
+            self.context.audit.remember_member_changes(
+                self.context.list_id, {row["record_key"]: answer.get("last_changed")})
+        return outcome, message
+
+    def _send(self, row: dict[str, Any], body: Any) -> tuple[str, str, Any]:
+        try:
+            reason = self._skip_reason(row, body)
+            if reason:
+                return SKIPPED, reason, None
+            answer = self.context.client.request(row["method"], row["path"], body=body)
+        except ApiError as exc:
+            if exc.status == 404 and row["method"] == "DELETE":
+                return OK, "already gone", None
+            return FAILED, exc.summary(), None
+        return OK, "replayed", answer
+
+    def _skip_reason(self, row: dict[str, Any], body: Any) -> str | None:
+        if self.context.audit.superseded(row):
+            # A later run wrote (or deliberately skipped) this key: the old payload is stale.
+            return "superseded by a later write for this key"
+        if row["stream"] == "members":
+            return self._member_conflict(row)
+        email = body.get("email_address") if isinstance(body, dict) else None
+        if row["stream"] == "customers" and email and (
+                str(email).lower() in self._archived_emails()):
+            # A customer upsert would re-add the archived contact.
+            return ARCHIVED_REASON
+        return None
+
+    def _member_conflict(self, row: dict[str, Any]) -> str | None:
+        """The rules of a normal run: no restoring archived contacts, and a change made in
+        Mailchimp after this write was first tried (so after its source update) is kept."""
+        try:
+            remote = self.context.client.request(
+                "GET", row["path"], params={"fields": "status,last_changed"}) or {}
+        except ApiError as exc:
+            if exc.status == 404:
+                return None  # not in the audience: the PUT creates it, as first intended
+            raise
+        if remote.get("status") == "archived":
+            return ARCHIVED_REASON
+        changed = to_datetime(remote.get("last_changed"))
+        failed_at = to_datetime(row["at"])
+        if changed is None or failed_at is None or changed <= failed_at:
+            return None
+        email = str(row["record_key"])
+        mine = self.context.audit.own_member_changes(self.context.list_id, [email]).get(email)
+        if mine and mine.last_changed == remote.get("last_changed"):
+            return None  # that change is one of our own writes (e.g. tagging)
+        return f"changed in Mailchimp at {iso(changed)}, after this write failed; kept"
+
+    def _archived_emails(self) -> set[str]:
+        if self._archived is None:  # one read, only if a customer write is replayed
+            self._archived = archived_emails(self.context.client, self.context.list_id)
+        return self._archived
