@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import itertools
 
-from mapper_test_kit import DIVISION, account, contact, dead_letters, guid, rec, tap_run
+from mapper_test_kit import (
+    DIVISION,
+    account,
+    contact,
+    dead_letters,
+    guid,
+    invoice,
+    line,
+    rec,
+    tap_run,
+)
 
 
 def test_contact_becomes_member_with_merge_fields(run_mapper):
@@ -189,3 +199,44 @@ def test_contact_opting_out_later_is_unsubscribed_and_tag_mode_follows_exact(pip
         ("Do not mail", False)]
     # Never re-subscribed by the mapper: no status, only status_if_new for new members.
     assert "status" not in included.records("members")[0]
+
+
+def test_lifted_exclusion_sends_no_opt_out_reversal(pipeline):
+    # Unsubscribe mode: Mailchimp keeps the address unsubscribed once opted out; only the
+    # person can re-subscribe. Unblocking the account (or re-including the contact) in Exact
+    # must not look like a re-subscription, nor let a re-created member start subscribed.
+    pipeline.run({"accounts": [account(1, Blocked=True)], "contacts": [contact(1, 1)]})
+
+    unblocked = pipeline.run({"accounts": [account(1, Blocked=False)]})
+
+    [member] = unblocked.records("members")
+    assert member.get("opt_out") is not False and "opt_out" not in member
+    assert member["status_if_new"] == "unsubscribed"
+
+
+def test_customer_active_again_after_inactivity_opt_out_is_not_resubscribed(pipeline):
+    old_sale = {"sales_invoices": [invoice(1, 1, InvoiceDate="2019-01-01T00:00:00Z")],
+                "sales_invoice_lines": [line(1, 1, None)]}
+    first = pipeline.run({"accounts": [account(1)], "contacts": [contact(1, 1)], **old_sale},
+                         inactive_after_days=365, inactive_handling="opt_out")
+    assert first.records("members")[0]["opt_out"] is True
+
+    new_sale = pipeline.run({"sales_invoices": [invoice(2, 1, InvoiceDate="2099-01-01T00:00:00Z")],
+                             "sales_invoice_lines": [line(2, 2, None)]},
+                            inactive_after_days=365, inactive_handling="opt_out")
+
+    [member] = new_sale.records("members")
+    assert "opt_out" not in member and member["status_if_new"] == "unsubscribed"
+
+
+def test_blank_contact_fields_fall_back_phone_to_mobile_then_account_and_language(run_mapper):
+    out = run_mapper(tap_run({
+        "accounts": [account(1, Phone="+31 20 000 0001")],
+        "contacts": [contact(1, 1, Phone=None, Mobile="+31 6 0000 0002"),
+                     contact(2, 1, Phone=" ", Mobile=None, Language=" ")],
+    }))
+
+    phones = {m["email"]: m["merge_fields"]["PHONE"] for m in out.records("members")}
+    assert phones == {"jan.contact1@example.nl": "+31 6 0000 0002",
+                      "jan.contact2@example.nl": "+31 20 000 0001"}
+    assert {m["language"] for m in out.records("members")} == {"nl"}  # the account's

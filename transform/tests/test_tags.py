@@ -103,3 +103,19 @@ def test_new_invoice_cost_center_tags_the_accounts_members_and_removed_one_is_un
     assert changes == {(CC_RETAIL, True), (CC_HORECA, False)}
     removal = next(r for r in moved.records("member_tags") if not r["active"])
     assert removal["tag_name"] == "CC 200 · Horeca (101)"  # the target needs the name to remove it
+
+
+def test_tag_removal_the_target_never_confirmed_is_sent_again(pipeline):
+    pipeline.run(company_with_invoices())
+    moved = {"sales_invoice_lines": [line(2, 2, "100")]}  # account 1 no longer uses Horeca
+    first = pipeline.run(moved, target_confirms=False)  # e.g. the target died at its drain
+    removals = [(r["email"], r["tag_key"]) for r in first.records("member_tags")
+                if not r["active"]]
+    assert removals == [("jan.contact1@example.nl", CC_HORECA),
+                        ("jan.contact2@example.nl", CC_HORECA)]
+
+    retry = pipeline.run(moved)  # the tap resends from the state the target confirmed
+
+    assert [(r["email"], r["tag_key"]) for r in retry.records("member_tags")
+            if not r["active"]] == removals
+    assert pipeline.run(moved).records() == []

@@ -13,18 +13,20 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .dates import parse_iso, utc_now_iso
+from .emails import check_email
 from .ledger import OutputLedger, content_hash
 from .lookup_store import Candidate, LookupStore
 from .members import account_candidates, member_record, winner
 from .orders import (
-    CREDIT_NOTE_TYPES,
     DRAFT_STATUS,
     customer_email,
     customer_id,
     customer_record,
     order_id,
     order_record,
+    product_id,
     product_record,
+    split_exact_id,
 )
 from .rejections import Rejection, RejectionLog
 from .settings import MappingSettings
@@ -37,6 +39,20 @@ STREAM_ORDER = ("tags", "members", "member_tags", "customers", "products", "orde
 # Fields left out of the change hash: a cost-center rename travels as one `tags` record, and a
 # member's newer timestamp alone does not re-send all its tags.
 UNHASHED = {"member_tags": ("tag_name", "source_updated_at")}
+# The input streams each output group is computed from. Mid-run, a group waits until the tap
+# has moved past all of them: an address can gain a holder in any division or after a
+# mid-stream STATE, and an invoice's parts come in several streams, so computing earlier
+# would send the same member or order twice in one run (or a wrong interim value, e.g. every
+# customer "inactive" before the invoices are read).
+ACCOUNT_INPUTS = ("accounts", "contacts")
+MEMBER_INPUTS = (*ACCOUNT_INPUTS, "deletions", "sales_invoices", "sales_invoice_lines",
+                 "cost_centers")
+ORDER_INPUTS = (*ACCOUNT_INPUTS, "deletions", "sales_invoices", "sales_invoice_lines",
+                "receivables")
+# Dirty marks of emails have no division: one address is one member across divisions.
+ANY_DIVISION = 0
+# `deletions.entity` → the output stream of what it deletes.
+ENTITY_STREAMS = {"member": "members", "order": "orders", "product": "products"}
 
 
 @dataclass
@@ -56,7 +72,7 @@ class Output:
 class FlushResult:
     outputs: list[Output] = field(default_factory=list)
     rejected: int = 0
-    deferred: int = 0
+    deferred: bool = False  # something dirty waits for input still to come in this run
 
 
 def deletion_key(entity: str, key: str) -> str:
@@ -77,22 +93,26 @@ class Flusher:
         self, *, final: bool, finished: frozenset[str] = frozenset(),
         extra_rejections: list[Rejection] | None = None,
     ) -> FlushResult:
-        """Changed outputs of everything dirty. Mid-run (not `final`), what still lacks a part
-        whose stream has not finished in this run (an account's contacts, an invoice's lines or
-        receivable) stays dirty rather than being sent twice or wrongly; `finished` names the
-        input streams the tap has moved past. Dirty marks live in the store: crash-safe."""
+        """Changed outputs of everything dirty whose input streams have all been read (see
+        ACCOUNT_INPUTS and co.); the rest stays dirty. `finished` names the input streams the
+        tap has moved past in this run; at the end of input (`final`) everything is computed.
+        Dirty marks live in the store: crash-safe."""
         self._final, self._finished = final, finished
         self._buckets: dict[str, dict[str, Output]] = {s: {} for s in STREAM_ORDER}
         self._rejections: list[Rejection] = list(extra_rejections or [])
         result = FlushResult()
         if final and self.settings.inactive_after_days is not None:
             self._mark_customers_for_inactivity()
-        emails, invoices, result.deferred = self._flush_accounts()
-        for email in sorted(emails):
-            self._member_outputs(email)
-        self._flush_cost_centers()
-        result.deferred += self._flush_invoices(invoices)
-        self._flush_items()
+        steps = ((ACCOUNT_INPUTS, "account", self._flush_accounts),
+                 (MEMBER_INPUTS, "email", self._flush_members),
+                 ((), "cost_center", self._flush_cost_centers),
+                 (ORDER_INPUTS, "invoice", self._flush_invoices),
+                 (ORDER_INPUTS, "item", self._flush_items))
+        for inputs, kind, step in steps:
+            if any(self._may_still_come(stream) for stream in inputs):
+                result.deferred |= self.store.has_dirty(kind)
+            else:
+                step()
         result.rejected = self.rejection_log.report(self._rejections)
         result.outputs = [
             output
@@ -113,20 +133,15 @@ class Flusher:
 
     # --- members ---------------------------------------------------------------------------
 
-    def _flush_accounts(self) -> tuple[set[str], set[tuple[int, str]], int]:
-        emails: set[str] = set()
-        invoices: set[tuple[int, str]] = set()
-        done, deferred = [], 0
-        for division, account_id in self.store.dirty("account"):
+    def _flush_accounts(self) -> None:
+        """Recompute the member candidates of dirty accounts; dirty what depends on them."""
+        done = self.store.dirty("account")
+        for division, account_id in done:
             buried = self.store.is_buried("accounts", division, account_id)
-            account = None if buried else self.store.row("accounts", division, account_id)
-            contacts = [] if buried else self.store.children("contacts", division, account_id)
-            if not buried and ((account is None and self._may_still_come("accounts"))
-                               or (not contacts and self._may_still_come("contacts"))):
-                deferred += 1
-                continue
             candidates: list[Candidate] = []
             if not buried:
+                account = self.store.row("accounts", division, account_id)
+                contacts = self.store.children("contacts", division, account_id)
                 candidates, rejections, fine = account_candidates(
                     division, account_id, account, contacts)
                 self._reject(rejections)
@@ -134,13 +149,18 @@ class Flusher:
                     self.rejection_log.resolved("contacts", division, contact_id)
                 if candidates:
                     self.rejection_log.resolved("accounts", division, account_id)
-            emails |= self.store.replace_candidates(division, account_id, candidates)
+            for email in self.store.replace_candidates(division, account_id, candidates):
+                self.store.mark("email", ANY_DIVISION, email)
             # Orders need the account's customer email, which may just have appeared.
-            invoices |= {(division, i) for i in self.store.child_ids(
-                "sales_invoices", division, account_id)}
-            done.append((division, account_id))
+            for invoice_id in self.store.child_ids("sales_invoices", division, account_id):
+                self.store.mark("invoice", division, invoice_id)
         self.store.clean("account", done)
-        return emails, invoices, deferred
+
+    def _flush_members(self) -> None:
+        done = self.store.dirty("email")
+        for _, email in done:
+            self._member_outputs(email)
+        self.store.clean("email", done)
 
     def _member_outputs(self, email: str) -> None:
         candidates = self.store.candidates_for_email(email)
@@ -156,28 +176,40 @@ class Flusher:
         contact = self.store.row("contacts", chosen.division, chosen.contact_id)
         self._add("members", email, member_record(
             chosen, account, contact, excluded=excluded, inactive=inactive,
-            settings=self.settings))
+            opted_out_before=self.ledger.opted_out(email), settings=self.settings))
         desired = desired_member_tags(
             self.store, candidates, excluded=excluded, inactive=inactive, settings=self.settings)
+        # Tags that may be on the member: sent active, or a removal not confirmed yet.
         previously_active = {
             p["tag_key"]: p["tag_name"]
-            for p in self.ledger.payloads_of_owner("member_tags", email) if p.get("active")
+            for p, confirmed in self.ledger.payloads_of_owner("member_tags", email)
+            if p.get("active") or not confirmed
         }
         for record in member_tag_records(email, desired, previously_active, chosen.updated_at):
             self._add("member_tags", f"{email}\n{record['tag_key']}", record, owner=email)
 
     def _member_gone(self, email: str) -> None:
         """No live Exact record holds the address any more: delete the member we created."""
+        key = deletion_key("member", email)
         previous = self.ledger.payload("members", email)
         if previous is None:
-            return  # never sent (or already deleted): nothing to undo
+            # Never sent, or already deleted: then only a deletion the target never confirmed
+            # goes again (a confirmed one is dropped as unchanged).
+            sent = self.ledger.payload("deletions", key)
+            if sent:
+                self._add("deletions", key, sent)
+            return
         _, division, kind, row_id = str(previous.get("source_key")).split(":", 3)
-        if kind == "account" and self.store.row("accounts", int(division), row_id) is not None:
+        if kind == "account" and self._account_inbox(int(division), row_id) == email:
             # The account merely gained contacts; its inbox did not leave: keep the member.
             return
         deleted_at = self._deleted_at(kind, int(division), row_id)
-        self._add("deletions", deletion_key("member", email),
+        self._add("deletions", key,
                   {"entity": "member", "key": email, "deleted_at": deleted_at or utc_now_iso()})
+
+    def _account_inbox(self, division: int, account_id: str) -> str | None:
+        account = self.store.row("accounts", division, account_id)
+        return check_email(account.get("Email")).email if account else None
 
     def _deleted_at(self, kind: str, division: int, row_id: str) -> str | None:
         """When Exact deleted the record (or its account); None when it just changed address."""
@@ -186,6 +218,25 @@ class Flusher:
         contact = self.store.row("contacts", division, row_id) or {}
         return self.store.deleted_at("contacts", division, row_id) or (
             self.store.deleted_at("accounts", division, str(contact.get("Account"))))
+
+    def _was_sent(self, entity: str, key: str) -> bool:
+        """Sent live, or already deleted: recomputing the deletion re-sends it only when the
+        target never confirmed it (the ledger forgets unconfirmed hashes)."""
+        return (self.ledger.was_emitted(ENTITY_STREAMS[entity], key)
+                or self.ledger.was_emitted("deletions", deletion_key(entity, key)))
+
+    def requeue_unconfirmed(self) -> None:
+        """Dirty what the target never confirmed, so it is recomputed and sent again. The tap
+        resends its rows, but a resent Exact deletion finds its row gone and dirties nothing,
+        and which addresses an account's change touched is not kept: so the outputs' own keys
+        are dirtied (invoices and cost centers are dirtied by their resent rows)."""
+        for stream, payload in self.ledger.unconfirmed_payloads():
+            if stream in ("members", "member_tags"):
+                self.store.mark("email", ANY_DIVISION, payload["email"])
+            elif stream == "deletions" and payload["entity"] == "member":
+                self.store.mark("email", ANY_DIVISION, payload["key"])
+            elif stream == "customers":
+                self.store.mark("account", *split_exact_id(payload["id"]))
 
     def _inactive(self, candidates: list[Candidate]) -> bool:
         """Inactive when every account behind the address is a customer without recent invoice."""
@@ -225,50 +276,34 @@ class Flusher:
 
     # --- e-commerce ------------------------------------------------------------------------
 
-    def _flush_invoices(self, extra: set[tuple[int, str]]) -> int:
-        pending_accounts = set(self.store.dirty("account"))
-        done, deferred = [], 0
-        for division, invoice_id in sorted(set(self.store.dirty("invoice")) | extra):
-            if self._flush_invoice(division, invoice_id, pending_accounts):
-                done.append((division, invoice_id))
-            else:
-                deferred += 1
+    def _flush_invoices(self) -> None:
+        done = self.store.dirty("invoice")
+        for division, invoice_id in done:
+            self._flush_invoice(division, invoice_id)
         self.store.clean("invoice", done)
-        return deferred
 
-    def _flush_invoice(
-        self, division: int, invoice_id: str, pending_accounts: set[tuple[int, str]]
-    ) -> bool:
-        """Outputs of one invoice; False to defer it to a later flush of this run."""
+    def _flush_invoice(self, division: int, invoice_id: str) -> None:
+        """Customer, products and order of one invoice (or the deletion of its order)."""
         invoice = self.store.row("sales_invoices", division, invoice_id)
         oid = order_id(division, invoice_id)
         if invoice is None:
             if self.store.is_buried("sales_invoices", division, invoice_id):
-                if self.ledger.was_emitted("orders", oid):
+                if self._was_sent("order", oid):
                     self._add("deletions", deletion_key("order", oid), {
                         "entity": "order", "key": oid,
                         "deleted_at": self.store.deleted_at("sales_invoices", division, invoice_id),
                     })
-                return True
-            if self._may_still_come("sales_invoices"):
-                return False  # lines came first; the header may follow
+                return
             for line_id in self.store.child_ids("sales_invoice_lines", division, invoice_id):
                 self._reject([Rejection("sales_invoice_lines", division, line_id,
                                         f"invoice {invoice_id} not received (no header row)")])
-            return True
+            return
         if invoice.get("Status") == DRAFT_STATUS:
-            return True  # drafts are not sales yet (README, "E-commerce")
+            return  # drafts are not sales yet (README, "E-commerce")
         lines = self.store.children("sales_invoice_lines", division, invoice_id)
         account_id = str(invoice.get("InvoiceTo") or "")
         receivables = self.store.by_number(
             "receivables", division, str(invoice.get("InvoiceNumber")))
-        refund = invoice.get("Type") in CREDIT_NOTE_TYPES
-        # Mid-run, wait for what usually follows in the same run (lines, the account's
-        # contacts, the receivable) rather than send the order twice.
-        if ((not lines and self._may_still_come("sales_invoice_lines"))
-                or (division, account_id) in pending_accounts
-                or (not (receivables or refund) and self._may_still_come("receivables"))):
-            return False
         account = self.store.row("accounts", division, account_id)
         candidates = self.store.candidates_of_account(division, account_id)
         email = customer_email(account, candidates)
@@ -277,7 +312,7 @@ class Flusher:
                 "sales_invoices", division, invoice_id,
                 f"account {account_id or '(none)'} has no usable email: no Mailchimp customer "
                 "possible", {"InvoiceNumber": invoice.get("InvoiceNumber")})])
-            return True
+            return
         source = next((c for c in candidates if c.email == email and c.contact_id), None)
         contact = self.store.row("contacts", division, source.contact_id) if source else None
         self._add("customers", customer_id(division, account_id),
@@ -291,13 +326,12 @@ class Flusher:
         if order:
             self._add("orders", oid, order)
             self.rejection_log.resolved("sales_invoices", division, invoice_id)
-        return True
 
     def _flush_items(self) -> None:
         done = self.store.dirty("item")
         for division, item_id in done:
-            pid = f"exact-{division}-{item_id}"
-            if self.ledger.was_emitted("products", pid):
+            pid = product_id(division, {"Item": item_id})
+            if self._was_sent("product", pid):
                 self._add("deletions", deletion_key("product", pid), {
                     "entity": "product", "key": pid,
                     "deleted_at": self.store.deleted_at("items", division, item_id),
@@ -311,9 +345,11 @@ def after_emit(ledger: OutputLedger, output: Output) -> None:
     ledger.record(output.stream, output.key, output.digest, output.record, output.owner)
     if output.stream == "deletions":
         entity, key = output.record["entity"], output.record["key"]
-        ledger.forget({"member": "members", "order": "orders", "product": "products"}[entity], key)
+        ledger.forget(ENTITY_STREAMS[entity], key)
         if entity == "member":
             ledger.forget_owner("member_tags", key)
-    elif output.stream in ("members", "orders", "products"):
-        entity = {"members": "member", "orders": "order", "products": "product"}[output.stream]
+    elif output.stream in ENTITY_STREAMS.values():
+        entity = next(e for e, stream in ENTITY_STREAMS.items() if stream == output.stream)
         ledger.forget("deletions", deletion_key(entity, output.key))
+        if output.stream == "members" and output.record.get("opt_out"):
+            ledger.note_opt_out(output.key)

@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS forwarded_states (
     state_hash TEXT NOT NULL, seq INTEGER NOT NULL, run_id INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS forwarded_by_hash ON forwarded_states (state_hash);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS opted_out (email TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS reported (
     stream TEXT NOT NULL, key TEXT NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (stream, key));
 """
@@ -69,8 +70,18 @@ class OutputLedger:
                 (content_hash(echoed_state),),
             ).fetchone()[0]
         confirmed = found if found is not None else self._counter("confirmed_seq")
-        self.db.execute("UPDATE emitted SET hash=NULL WHERE seq>?", (confirmed,))
+        # A forgotten hash makes its output go again when recomputed. Upserts are harmless to
+        # repeat whenever in doubt; a deletion goes again only when an echo proves the target
+        # never confirmed it (without an echo, e.g. on a full refresh, it is trusted).
+        self.db.execute(
+            "UPDATE emitted SET hash=NULL WHERE seq>? AND (stream!='deletions' OR ?)",
+            (confirmed, found is not None),
+        )
         self._set_counter("confirmed_seq", confirmed)
+        if found is not None:
+            # Meltano echoes its newest saved state: older forwards are never looked up again
+            # (one row per STATE and run would otherwise pile up forever).
+            self.db.execute("DELETE FROM forwarded_states WHERE seq<?", (confirmed,))
         return found is not None
 
     def log_forwarded_state(self, state: Any) -> None:
@@ -123,12 +134,22 @@ class OutputLedger:
         ).fetchone()
         return json.loads(found[0]) if found else None
 
-    def payloads_of_owner(self, stream: str, owner: str) -> list[dict[str, Any]]:
+    def payloads_of_owner(self, stream: str, owner: str) -> list[tuple[dict[str, Any], bool]]:
+        """(payload, confirmed) of every output of `stream` owned by `owner`."""
         return [
-            json.loads(payload)
-            for (payload,) in self.db.execute(
-                "SELECT payload FROM emitted WHERE stream=? AND owner=?", (stream, owner)
+            (json.loads(payload), confirmed)
+            for payload, confirmed in self.db.execute(
+                "SELECT payload, hash IS NOT NULL FROM emitted WHERE stream=? AND owner=?",
+                (stream, owner),
             )
+        ]
+
+    def unconfirmed_payloads(self) -> list[tuple[str, dict[str, Any]]]:
+        """(stream, payload) of what was sent but not confirmed (its hash was forgotten)."""
+        return [
+            (stream, json.loads(payload))
+            for stream, payload in self.db.execute(
+                "SELECT stream, payload FROM emitted WHERE hash IS NULL")
         ]
 
     def forget(self, stream: str, key: str) -> None:
@@ -136,6 +157,15 @@ class OutputLedger:
 
     def forget_owner(self, stream: str, owner: str) -> None:
         self.db.execute("DELETE FROM emitted WHERE stream=? AND owner=?", (stream, owner))
+
+    # --- addresses the mapper ever sent an opt-out for (kept even when deleted) ----------
+
+    def note_opt_out(self, email: str) -> None:
+        self.db.execute("INSERT OR IGNORE INTO opted_out VALUES (?)", (email,))
+
+    def opted_out(self, email: str) -> bool:
+        found = self.db.execute("SELECT 1 FROM opted_out WHERE email=?", (email,)).fetchone()
+        return found is not None
 
     # --- rejections already reported (not re-reported while unchanged) --------------------
 

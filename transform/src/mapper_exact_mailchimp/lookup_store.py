@@ -122,40 +122,24 @@ class LookupStore:
         )
 
     def children(self, stream: str, division: int, parent: str) -> list[dict[str, Any]]:
-        return [
-            json.loads(data)
-            for (data,) in self.db.execute(
-                "SELECT data FROM rows WHERE stream=? AND division=? AND parent=? ORDER BY id",
-                (stream, division, parent),
-            )
-        ]
+        return [json.loads(data) for data in self._column("data", stream, division, "parent",
+                                                          parent)]
 
     def child_ids(self, stream: str, division: int, parent: str) -> list[str]:
-        return [
-            row_id
-            for (row_id,) in self.db.execute(
-                "SELECT id FROM rows WHERE stream=? AND division=? AND parent=?",
-                (stream, division, parent),
-            )
-        ]
+        return self._column("id", stream, division, "parent", parent)
 
     def by_number(self, stream: str, division: int, number: str) -> list[dict[str, Any]]:
-        return [
-            json.loads(data)
-            for (data,) in self.db.execute(
-                "SELECT data FROM rows WHERE stream=? AND division=? AND number=? ORDER BY id",
-                (stream, division, number),
-            )
-        ]
+        return [json.loads(data) for data in self._column("data", stream, division, "number",
+                                                          number)]
 
     def ids_by_number(self, stream: str, division: int, number: str) -> list[str]:
-        return [
-            row_id
-            for (row_id,) in self.db.execute(
-                "SELECT id FROM rows WHERE stream=? AND division=? AND number=?",
-                (stream, division, number),
-            )
-        ]
+        return self._column("id", stream, division, "number", number)
+
+    def _column(self, column: str, stream: str, division: int, link: str, value: str) -> list[Any]:
+        # `column` and `link` are fixed names from the methods above, never input data.
+        query = (f"SELECT {column} FROM rows WHERE stream=? AND division=? AND {link}=?"  # noqa: S608
+                 " ORDER BY id")
+        return [found for (found,) in self.db.execute(query, (stream, division, value))]
 
     def all_ids(self, stream: str) -> Iterator[tuple[int, str]]:
         yield from self.db.execute("SELECT division, id FROM rows WHERE stream=?", (stream,))
@@ -200,6 +184,10 @@ class LookupStore:
                 "SELECT division, id FROM dirty WHERE kind=? ORDER BY division, id", (kind,)
             )
         )
+
+    def has_dirty(self, kind: str) -> bool:
+        found = self.db.execute("SELECT 1 FROM dirty WHERE kind=? LIMIT 1", (kind,)).fetchone()
+        return found is not None
 
     def clean(self, kind: str, keys: Iterable[tuple[int, str]]) -> None:
         self.db.executemany(

@@ -114,6 +114,7 @@ class ExactToMailchimpMapper(InlineMapper):
         if not self.ledger.confirm(echoed_state) and echoed_state is not None:
             logger.info("The tap's opening state was never forwarded with this lookup store: "
                         "outputs not yet confirmed by an earlier run will be re-sent.")
+        self.flusher.requeue_unconfirmed()
 
     def process_endofpipe(self) -> None:
         self._confirm_once(None)
@@ -156,7 +157,7 @@ class ExactToMailchimpMapper(InlineMapper):
         # tap never resends them. A STATE is logged as forwarded only once it is written.
         self.db.commit()
         if result.deferred and not final:
-            return  # a STATE covering deferred records waits until they are sent
+            return  # a STATE covering records still waiting for input waits with them
         states, self._held_states = self._held_states, []
         for state in states:
             yield StateMessage(value=state)

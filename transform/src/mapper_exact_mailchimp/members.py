@@ -79,6 +79,7 @@ def member_record(
     excluded: bool,
     inactive: bool,
     settings: MappingSettings,
+    opted_out_before: bool = False,
 ) -> dict[str, Any]:
     account = account or {}
     contact = contact or {}
@@ -88,7 +89,7 @@ def member_record(
         "source_updated_at": chosen.updated_at,
         "merge_fields": merge_fields(account, contact, settings),
     }
-    language = str(contact.get("Language") or account.get("Language") or "").strip().lower()
+    language = first_text(contact.get("Language"), account.get("Language")).lower()
     if len(language) == 2:
         record["language"] = language
     if excluded:
@@ -99,6 +100,12 @@ def member_record(
             record["status_if_new"] = "unsubscribed"
     if inactive and settings.inactive_handling == "opt_out":
         record["opt_out"] = True
+    if opted_out_before and not record.get("opt_out"):
+        # The exclusion was lifted in Exact (or the customer is active again). Mailchimp keeps
+        # the address unsubscribed and only the person can re-subscribe: the mapper sends no
+        # opt-out reversal, and a member re-created later (e.g. after archiving) starts
+        # unsubscribed too.
+        record["status_if_new"] = "unsubscribed"
     return record
 
 
@@ -107,11 +114,9 @@ def merge_fields(
 ) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "FNAME": text(contact.get("FirstName")),
-        # Dutch/Flemish tussenvoegsels ("van", "de") belong to the surname: "van Dijk".
-        "LNAME": " ".join(p for p in (text(contact.get("MiddleName")),
-                                      text(contact.get("LastName"))) if p),
+        "LNAME": surname(contact),
         "COMPANY": text(account.get("Name")),
-        "PHONE": text(contact.get("Phone") or contact.get("Mobile") or account.get("Phone")),
+        "PHONE": first_text(contact.get("Phone"), contact.get("Mobile"), account.get("Phone")),
         "ACCCODE": text(account.get("Code")),
         "RELSTATUS": RELATIONSHIP_STATUS.get(text(account.get("Status")), "none"),
         "COUNTRY": text(account.get("Country")),
@@ -142,5 +147,16 @@ def mailchimp_address(account: dict[str, Any], state_fallback: str) -> dict[str,
     return address
 
 
+def surname(contact: dict[str, Any]) -> str:
+    # Dutch/Flemish tussenvoegsels ("van", "de") belong to the surname: "van Dijk".
+    return " ".join(p for p in (text(contact.get("MiddleName")), text(contact.get("LastName")))
+                    if p)
+
+
 def text(value: object) -> str:
     return str(value).strip() if value is not None else ""
+
+
+def first_text(*values: object) -> str:
+    """The first non-blank value: a phone of spaces must not hide the fallback."""
+    return next((t for t in map(text, values) if t), "")

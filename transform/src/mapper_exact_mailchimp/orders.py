@@ -7,7 +7,7 @@ from typing import Any
 from .dates import newest_iso
 from .emails import check_email
 from .lookup_store import Candidate
-from .members import text
+from .members import surname, text
 from .rejections import Rejection
 
 CREDIT_NOTE_TYPES = {8021, 8024}
@@ -20,6 +20,12 @@ def customer_id(division: int, account_id: str) -> str:
 
 def order_id(division: int, invoice_id: str) -> str:
     return f"exact-{division}-{invoice_id}"
+
+
+def split_exact_id(value: str) -> tuple[int, str]:
+    """(division, Exact ID) back from a customer_id or order_id."""
+    _, division, exact_id = value.split("-", 2)
+    return int(division), exact_id
 
 
 def product_id(division: int, line: dict[str, Any]) -> str | None:
@@ -55,8 +61,7 @@ def customer_record(
         # False: a new contact becomes transactional; never changes an existing one's status.
         "opt_in_status": False,
         "first_name": text(contact.get("FirstName")),
-        "last_name": " ".join(
-            p for p in (text(contact.get("MiddleName")), text(contact.get("LastName"))) if p),
+        "last_name": surname(contact),
         "company": text(account.get("Name")),
     }
     if text(account.get("AddressLine1")):

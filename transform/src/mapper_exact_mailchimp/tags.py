@@ -6,11 +6,11 @@ from typing import Any
 
 from .lookup_store import Candidate, LookupStore
 from .members import text
+from .orders import DRAFT_STATUS
 from .settings import MappingSettings
 
 SUPPRESSION_TAG_KEY = "rule:do-not-mail"
 INACTIVE_TAG_KEY = "rule:inactive"
-DRAFT_INVOICE_STATUS = 10
 
 
 def tag_key(division: int, code: str) -> str:
@@ -41,7 +41,7 @@ def account_cost_centers(
     """tag_key → tag name for every cost center on the account's (non-draft) invoice lines."""
     tags: dict[str, str] = {}
     for invoice in store.children("sales_invoices", division, account_id):
-        if invoice.get("Status") == DRAFT_INVOICE_STATUS:
+        if invoice.get("Status") == DRAFT_STATUS:
             continue
         for line in store.children("sales_invoice_lines", division, invoice["InvoiceID"]):
             code = text(line.get("CostCenter"))
