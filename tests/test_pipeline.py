@@ -4,9 +4,13 @@
 
 from __future__ import annotations
 
-import e2e_expectation as expectation
+import os
+import signal
+import subprocess
+import time
 
-PIPELINE_TASKS = ["tap-exactonline", "exact-to-mailchimp", "target-mailchimp"]
+import e2e_expectation as expectation
+from e2e_pipeline import PIPELINE, make_pipeline
 
 
 def live_members(pipeline) -> dict[str, str]:
@@ -159,13 +163,6 @@ def _order_id(exact, division: int, receivable: dict) -> str:
 def test_a_run_killed_midway_is_completed_by_the_next_with_nothing_lost(
     meltano_plugins, exact_sandbox_factory, mailchimp_sandbox_factory, tmp_path
 ) -> None:
-    import os
-    import signal
-    import subprocess
-    import time
-
-    from conftest import make_pipeline
-
     # Slow Mailchimp down so the kill lands while writes are under way.
     pipeline = make_pipeline(
         exact_sandbox_factory(accounts_per_division=25, seed=11),
@@ -173,7 +170,7 @@ def test_a_run_killed_midway_is_completed_by_the_next_with_nothing_lost(
         tmp_path,
     )
     process = subprocess.Popen(
-        [*pipeline.command("run"), *PIPELINE_TASKS], cwd=pipeline.root, env=pipeline.env,
+        [*pipeline.command("run"), *PIPELINE], cwd=pipeline.root, env=pipeline.env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     deadline = time.monotonic() + 120
