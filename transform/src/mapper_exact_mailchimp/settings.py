@@ -7,15 +7,15 @@ from typing import Any
 
 from singer_sdk import typing as th
 
-DEFAULT_RUN_DIR = ".meltano/run/mapper-exact-mailchimp"
+DEFAULT_STORE_DIR = ".meltano/mapper-exact-mailchimp"  # durable: not Meltano's transient run dir
 
 CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
-        "lookup_store_path", th.StringType, default=f"{DEFAULT_RUN_DIR}/lookup.sqlite",
+        "lookup_store_path", th.StringType, default=f"{DEFAULT_STORE_DIR}/lookup.sqlite",
         description="SQLite file remembering every input row and every output sent, across runs.",
     ),
     th.Property(
-        "rejections_path", th.StringType, default=f"{DEFAULT_RUN_DIR}/rejections.jsonl",
+        "rejections_path", th.StringType, default=f"{DEFAULT_STORE_DIR}/rejections.jsonl",
         description="Dead-letter JSONL file: one object per rejected record "
         "(time, stream, division, key, reason, value).",
     ),
