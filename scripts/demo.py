@@ -73,8 +73,7 @@ class Sandboxes:
         return response.json()
 
     def members(self) -> list[dict[str, Any]]:
-        body = self.mailchimp(f"lists/{self.list_id}/members")
-        return body["members"] if isinstance(body, dict) else body
+        return self.mailchimp(f"lists/{self.list_id}/members")["members"]
 
     def orders(self) -> list[dict[str, Any]]:
         try:
@@ -349,8 +348,7 @@ def print_summary(boxes: Sandboxes, reports: list[RunReport], changes: list[str]
                   run_dir: Path) -> None:
     members = boxes.members()
     statuses = Counter(m["status"] for m in members)
-    tags = Counter(tag["name"] if isinstance(tag, dict) else tag
-                   for m in members for tag in m.get("tags", []))
+    tags = Counter(tag for m in members for tag in m["tags"])
     width = 26
     print("\n" + "=" * 64)
     print("Exact Online → Mailchimp: summary")

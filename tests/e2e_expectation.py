@@ -5,7 +5,9 @@ one member per usable email (a contact's Email, else its BusinessEmail; an accou
 only when none of its contacts has one), never subscribed when any record holding the email is
 excluded from mailing or belongs to a blocked account, new members `transactional` otherwise
 (the target's consent-safe default); one order per non-draft invoice of an account that has a
-usable email, refunded for credit notes, paid when its receivable is fully paid, else pending.
+usable email, refunded for credit notes, paid when its receivable is fully paid, else pending;
+each member tagged `CC {code} · {description} ({division})` for the active cost centers on the
+non-draft invoice lines of every account holding its address.
 """
 
 from __future__ import annotations
@@ -42,11 +44,13 @@ class Expected:
     members: dict[str, str] = field(default_factory=dict)  # email -> status
     first_names: dict[str, str | None] = field(default_factory=dict)  # single-holder emails
     orders: dict[str, str] = field(default_factory=dict)  # order id -> financial_status
+    tags: dict[str, set[str]] = field(default_factory=dict)  # email -> tag names
 
 
 def expected_state(exact: Any) -> Expected:
     holders: dict[str, list[Holder]] = defaultdict(list)
     orders: dict[str, str] = {}
+    tags: dict[str, set[str]] = defaultdict(set)
     for division in DIVISIONS:
         accounts = {a["ID"]: a for a in exact.rows("Accounts", division=division)}
         emails_of_account: dict[str, set[str]] = defaultdict(set)
@@ -66,6 +70,20 @@ def expected_state(exact: Any) -> Expected:
                 emails_of_account[account_id].add(email)
                 holders[email].append(Holder(account["Modified"], None, bool(account["Blocked"])))
 
+        cost_centers = {
+            c["Code"]: c for c in exact.rows("Costcenters", division=division) if c["Active"]
+        }
+        for invoice in exact.rows("SalesInvoices", division=division):
+            if invoice.get("Status") == DRAFT:
+                continue
+            for line in invoice["SalesInvoiceLines"]:
+                center = cost_centers.get(line.get("CostCenter"))
+                if center is None:
+                    continue
+                name = f"CC {center['Code']} · {center['Description']} ({division})"
+                for email in emails_of_account[invoice["InvoiceTo"]]:
+                    tags[email].add(name)
+
         paid = {
             r["InvoiceNumber"] for r in exact.rows("Receivables", division=division)
             if r.get("IsFullyPaid")
@@ -81,7 +99,7 @@ def expected_state(exact: Any) -> Expected:
                 status = "pending"
             orders[f"exact-{division}-{invoice['InvoiceID']}"] = status
 
-    expected = Expected(orders=orders)
+    expected = Expected(orders=orders, tags=dict(tags))
     for email, held in holders.items():
         excluded = any(h.excluded for h in held)
         expected.members[email] = "unsubscribed" if excluded else "transactional"
