@@ -31,32 +31,30 @@ class Pipeline:
     def command(*args: str) -> list[str]:
         return [str(MELTANO), *args]
 
-    def run(
-        self, *args: str, plugins: list[str] = PIPELINE, check: bool = True
+    def meltano(
+        self, *args: str, stdin: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
+        """Run Meltano in this pipeline's environment; its output is kept in the workdir."""
         result = subprocess.run(
-            [str(MELTANO), "run", *args, *plugins], cwd=ROOT, env=self.env,
+            self.command(*args), cwd=ROOT, env=self.env, input=stdin,
             capture_output=True, text=True, timeout=600, check=False,
         )
-        (self.workdir / "meltano-output.log").open("a").write(result.stdout + result.stderr)
+        with (self.workdir / "meltano-output.log").open("a") as log:
+            log.write(result.stdout + result.stderr)
         if check:
             assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
         return result
 
+    def run(
+        self, *args: str, plugins: list[str] = PIPELINE, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        return self.meltano("run", *args, *plugins, check=check)
+
     def invoke(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [str(MELTANO), "invoke", *args], cwd=ROOT, env=self.env, input=stdin,
-            capture_output=True, text=True, timeout=300, check=False,
-        )
-        assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
-        return result
+        return self.meltano("invoke", *args, stdin=stdin)
 
     def state(self, state_id: str = "dev:tap-exactonline-to-target-mailchimp") -> str:
-        result = subprocess.run(
-            [str(MELTANO), "state", "get", state_id],
-            cwd=ROOT, env=self.env, capture_output=True, text=True, check=True,
-        )
-        return result.stdout
+        return self.meltano("state", "get", state_id).stdout
 
     def members(self) -> dict[str, dict[str, Any]]:
         return {m["email_address"]: m for m in self.mailchimp.members()}
