@@ -40,25 +40,27 @@ class ServiceServer:
         assert self._server is not None, "server not started"
         return f"http://{self.host}:{self._server.server_port}"
 
-    def start(self) -> str:
-        self._server = make_server(
+    def _bind(self) -> BaseWSGIServer:
+        server = make_server(
             self.host, self.port, self.app, threaded=True, request_handler=_QuietRequestHandler
         )
-        self._server.daemon_threads = True
+        server.daemon_threads = True
+        self._server = server
+        return server
+
+    def start(self) -> str:
+        """Serve in a background thread (tests, benchmarks)."""
+        server = self._bind()
         # Poll for shutdown every 50 ms (default 500 ms): stop() returns at once, tests stay quick.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
         self._thread.start()
         return self.url
 
     def serve_forever(self) -> None:
         """Run in the foreground (the CLI)."""
-        self._server = make_server(
-            self.host, self.port, self.app, threaded=True, request_handler=_QuietRequestHandler
-        )
-        self._server.daemon_threads = True
-        self._server.serve_forever()
+        self._bind().serve_forever()
 
     def stop(self) -> None:
         if self._server is not None:
