@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from flask import Flask, Response, abort, jsonify, request
+from flask import Flask, Response, abort, g, jsonify, request
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 CONTROL_PREFIX = "/_sandbox/"
@@ -136,9 +136,21 @@ class CallLog:
             self._recent.clear()
 
 
+AFTER_KINDS = frozenset({"garble", "drop_after"})  # act on the answer, after the handler ran
+
+
 @dataclass
 class Fault:
-    """One injected misbehaviour: `kind` is status, slow or drop; `count` requests get it."""
+    """One injected misbehaviour; `count` requests get it. Kinds:
+
+    - `status`: answer `status` with `body` (or the API's error body) instead of serving;
+    - `slow`: wait `delay` seconds, then serve normally;
+    - `drop`: close the connection without an answer (after `delay`), nothing served;
+    - `garble`: serve normally (the change is made), then send a 2xx body cut in half, or
+      `body` verbatim when it is a string (e.g. `""`): the answer no client can parse;
+    - `drop_after`: serve normally (the change is made), then close the connection before the
+      answer is sent: the client never learns what happened (e.g. a rotated token).
+    """
 
     path: str
     kind: str = "status"
@@ -150,7 +162,7 @@ class Fault:
     _pattern: re.Pattern[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.kind not in {"status", "slow", "drop"}:
+        if self.kind not in {"status", "slow", "drop", *AFTER_KINDS}:
             raise ValueError(f"unknown fault kind {self.kind!r}")
         self._pattern = re.compile(self.path)
 
@@ -207,7 +219,13 @@ def drop_connection() -> None:
 
 
 def apply_fault(fault: Fault, error_body: Any) -> Response | None:
-    """Act out `fault`. Returns the response to send, or None to go on normally (after a delay)."""
+    """Act out `fault`. Returns the response to send, or None to go on normally (after a delay).
+
+    Faults that act on the answer (`AFTER_KINDS`) are remembered for `apply_after_fault`.
+    """
+    if fault.kind in AFTER_KINDS:
+        g.after_fault = fault
+        return None
     if fault.kind == "slow":
         time.sleep(fault.delay)
         return None
@@ -217,6 +235,26 @@ def apply_fault(fault: Fault, error_body: Any) -> Response | None:
         drop_connection()
     response = jsonify(fault.body if fault.body is not None else error_body)
     response.status_code = fault.status
+    return response
+
+
+def apply_after_fault(response: Response) -> Response:
+    """Spoil the answer of a request whose handler has run (see `Fault`); call in after_request."""
+    fault: Fault | None = g.pop("after_fault", None)
+    if fault is None:
+        return response
+    if fault.kind == "drop_after":
+        # Shut the socket but leave it to werkzeug: its write then fails as a dropped connection.
+        sock = request.environ.get("werkzeug.socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        return response
+    if isinstance(fault.body, str):
+        response.set_data(fault.body.encode())
+    else:
+        data = response.get_data()
+        response.set_data(data[: len(data) // 2])
     return response
 
 

@@ -14,7 +14,13 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
-from exactmc_sandbox.common import CONTROL_PREFIX, CallLog, FaultPlan, apply_fault
+from exactmc_sandbox.common import (
+    CONTROL_PREFIX,
+    CallLog,
+    FaultPlan,
+    apply_after_fault,
+    apply_fault,
+)
 from exactmc_sandbox.exact.api_routes import KEYED, V1_PATH, register_api
 from exactmc_sandbox.exact.errorlimit import ErrorLimiter
 from exactmc_sandbox.exact.oauth import TokenAuthority
@@ -85,4 +91,4 @@ def _register_hooks(app: Flask, parts: Components) -> None:
                                response.status_code, g.get("division"))
             if not g.get("no_error_count"):
                 parts.errors.record(g.get("label", request.path), response.status_code)
-        return response
+        return apply_after_fault(response)

@@ -9,7 +9,12 @@ from typing import Any
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from exactmc_sandbox.common import CONTROL_PREFIX, apply_fault, register_control_endpoints
+from exactmc_sandbox.common import (
+    CONTROL_PREFIX,
+    apply_after_fault,
+    apply_fault,
+    register_control_endpoints,
+)
 from exactmc_sandbox.mailchimp import (
     batches,
     control_api,
@@ -95,7 +100,7 @@ def create_app(context: MailchimpContext) -> Flask:
         if g.get("counted"):
             context.calls.record(request.method, endpoint_label(), request.path,
                                  response.status_code)
-        return response
+        return apply_after_fault(response)
 
     @app.teardown_request
     def _release(_exc: BaseException | None) -> None:
