@@ -88,8 +88,51 @@ def test_old_refresh_token_lingers_until_successor_is_used(exact_sandbox_factory
     assert _refresh(sandbox, retried.json()["refresh_token"]).status_code == 200
 
 
-def test_lingering_old_token_dies_after_ten_minutes(exact_sandbox_factory):
+def test_old_refresh_token_dies_once_the_new_access_token_is_used(exact_sandbox_factory):
+    """Exact: "upon first use for an API call ..., all previous refresh tokens expire"."""
     sandbox = exact_sandbox_factory(refresh_too_early_seconds=0)
+    first = sandbox.issue_refresh_token()
+    second = _refresh(sandbox, first).json()
+    assert _me(sandbox, second["access_token"]).status_code == 200
+
+    old = _refresh(sandbox, first)
+    assert old.status_code == 401
+    assert old.json()["error_description"] == "Old refresh token used."
+    assert _refresh(sandbox, second["refresh_token"]).status_code == 200
+
+
+def test_all_earlier_refresh_tokens_die_on_first_use_of_a_new_pair(exact_sandbox_factory):
+    sandbox = exact_sandbox_factory(refresh_too_early_seconds=0)
+    first = sandbox.issue_refresh_token()
+    second = _refresh(sandbox, first).json()
+    third = _refresh(sandbox, first).json()  # second pair lost: first presented again
+    assert _me(sandbox, third["access_token"]).status_code == 200
+    assert _refresh(sandbox, first).status_code == 401
+    assert _refresh(sandbox, second["refresh_token"]).status_code in (400, 401)
+    assert _refresh(sandbox, third["refresh_token"]).status_code == 200
+
+
+def test_a_refused_api_call_does_not_count_as_use(exact_sandbox_factory):
+    sandbox = exact_sandbox_factory(refresh_too_early_seconds=0, access_token_seconds=60)
+    first = sandbox.issue_refresh_token()
+    second = _refresh(sandbox, first).json()
+    sandbox.advance_clock(61)  # the new access token expired unused
+    assert _me(sandbox, second["access_token"]).status_code == 401
+    assert _refresh(sandbox, first).status_code == 200
+
+
+def test_unused_successor_keeps_the_old_refresh_token_alive(exact_sandbox):
+    """A lost refresh (answer never arrived): the next scheduled run can still recover."""
+    first = exact_sandbox.issue_refresh_token()
+    lost = _refresh(exact_sandbox, first)
+    assert lost.status_code == 200
+    exact_sandbox.advance_clock(900)  # the next 15-minute run
+    assert _refresh(exact_sandbox, first).status_code == 200
+
+
+def test_a_linger_limit_can_be_set(exact_sandbox_factory):
+    """The stricter reading ("it may linger ~10 minutes"), for clients to be tested against."""
+    sandbox = exact_sandbox_factory(refresh_too_early_seconds=0, refresh_linger_seconds=600)
     first = sandbox.issue_refresh_token()
     assert _refresh(sandbox, first).status_code == 200
     sandbox.advance_clock(601)

@@ -1,11 +1,18 @@
 """Exact's OAuth 2 authorization-code flow with its quirks: rotating refresh tokens that linger,
 the "too early to refresh" refusal, and per-region token namespaces.
 
+Rotation, the strict reading: "upon first use for an API call or retrieval of an access token,
+all previous refresh tokens expire". So a new pair is "used" by its first successful API call or
+by presenting its refresh token; until then the previous refresh token stays valid.
+
 Choices where the real behaviour is unconfirmed:
 - An unknown refresh token (or one from another region) gets 400 invalid_grant.
 - Wrong client credentials get 400 invalid_client; the secret is never echoed.
 - Presenting a lingering old refresh token again issues a fresh pair and voids the unused
   successor (the client evidently lost it, e.g. after a timed-out refresh).
+- An unused successor does not void its predecessor by time (`refresh_linger_seconds=None`):
+  "it may linger ~10 minutes" is read as a lower bound. Set a number to test clients against
+  the stricter reading (the predecessor dies that long after its successor was issued).
 - The bootstrap grant (`/_sandbox/oauth/grant`) issues no access token, so the first refresh
   after it is never "too early".
 """
@@ -27,7 +34,7 @@ class OAuthSettings:
     access_token_seconds: float = 600
     refresh_token_seconds: float = 30 * 24 * 3600
     refresh_too_early_seconds: float = 570
-    refresh_linger_seconds: float = 600
+    refresh_linger_seconds: float | None = None  # None: the old one lives until the new is used
     code_seconds: float = 180
 
 
@@ -59,7 +66,7 @@ class _RefreshToken:
     expires_at: float
     predecessor: _RefreshToken | None = None
     successor: _RefreshToken | None = field(default=None, repr=False)
-    used: bool = False
+    used: bool = False  # presented at the token endpoint, or its access token used for a call
     dead: bool = False
 
 
@@ -68,6 +75,8 @@ class AccessGrant:
     region: str
     client_id: str
     expires_at: float
+    # The refresh token issued with this access token: the pair's first use voids older ones.
+    refresh: _RefreshToken | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -146,8 +155,9 @@ class TokenAuthority:
             raise OAuthError(400, "invalid_request",
                              f"The refresh token expired at {expired:%m/%d/%Y %H:%M:%S}")
         successor = token.successor
+        linger = self.settings.refresh_linger_seconds
         if successor is not None and (
-            successor.used or now >= successor.issued_at + self.settings.refresh_linger_seconds
+            successor.used or (linger is not None and now >= successor.issued_at + linger)
         ):
             token.dead = True
         if token.dead:
@@ -157,9 +167,7 @@ class TokenAuthority:
                 and now - session.last_issued_at < self.settings.refresh_too_early_seconds):
             raise OAuthError(400, "access_denied", "Rate limit exceeded: access_token not expired",
                              headers={"Reason": "TooEarlyToRefreshTokens"})
-        token.used = True
-        if token.predecessor is not None:
-            token.predecessor.dead = True  # its successor (this token) has now been used
+        self._first_use(token)
         if successor is not None:
             self._refresh.pop(successor.value, None)
         return self._issue_pair(session, token)
@@ -168,9 +176,9 @@ class TokenAuthority:
         now = self.clock.time()
         session.last_issued_at = now
         access = secrets.token_urlsafe(32)
-        self._access[access] = AccessGrant(session.region, session.client_id,
-                                           now + self.settings.access_token_seconds)
         refresh = self._new_refresh(session, parent)
+        self._access[access] = AccessGrant(session.region, session.client_id,
+                                           now + self.settings.access_token_seconds, refresh)
         # expires_in is a string in Exact's answer.
         return {"access_token": access, "token_type": "bearer",
                 "expires_in": str(int(self.settings.access_token_seconds)),
@@ -192,6 +200,18 @@ class TokenAuthority:
             return None
         with self._lock:
             grant = self._access.get(authorization[7:].strip())
-        if grant is None or grant.region != region or grant.expires_at <= self.clock.time():
-            return None
+            if grant is None or grant.region != region or grant.expires_at <= self.clock.time():
+                return None
+            self._first_use(grant.refresh)
         return grant
+
+    @staticmethod
+    def _first_use(token: _RefreshToken | None) -> None:
+        """A pair is used: every refresh token before it expires (caller holds the lock)."""
+        if token is None:
+            return
+        token.used = True
+        earlier = token.predecessor
+        while earlier is not None and not earlier.dead:
+            earlier.dead = True
+            earlier = earlier.predecessor

@@ -41,7 +41,7 @@ class ExactSandbox:
         access_token_seconds: float = 600,
         refresh_token_seconds: float = 30 * 24 * 3600,
         refresh_too_early_seconds: float = 570,
-        refresh_linger_seconds: float = 600,
+        refresh_linger_seconds: float | None = None,
         code_seconds: float = 180,
         webhook_secret: str | None = None,
         webhook_validation_delay: float = 1.0,
