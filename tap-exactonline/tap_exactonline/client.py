@@ -6,13 +6,13 @@ import functools
 import random
 import re
 from collections.abc import Generator, Iterable
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import requests
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.streams import RESTStream
 
+from tap_exactonline.answers import page_of
 from tap_exactonline.dates import convert_odata_date
 from tap_exactonline.pagination import ODataNextPaginator
 from tap_exactonline.rate_limit import DailyLimitReached
@@ -124,6 +124,7 @@ class ExactStream(RESTStream):
         self.tap.rate_limiter.observe(division, response.status_code, response.headers)
         status = response.status_code
         if status < 400:
+            page_of(response)  # a body that is no OData page is retried like a 5xx
             return
         method = response.request.method if response.request else "GET"
         where = f"{method} {self._path_of(response)}"
@@ -146,12 +147,7 @@ class ExactStream(RESTStream):
         return (url or "").split("?", 1)[0]
 
     def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
-        body = response.json(parse_float=Decimal)  # amounts exactly as Exact sent them
-        data = body.get("d") if isinstance(body, dict) else None
-        if isinstance(data, dict) and "results" in data:
-            yield from data["results"]
-        elif isinstance(data, dict):
-            yield data  # a single-object GET answers {"d": {...}}
+        yield from page_of(response)["results"]  # checked in validate_response
 
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict | None:
         interpretation = self.config.get("date_interpretation", "amsterdam_wall_clock")

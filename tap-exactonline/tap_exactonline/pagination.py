@@ -5,10 +5,11 @@ from __future__ import annotations
 import requests
 from singer_sdk.pagination import BaseHATEOASPaginator
 
+from tap_exactonline.answers import page_of
+
 
 class ODataNextPaginator(BaseHATEOASPaginator):
     """Follows `d.__next` verbatim (an absolute URL with its own `$skiptoken`)."""
 
     def get_next_url(self, response: requests.Response) -> str | None:
-        body = response.json().get("d")
-        return body.get("__next") or None if isinstance(body, dict) else None
+        return page_of(response).get("__next") or None  # the page parsed once, shared
