@@ -28,7 +28,8 @@ def sales() -> dict[str, list[dict]]:
             invoice(2, 1),
             invoice(3, 1, Type=8021, AmountFC=-60.5, VATAmountFC=-10.5),  # credit note
         ],
-        "sales_invoice_lines": [line(1, 1), line(2, 2), line(3, 3, Quantity=-1.0)],
+        "sales_invoice_lines": [line(1, 1), line(2, 2),
+                                line(3, 3, Quantity=-1.0, AmountFC=-50.0)],
         "receivables": [receivable(1, 1, 1, paid=True), receivable(2, 2, 1, paid=False)],
     }
 
@@ -59,9 +60,10 @@ def test_orders_paid_pending_refunded_with_customer_and_products(pipeline):
     product_id = f"exact-{DIVISION}-{guid(40_001)}"
     assert order["lines"] == [{"id": guid(30_001), "product_id": product_id,
                                "product_variant_id": product_id, "quantity": 2, "price": 50.0}]
+    assert order["discount_total"] == 0
     # Credit notes: unsigned amounts, the sign is carried by financial_status.
-    assert orders[ORDER_3]["order_total"] == 60.5
-    assert orders[ORDER_3]["lines"][0]["quantity"] == 1
+    assert (orders[ORDER_3]["order_total"], orders[ORDER_3]["tax_total"]) == (60.5, 10.5)
+    assert [(ln["quantity"], ln["price"]) for ln in orders[ORDER_3]["lines"]] == [(1, 50.0)]
 
     assert out.by_key("customers") == {CUSTOMER_1: {
         "id": CUSTOMER_1, "email": "jan.contact1@example.nl", "opt_in_status": False,

@@ -22,10 +22,9 @@ from .orders import (
     customer_email,
     customer_id,
     customer_record,
+    invoice_outputs,
     order_id,
-    order_record,
     product_id,
-    product_record,
     split_exact_id,
 )
 from .rejections import Rejection, RejectionLog
@@ -317,15 +316,25 @@ class Flusher:
         contact = self.store.row("contacts", division, source.contact_id) if source else None
         self._add("customers", customer_id(division, account_id),
                   customer_record(division, account_id, account, email, contact))
-        for line in lines:
-            product = product_record(division, line)
-            if product:
-                self._add("products", product["id"], product)
-        order, rejections = order_record(division, invoice, lines, receivables)
-        self._reject(rejections)
-        if order:
-            self._add("orders", oid, order)
+        outputs = invoice_outputs(division, invoice, lines, receivables)
+        self._reject(outputs.rejections)
+        if outputs.order:
+            for product in outputs.products:
+                self._add_product(product)
+            self._add("orders", oid, outputs.order)
             self.rejection_log.resolved("sales_invoices", division, invoice_id)
+
+    def _add_product(self, product: dict[str, Any]) -> None:
+        """A product's price is a catalog price, not one invoice's: the first price sent stays
+        and later lines (a cheap one-off sale) never rewrite it. The mapper sees no Items, so
+        the item's list price is not known; the first sale's UnitPrice stands in for it."""
+        earlier = (self._buckets["products"].get(product["id"])
+                   or self.ledger.payload("products", product["id"]))
+        if isinstance(earlier, Output):
+            earlier = earlier.record
+        if earlier and earlier.get("price") is not None:
+            product = {**product, "price": earlier["price"]}
+        self._add("products", product["id"], product)
 
     def _flush_items(self) -> None:
         done = self.store.dirty("item")

@@ -1,9 +1,19 @@
-"""Exact sales invoices → Mailchimp e-commerce customers, products and orders."""
+"""Exact sales invoices → Mailchimp e-commerce customers, products and orders.
+
+The value rules (transform/README.md, "Order values") in short: `order_total` is Exact's
+invoice amount and `tax_total` its VAT, unsigned; every line goes with its exact amount
+(quantity × price = the line's AmountFC, to the cent); lines that run against the invoice's
+sign (discount and return lines) are summed into `discount_total`; anything that is not a
+real amount dead-letters the invoice instead of sending a wrong order.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
+from .amounts import CENT, BadNumber, exact_number, money
 from .dates import newest_iso
 from .emails import check_email
 from .lookup_store import Candidate
@@ -76,80 +86,141 @@ def customer_record(
     return record
 
 
-def product_record(division: int, line: dict[str, Any]) -> dict[str, Any] | None:
+def product_record(
+    division: int, line: dict[str, Any], unit_price: Decimal | None,
+) -> dict[str, Any] | None:
+    """The product a sold line refers to. `price` is the line's UnitPrice, Exact's list price
+    before line discounts (the flusher keeps the first one sent: see Flusher._add_product)."""
     pid = product_id(division, line)
     if pid is None:
         return None
     title = text(line.get("ItemDescription")) or text(line.get("ItemCode")) or pid
-    return {
+    record: dict[str, Any] = {
         "id": pid,
         "title": title,
         "sku": text(line.get("ItemCode")),
-        "price": money(abs(number(line.get("UnitPrice")))),
         "description": text(line.get("ItemDescription")),
     }
+    if unit_price is not None and unit_price >= 0:  # a negative list price means nothing
+        record["price"] = money(unit_price)
+    return record
 
 
-def financial_status(invoice: dict[str, Any], receivables: list[dict[str, Any]]) -> str:
-    if invoice.get("Type") in CREDIT_NOTE_TYPES:
+def financial_status(credit: bool, receivables: list[dict[str, Any]]) -> str:
+    if credit:
         return "refunded"
     if receivables and all(r.get("IsFullyPaid") for r in receivables):
         return "paid"
     return "pending"
 
 
-def order_record(
+@dataclass
+class InvoiceOutputs:
+    """What one invoice becomes: its order (None when it cannot be one), the products of the
+    lines sent, and what was refused."""
+
+    order: dict[str, Any] | None = None
+    products: list[dict[str, Any]] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LineNumbers:
+    quantity: Decimal
+    amount: Decimal  # AmountFC: after line discount, what the line really costs
+    unit_price: Decimal | None
+
+
+def line_numbers(line: dict[str, Any]) -> LineNumbers:
+    try:
+        unit_price = line.get("UnitPrice")
+        return LineNumbers(
+            exact_number(line.get("Quantity"), "Quantity"),
+            exact_number(line.get("AmountFC"), "AmountFC", whole_cents=True),
+            None if unit_price is None else exact_number(unit_price, "UnitPrice"),
+        )
+    except BadNumber as bad:
+        raise BadNumber(f"line {line.get('ID')}: {bad}") from None
+
+
+def whole_quantity(quantity: Decimal, amount: Decimal) -> tuple[int, Decimal]:
+    """(quantity, unit price) for a Mailchimp line, whose quantity must be a whole number,
+    such that quantity × price is exactly `amount`. A whole quantity that divides the amount
+    into cents is kept (2 × 50.00); otherwise (2.5 hours, 3 for 100.00, a quantity of 0 or
+    against the amount's sign) the line goes as 1 × its amount: revenue beats unit count."""
+    if quantity >= 1 and quantity == quantity.to_integral_value():
+        price = amount / int(quantity)
+        if price == price.quantize(CENT):
+            return int(quantity), price
+    return 1, amount
+
+
+def invoice_outputs(
     division: int,
     invoice: dict[str, Any],
     lines: list[dict[str, Any]],
     receivables: list[dict[str, Any]],
-) -> tuple[dict[str, Any] | None, list[Rejection]]:
-    """One order per invoice. Amounts go to Mailchimp unsigned: a credit note (negative in
-    Exact) is its own order with financial_status `refunded`."""
-    rejections: list[Rejection] = []
+) -> InvoiceOutputs:
+    """One order per invoice, seen from the sign of its total: amounts go to Mailchimp
+    unsigned, and an invoice whose total is negative (a credit note, or a normal invoice that
+    pays money back) is its own order with financial_status `refunded`."""
+    outputs = InvoiceOutputs()
+    ordered = sorted(lines, key=lambda row: (row.get("LineNumber") or 0, row["ID"]))
+    try:
+        total = exact_number(invoice.get("AmountFC"), "AmountFC", whole_cents=True)
+        tax = exact_number(invoice.get("VATAmountFC"), "VATAmountFC", whole_cents=True)
+        numbers = [line_numbers(line) for line in ordered]
+    except BadNumber as bad:
+        outputs.rejections.append(Rejection(
+            "sales_invoices", division, invoice["InvoiceID"],
+            f"{bad}: not a usable amount, the invoice is not sent",
+            {"InvoiceNumber": invoice.get("InvoiceNumber")}))
+        return outputs
+    credit_type = invoice.get("Type") in CREDIT_NOTE_TYPES
+    sign = -1 if total < 0 or (total == 0 and credit_type) else 1
+    discount = Decimal(0)
     order_lines = []
-    for line in sorted(lines, key=lambda row: (row.get("LineNumber") or 0, row["ID"])):
-        pid = product_id(division, line)
-        if pid is None:
-            rejections.append(Rejection(
+    for line, number in zip(ordered, numbers, strict=True):
+        quantity, amount = sign * number.quantity, sign * number.amount
+        if amount < 0:
+            # A discount or return line (or, on a credit note, a fee charged): it lowers the
+            # order, it is no purchase. Mailchimp's own field for that is discount_total.
+            discount -= amount
+            continue
+        if amount == 0 and quantity <= 0:
+            continue  # nothing bought (quantity 0, e.g. a text line or a cancelled position)
+        product = product_record(division, line, number.unit_price)
+        if product is None:
+            outputs.rejections.append(Rejection(
                 "sales_invoice_lines", division, line["ID"], "line has no Item or ItemCode",
                 {"InvoiceID": invoice["InvoiceID"], "Description": line.get("Description")}))
             continue
+        whole, price = whole_quantity(quantity, amount)
+        outputs.products.append(product)
         order_lines.append({
             "id": str(line["ID"]),
-            "product_id": pid,
-            "product_variant_id": pid,
-            # Mailchimp wants whole quantities; the exact amount lives in order_total.
-            "quantity": max(1, round(abs(number(line.get("Quantity"))))),
-            "price": money(abs(number(line.get("UnitPrice")))),
+            "product_id": product["id"],
+            "product_variant_id": product["id"],
+            "quantity": whole,
+            "price": money(price),
         })
     if not order_lines:
-        rejections.append(Rejection(
+        outputs.rejections.append(Rejection(
             "sales_invoices", division, invoice["InvoiceID"],
             "invoice has no lines with an item; Mailchimp needs at least one",
             {"InvoiceNumber": invoice.get("InvoiceNumber")}))
-        return None, rejections
-    record = {
+        return outputs
+    outputs.order = {
         "id": order_id(division, invoice["InvoiceID"]),
         "customer_id": customer_id(division, invoice["InvoiceTo"]),
         "currency_code": text(invoice.get("Currency")),
-        "order_total": money(abs(number(invoice.get("AmountFC")))),
-        "tax_total": money(abs(number(invoice.get("VATAmountFC")))),
-        "financial_status": financial_status(invoice, receivables),
+        "order_total": money(sign * total),
+        "tax_total": money(sign * tax),
+        "discount_total": money(discount),
+        "financial_status": financial_status(credit_type or sign < 0, receivables),
         "processed_at_foreign": invoice.get("InvoiceDate"),
         "updated_at_foreign": newest_iso(
             invoice.get("Modified"), *(r.get("Modified") for r in receivables)),
         "lines": order_lines,
     }
-    return record, rejections
-
-
-def number(value: object) -> float:
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return 0.0
-
-
-def money(value: float) -> float:
-    return round(value, 2)
+    return outputs

@@ -63,6 +63,7 @@ OUTPUT_STREAMS: dict[str, tuple[list[str], dict]] = {
         th.Property("currency_code", th.StringType),
         th.Property("order_total", th.NumberType),
         th.Property("tax_total", th.NumberType),
+        th.Property("discount_total", th.NumberType),
         th.Property("financial_status", th.StringType),
         th.Property("processed_at_foreign", th.DateTimeType),
         th.Property("updated_at_foreign", th.DateTimeType),
