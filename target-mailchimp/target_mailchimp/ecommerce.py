@@ -95,6 +95,7 @@ def order_body(record: dict[str, Any]) -> dict[str, Any]:
         "currency_code": str(record["currency_code"]).upper(),
         "order_total": record["order_total"],
         "tax_total": record.get("tax_total"),
+        "discount_total": record.get("discount_total"),
         "financial_status": status,
         "processed_at_foreign": iso(record.get("processed_at_foreign")),
         "updated_at_foreign": iso(record.get("updated_at_foreign")),

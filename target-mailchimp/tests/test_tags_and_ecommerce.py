@@ -265,6 +265,15 @@ def test_order_lines_carry_unit_prices_and_fractional_quantities_keep_revenue(
     assert (lines["2"]["quantity"], lines["2"]["price"]) == (1, 25.0)  # not truncated to 2
 
 
+def test_order_discount_total_reaches_mailchimp(mailchimp_sandbox, config):
+    # 2 × 10.00 less a 4.00 discount line: Mailchimp is told the discount, so the lines and
+    # the order total agree (the mapper folds Exact's discount/return lines into it).
+    order = _order("O6", order_total=16.0, discount_total=4.0)
+    run_target(config, [*stream("products", PRODUCTS), *stream("customers", CUSTOMERS),
+                        *stream("orders", [order])])
+    assert mailchimp_sandbox.store("exact-store")["orders"]["O6"]["discount_total"] == 4.0
+
+
 def test_deletion_actions_ignore_and_unknown_are_audited(mailchimp_sandbox, config):
     run_target(config, stream("members", [{"email": "kept@example.com"}]))
     run_target(config, stream("deletions", [
