@@ -41,8 +41,8 @@ def test_rate_limit_headers_count_down_with_millisecond_resets(exact_sandbox_fac
     assert second.headers["X-RateLimit-Remaining"] == "98"
     minute_reset = int(first.headers["X-RateLimit-Minutely-Reset"])
     day_reset = int(first.headers["X-RateLimit-Reset"])
-    # Epoch milliseconds: a minute / a day after the window opened.
-    assert before_ms + 59_000 < minute_reset < before_ms + 61_000 + 5_000
+    # Epoch milliseconds: the next whole minute / a day after the window opened.
+    assert minute_reset % 60_000 == 0 and before_ms < minute_reset <= before_ms + 60_000 + 5_000
     assert before_ms + 86_399_000 < day_reset < before_ms + 86_401_000 + 5_000
 
 

@@ -15,6 +15,7 @@ from exactmc_sandbox.exact.dates import from_odata_date, to_iso
 from exactmc_sandbox.exact.endpoints import ENDPOINTS, NORMAL_PAGE, Endpoint, read_page
 from exactmc_sandbox.exact.model import REGIONS
 from exactmc_sandbox.exact.odata import ODataError, next_link, parse_select, render
+from exactmc_sandbox.exact.properties import ME_PROPERTIES, SYSTEM_DIVISION_PROPERTIES
 from exactmc_sandbox.exact.responses import answer, error_answer
 from exactmc_sandbox.exact.store import NotFoundError
 from exactmc_sandbox.exact.validation import InvalidInputError
@@ -29,6 +30,9 @@ DIVISION_FIELDS = ("Code", "Description", "Country", "Currency", "Hid", "Main", 
                    "CustomerName", "Started", "Status", "DivisionMoveDate")
 ME_FIELDS = ("UserID", "UserName", "FullName", "Email", "LanguageCode", "CurrentDivision",
              "DivisionCustomer", "DivisionCustomerName", "AccountingDivision")
+# Every documented property may be selected; those the sandbox does not keep answer null.
+DIVISION_SELECTABLE = tuple(dict.fromkeys((*DIVISION_FIELDS, *SYSTEM_DIVISION_PROPERTIES)))
+ME_SELECTABLE = tuple(dict.fromkeys((*ME_FIELDS, *ME_PROPERTIES)))
 
 
 def register_api(app: Flask, parts: Components) -> None:
@@ -89,7 +93,8 @@ def register_api(app: Flask, parts: Components) -> None:
                "LanguageCode": company.language, "CurrentDivision": company.current_division,
                "DivisionCustomer": company.id, "DivisionCustomerName": company.name,
                "AccountingDivision": company.current_division}
-        fields = parse_select(request.args.get("$select"), ME_FIELDS, required=False)
+        fields = parse_select(request.args.get("$select"), ME_SELECTABLE, required=False,
+                              default=ME_FIELDS)
         return answer({"d": {"results": [render(row, fields)]}}, title="Me")
 
     def _divisions(division: int, path: str, key: str | None) -> Response:
@@ -101,7 +106,8 @@ def register_api(app: Flask, parts: Components) -> None:
                          "Currency": d.currency, "Hid": d.hid, "Main": d.main,
                          "Customer": company.id, "CustomerName": company.name,
                          "Started": d.created, "Status": 1, "DivisionMoveDate": d.move_date})
-        fields = parse_select(request.args.get("$select"), DIVISION_FIELDS, required=False)
+        fields = parse_select(request.args.get("$select"), DIVISION_SELECTABLE, required=False,
+                              default=DIVISION_FIELDS)
         return answer({"d": {"results": [render(r, fields) for r in rows[:NORMAL_PAGE]]}},
                       title="Divisions")
 
@@ -120,8 +126,8 @@ def register_api(app: Flask, parts: Components) -> None:
 
     def _get_one(division: int, path: str, key: str) -> Response:
         endpoint = ENDPOINTS[path]
-        fields = parse_select(request.args.get("$select"), endpoint.fields,
-                              required=endpoint.kind != "normal")
+        fields = parse_select(request.args.get("$select"), endpoint.selectable,
+                              required=endpoint.kind != "normal", default=endpoint.fields)
         with store.lock:
             row = _row_in(endpoint, division, key)
             return answer({"d": render(row, fields)}, title=path)
@@ -166,7 +172,7 @@ def _from_odata(body: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, str) and value.startswith("/Date("):
             try:
                 value = to_iso(from_odata_date(value))
-            except ValueError:
+            except (ValueError, OverflowError, OSError):  # not a number, or no year 1-9999
                 raise InvalidInputError(f"{name}: not a /Date(ms)/ value: {value!r}") from None
         out[name] = value
     return out

@@ -10,6 +10,22 @@ from zoneinfo import ZoneInfo
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
 
+# Sandbox choice: the dates Exact can keep are SQL Server's `datetime` range. A date outside it,
+# or one whose Amsterdam wall clock leaves year 9999 (it could not be written as `/Date(ms)/`),
+# is refused with a 400 rather than stored.
+EARLIEST = datetime(1753, 1, 1, tzinfo=timezone.utc)
+LATEST_WALL_CLOCK = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=timezone.utc)
+
+
+def storable(value: datetime) -> bool:
+    """Whether Exact can keep `value` and answer it as `/Date(ms)/`."""
+    try:
+        wall = value.astimezone(AMSTERDAM).replace(tzinfo=timezone.utc)
+    except OverflowError:
+        return False
+    return value >= EARLIEST and wall <= LATEST_WALL_CLOCK
+
+
 def to_odata_date(value: datetime | None) -> str | None:
     """Render an aware datetime the way Exact does.
 

@@ -8,6 +8,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from exactmc_sandbox.exact.odata import Condition, ODataError, parse_filter, parse_select, render
+from exactmc_sandbox.exact.properties import (
+    ACCOUNT_PROPERTIES,
+    CONTACT_PROPERTIES,
+    COSTCENTER_PROPERTIES,
+    ITEM_PROPERTIES,
+    RECEIVABLE_PROPERTIES,
+    SALES_INVOICE_LINE_PROPERTIES,
+    SALES_INVOICE_PROPERTIES,
+    SYNC_DELETED_PROPERTIES,
+    SYNC_SALES_INVOICE_PROPERTIES,
+)
 from exactmc_sandbox.exact.schema import (
     ACCOUNT_FIELDS,
     CONTACT_FIELDS,
@@ -33,8 +44,13 @@ _SKIP_TIMESTAMP = re.compile(r"(\d+)L?")
 class Endpoint:
     kind: str  # "sync", "bulk" or "normal"
     source: str  # a store entity, or "InvoiceFeed", "InvoiceLines", "Deleted"
-    fields: tuple[str, ...]
+    fields: tuple[str, ...]  # what the simulator keeps (and answers without `$select`)
+    documented: tuple[str, ...] = ()  # the entity's other properties: selectable, always null
     writable: bool = False  # POST/PUT/DELETE allowed (normal endpoints of store entities)
+
+    @property
+    def selectable(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.fields, *self.documented)))
 
     @property
     def key(self) -> str:
@@ -57,21 +73,30 @@ def _timestamped(fields: tuple[str, ...]) -> tuple[str, ...]:
 
 
 ENDPOINTS: dict[str, Endpoint] = {
-    "sync/CRM/Accounts": Endpoint("sync", "Accounts", _timestamped(ACCOUNT_FIELDS)),
-    "sync/CRM/Contacts": Endpoint("sync", "Contacts", _timestamped(CONTACT_FIELDS)),
-    "sync/SalesInvoice/SalesInvoices": Endpoint("sync", "InvoiceFeed", INVOICE_FEED_FIELDS),
-    "sync/Deleted": Endpoint("sync", "Deleted", DELETED_FIELDS),
-    "bulk/CRM/Accounts": Endpoint("bulk", "Accounts", ACCOUNT_FIELDS),
-    "bulk/CRM/Contacts": Endpoint("bulk", "Contacts", CONTACT_FIELDS),
-    "bulk/SalesInvoice/SalesInvoices": Endpoint("bulk", "SalesInvoices", INVOICE_FIELDS),
-    "bulk/SalesInvoice/SalesInvoiceLines": Endpoint("bulk", "InvoiceLines", INVOICE_LINE_FIELDS),
-    "bulk/Cashflow/Receivables": Endpoint("bulk", "Receivables", RECEIVABLE_FIELDS),
-    "crm/Accounts": Endpoint("normal", "Accounts", ACCOUNT_FIELDS, writable=True),
-    "crm/Contacts": Endpoint("normal", "Contacts", CONTACT_FIELDS, writable=True),
+    "sync/CRM/Accounts": Endpoint("sync", "Accounts", _timestamped(ACCOUNT_FIELDS),
+                                  _timestamped(ACCOUNT_PROPERTIES)),
+    "sync/CRM/Contacts": Endpoint("sync", "Contacts", _timestamped(CONTACT_FIELDS),
+                                  _timestamped(CONTACT_PROPERTIES)),
+    "sync/SalesInvoice/SalesInvoices": Endpoint("sync", "InvoiceFeed", INVOICE_FEED_FIELDS,
+                                                SYNC_SALES_INVOICE_PROPERTIES),
+    "sync/Deleted": Endpoint("sync", "Deleted", DELETED_FIELDS, SYNC_DELETED_PROPERTIES),
+    "bulk/CRM/Accounts": Endpoint("bulk", "Accounts", ACCOUNT_FIELDS, ACCOUNT_PROPERTIES),
+    "bulk/CRM/Contacts": Endpoint("bulk", "Contacts", CONTACT_FIELDS, CONTACT_PROPERTIES),
+    "bulk/SalesInvoice/SalesInvoices": Endpoint("bulk", "SalesInvoices", INVOICE_FIELDS,
+                                                SALES_INVOICE_PROPERTIES),
+    "bulk/SalesInvoice/SalesInvoiceLines": Endpoint("bulk", "InvoiceLines", INVOICE_LINE_FIELDS,
+                                                    SALES_INVOICE_LINE_PROPERTIES),
+    "bulk/Cashflow/Receivables": Endpoint("bulk", "Receivables", RECEIVABLE_FIELDS,
+                                          RECEIVABLE_PROPERTIES),
+    "crm/Accounts": Endpoint("normal", "Accounts", ACCOUNT_FIELDS, ACCOUNT_PROPERTIES,
+                             writable=True),
+    "crm/Contacts": Endpoint("normal", "Contacts", CONTACT_FIELDS, CONTACT_PROPERTIES,
+                             writable=True),
     "salesinvoice/SalesInvoices": Endpoint("normal", "SalesInvoices", INVOICE_FIELDS,
-                                           writable=True),
-    "hrm/Costcenters": Endpoint("normal", "Costcenters", COSTCENTER_FIELDS, writable=True),
-    "logistics/Items": Endpoint("normal", "Items", ITEM_FIELDS, writable=True),
+                                           SALES_INVOICE_PROPERTIES, writable=True),
+    "hrm/Costcenters": Endpoint("normal", "Costcenters", COSTCENTER_FIELDS,
+                                COSTCENTER_PROPERTIES, writable=True),
+    "logistics/Items": Endpoint("normal", "Items", ITEM_FIELDS, ITEM_PROPERTIES, writable=True),
 }
 
 
@@ -95,8 +120,8 @@ def _source_rows(store: DataStore, endpoint: Endpoint, division: int) -> Iterabl
 def read_page(store: DataStore, endpoint: Endpoint, division: int, args: dict[str, str],
               top: int | None = None) -> Page:
     """One page of `endpoint` for the query `args` ($select, $filter, $skiptoken)."""
-    fields = parse_select(args.get("$select"), endpoint.fields,
-                          required=endpoint.kind != "normal")
+    fields = parse_select(args.get("$select"), endpoint.selectable,
+                          required=endpoint.kind != "normal", default=endpoint.fields)
     conditions = parse_filter(args.get("$filter"), endpoint.filterable())
     size = min(endpoint.page_size, top) if top else endpoint.page_size
     with store.lock:

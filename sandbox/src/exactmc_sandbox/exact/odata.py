@@ -60,7 +60,7 @@ def parse_literal(text: str) -> Any:
     if m := re.fullmatch(r"datetime'([^']+)'", text):
         try:
             return parse_local_datetime(m.group(1))
-        except ValueError:
+        except (ValueError, OverflowError):  # overflow: 0001-01-01 Amsterdam is in year 0 UTC
             raise ODataError(400, f"Invalid datetime literal: {text}") from None
     if m := re.fullmatch(r"guid'([0-9a-fA-F-]{36})'", text):
         return m.group(1).lower()
@@ -94,11 +94,13 @@ def parse_filter(text: str | None, allowed: Iterable[str]) -> list[Condition]:
     return conditions
 
 
-def parse_select(text: str | None, available: tuple[str, ...], required: bool) -> tuple[str, ...]:
+def parse_select(text: str | None, available: tuple[str, ...], required: bool,
+                 default: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """The `$select`ed properties (any of `available`); without one, `default` or all."""
     if not text or not text.strip():
         if required:
             raise ODataError(400, "$select is required. Example: $select=ID,Code")
-        return available
+        return default if default is not None else available
     fields = tuple(dict.fromkeys(f.strip() for f in text.split(",") if f.strip()))
     unknown = [f for f in fields if f not in available]
     if unknown:

@@ -1,8 +1,10 @@
 """Exact's per-app, per-division call limits (minutely and daily) with their headers.
 
-Choices (unconfirmed): each window starts at the first call after the previous one ended (not
-at a clock boundary); the limiter uses real time, not the adjustable sandbox clock, because
-clients pace themselves on the reset times.
+Minutely windows restart on whole minutes: the reset values in public logs always fall on :00 of
+a minute (a shortened test minute is aligned the same way, on multiples of its length).
+Choices (unconfirmed): the daily window starts at the first call after the previous one ended;
+`start_new_day()` ends it at once (tests play several days). The limiter uses real time, not the
+adjustable sandbox clock, because clients pace themselves on the reset times.
 """
 
 from __future__ import annotations
@@ -45,11 +47,17 @@ class RateLimiter:
         self._day: dict[tuple[str, int], _Window] = {}
 
     def _window(self, table: dict[tuple[str, int], _Window], key: tuple[str, int],
-                length: float, now: float) -> _Window:
+                length: float, now: float, aligned: bool = False) -> _Window:
         window = table.get(key)
         if window is None or now >= window.start + length:
-            window = table[key] = _Window(now)
+            start = (now // length) * length if aligned else now
+            window = table[key] = _Window(start)
         return window
+
+    def start_new_day(self) -> None:
+        """Every daily budget is whole again, as after Exact's daily reset."""
+        with self._lock:
+            self._day.clear()
 
     def take(self, client_id: str, division: int) -> RateDecision:
         """Count one call; refuse it (429) when a window is exhausted."""
@@ -57,7 +65,7 @@ class RateLimiter:
         key = (client_id, division)
         with self._lock:
             now = time.time()
-            minute = self._window(self._minute, key, s.minute_seconds, now)
+            minute = self._window(self._minute, key, s.minute_seconds, now, aligned=True)
             day = self._window(self._day, key, s.day_seconds, now)
             daily = {"X-RateLimit-Limit": str(s.daily_limit),
                      "X-RateLimit-Reset": _reset_ms(day, s.day_seconds)}

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from exactmc_sandbox.exact.dates import parse_iso
+from exactmc_sandbox.exact.dates import parse_iso, storable
 from exactmc_sandbox.exact.schema import (
     ACCOUNT_STATUSES,
     COUNTRY_NAMES,
@@ -32,6 +33,8 @@ VAT_RATES = {"NL": 0.21, "BE": 0.21, "DE": 0.19}
 EXCHANGE_RATES = {"EUR": 1.0, "GBP": 1.17, "USD": 0.92}
 CREDIT_TYPES = {8021, 8024}
 LINE_INPUT_FIELDS = {"Item", "Quantity", "UnitPrice", "CostCenter", "Description"}
+AMOUNT_FIELDS = ("AmountDC", "AmountFC", "AmountFCExclVat", "VATAmountFC", "VATAmountDC",
+                 "TransactionAmountDC", "StandardSalesPrice")
 
 
 class InvalidInputError(ValueError):
@@ -66,7 +69,7 @@ def prepare_create(
             row["InvoiceNumber"] = store.next_invoice_number(division.code)
     if entity == "Accounts" and row["Code"] is None:
         row["Code"] = store.next_account_code(division.code)
-    _FINISHERS[entity](store, row, division)
+    _finish(store, entity, row, division)
     return row
 
 
@@ -89,8 +92,25 @@ def prepare_update(
         candidate["SalesInvoiceLines"] = _lines(store, candidate, lines, new_uuid)
     elif entity == "SalesInvoices":
         candidate["SalesInvoiceLines"] = [dict(line) for line in row["SalesInvoiceLines"]]
-    _FINISHERS[entity](store, candidate, division)
+    _finish(store, entity, candidate, division)
     row.update(candidate)
+
+
+def _finish(store: DataStore, entity: str, row: Row, division: Division) -> None:
+    """Complete and check a row; every date and amount it ends with must be one Exact keeps."""
+    try:
+        _FINISHERS[entity](store, row, division)
+    except OverflowError:  # a computed date (DueDate = InvoiceDate + 30 days) past year 9999
+        raise InvalidInputError("a date computed from this input is out of range") from None
+    for name in DATE_FIELDS:
+        value = row.get(name)
+        if isinstance(value, datetime) and not storable(value):
+            raise InvalidInputError(
+                f"{name}: {value.date().isoformat()} is outside the dates Exact keeps "
+                "(1753-01-01 to 9999-12-31)")
+    for line in row.get("SalesInvoiceLines") or []:
+        _require_finite(line, f"line {line['LineNumber']}: ", "AmountFC", "VATAmountFC", "AmountDC")
+    _require_finite(row, "", *(name for name in AMOUNT_FIELDS if name in row))
 
 
 def _division(store: DataStore, code: Any) -> Division:
@@ -109,7 +129,7 @@ def _converted(entity: str, fields: dict[str, Any]) -> Row:
         if name in DATE_FIELDS and value is not None:
             try:
                 value = parse_iso(str(value))
-            except ValueError as exc:
+            except (ValueError, OverflowError) as exc:  # overflow: a zone pushes it past year 1
                 raise InvalidInputError(f"{name}: not an ISO-8601 date: {value!r}") from exc
         out[name] = value
     return out
@@ -216,8 +236,17 @@ def _lines(store: DataStore, invoice: Row, lines: Any, new_id: IdFactory) -> lis
         for name in ("Quantity", "UnitPrice"):
             if not isinstance(line[name], int | float) or isinstance(line[name], bool):
                 raise InvalidInputError(f"line {number}: {name} must be a number")
+        _require_finite(line, f"line {number}: ", "Quantity", "UnitPrice")
         built.append(line)
     return built
+
+
+def _require_finite(row: Row, where: str, *names: str) -> None:
+    # JSON bodies may carry NaN or Infinity, and huge inputs overflow to inf when multiplied.
+    for name in names:
+        value = row.get(name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInputError(f"{where}{name} is out of range")
 
 
 def _item_in(store: DataStore, key: Any, division: Division) -> Row:
