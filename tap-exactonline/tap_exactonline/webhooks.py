@@ -16,15 +16,17 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import requests
 from filelock import FileLock
+
+from tap_exactonline.webhook_seen import SeenDeliveries, durable_append, durable_replace
 
 LOGGER = logging.getLogger("tap_exactonline.webhooks")
 
@@ -37,7 +39,19 @@ TOPIC_STREAMS = {"Accounts": "accounts", "Contacts": "contacts", "SalesInvoices"
 
 
 class InvalidDelivery(Exception):
-    """Not a delivery signed with our webhook secret: it is ignored, nothing is recorded."""
+    """Not a delivery signed with our webhook secret: it is refused, nothing is recorded."""
+
+    status = 401
+
+
+class MalformedDelivery(InvalidDelivery):
+    """Not shaped like an Exact delivery at all (bad JSON, missing fields, no HashCode)."""
+
+    status = 400
+
+
+_HEX64 = re.compile(r"[0-9A-Fa-f]{64}")
+REQUIRED_FIELDS = ("Topic", "Division", "Key")  # what the tap needs to know what to poll
 
 
 def verify_delivery(raw: bytes, secret: str) -> dict[str, Any]:
@@ -47,36 +61,79 @@ def verify_delivery(raw: bytes, secret: str) -> dict[str, Any]:
     hashed as received, never re-serialised.
     """
     if not raw.startswith(_CONTENT_START) or _HASH_MARK not in raw:
-        raise InvalidDelivery("not an Exact webhook delivery")
-    cut = raw.rindex(_HASH_MARK)
-    content = raw[len(_CONTENT_START):cut]
-    received = raw[cut + len(_HASH_MARK):].rstrip().removesuffix(b"}").rstrip().removesuffix(b'"')
-    expected = hmac.new(secret.encode(), content, hashlib.sha256).hexdigest().upper().encode()
-    if not hmac.compare_digest(received, expected):
+        raise MalformedDelivery("not an Exact webhook delivery")
+    try:
+        whole = json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # deep nesting is an attack, not a crash
+        raise MalformedDelivery("body is not JSON") from exc
+    if not isinstance(whole, dict) or set(whole) != {"Content", "HashCode"}:
+        raise MalformedDelivery("body is not {Content, HashCode}")
+    received = whole["HashCode"]
+    if not isinstance(received, str) or not _HEX64.fullmatch(received):
+        raise MalformedDelivery("HashCode is not 64 hex digits")
+    content = raw[len(_CONTENT_START):raw.rindex(_HASH_MARK)]  # the signed bytes, as sent
+    expected = hmac.new(secret.encode(), content, hashlib.sha256).hexdigest().upper()
+    if not hmac.compare_digest(received.upper(), expected):
         raise InvalidDelivery("HashCode does not match")
     try:
         parsed = json.loads(content)
-    except ValueError as exc:
-        raise InvalidDelivery("Content is not JSON") from exc
-    if not isinstance(parsed, dict) or "Key" not in parsed:
-        raise InvalidDelivery("Content carries no Key")
+    except (ValueError, RecursionError) as exc:
+        raise MalformedDelivery("Content is not JSON") from exc
+    if not isinstance(parsed, dict):
+        raise MalformedDelivery("Content is not an object")
+    missing = [name for name in REQUIRED_FIELDS if parsed.get(name) in (None, "")]
+    if missing:
+        raise MalformedDelivery(f"Content lacks {', '.join(missing)}")
+    parsed["HashCode"] = received.upper()
     return parsed
 
 
-class WebhookInbox:
-    """Keys to poll, one JSON line each, shared by the receiver and the tap (file-locked)."""
+def delivery_key(content: dict[str, Any]) -> str:
+    """The idempotency key: the event itself when Exact stamps it, else the signature.
 
-    def __init__(self, path: str | Path) -> None:
+    (Topic, Division, Key, Action, EventCreatedOn) names one event however it is serialised;
+    without EventCreatedOn, two real updates of one key would look alike, so the HashCode
+    (which covers every byte) decides.
+    """
+    if content.get("EventCreatedOn"):
+        event = [str(content.get(name)) for name in (
+            "Topic", "Division", "Key", "Action", "EventCreatedOn")]
+        basis = json.dumps(event)
+    elif content.get("HashCode"):
+        basis = str(content["HashCode"])
+    else:  # not from the receiver: only an identical entry is a repeat
+        basis = json.dumps(content, sort_keys=True, default=str)
+    return hashlib.sha256(basis.encode()).hexdigest()
+
+
+class WebhookInbox:
+    """Keys to poll, one JSON line each, shared by the receiver and the tap (file-locked).
+
+    Every append is fsync'd before the receiver answers 200; deliveries already recorded are
+    remembered (bounded) beside the inbox so a re-sent one is a no-op, even after a run cleared
+    the inbox or the receiver restarted.
+    """
+
+    def __init__(self, path: str | Path, seen_limit: int = 20_000) -> None:
         self.path = Path(path)
         self._lock = FileLock(str(self.path) + ".lock")
+        self._seen = SeenDeliveries(str(self.path) + ".seen", seen_limit)
 
-    def add(self, content: dict[str, Any]) -> None:
+    def add(self, content: dict[str, Any]) -> bool:
+        """Record a delivery; False (and nothing written) when it was recorded before."""
         entry = {name: content.get(name) for name in (
             "Topic", "Division", "Action", "Key", "EventCreatedOn")}
         entry["received_at"] = time.time()
+        key = delivery_key(content)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock, self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(entry) + "\n")
+        with self._lock:
+            if key in self._seen:
+                return False
+            durable_append(self.path, self._line_start() + json.dumps(entry) + "\n")
+            # Inbox first: a kill between the two writes means one harmless extra poll,
+            # never a delivery marked seen but not recorded.
+            self._seen.add(key)
+        return True
 
     def pending(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -87,52 +144,31 @@ class WebhookInbox:
         with self._lock:
             entries = self._read()
             keep = [e for e in entries if e.get("received_at", 0) >= moment or not polled(e)]
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text("".join(json.dumps(e) + "\n" for e in keep), encoding="utf-8")
-            tmp.replace(self.path)
+            durable_replace(self.path, "".join(json.dumps(e) + "\n" for e in keep))
         return len(entries) - len(keep)
+
+    def _line_start(self) -> str:
+        """A newline first when a kill left the last line torn, so the new entry stays whole."""
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(-1, 2)
+                return "" if handle.read(1) == b"\n" else "\n"
+        except (FileNotFoundError, OSError):
+            return ""  # missing or empty
 
     def _read(self) -> list[dict[str, Any]]:
         if not self.path.exists():
             return []
-        lines = self.path.read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
-
-
-class _ReceiverHandler(BaseHTTPRequestHandler):
-    server: WebhookServer
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        if not raw.strip():
-            self._answer(200)  # Exact's validation call when subscribing: an empty POST
-            return
-        try:
-            content = verify_delivery(raw, self.server.secret)
-        except InvalidDelivery as exc:
-            LOGGER.warning("Rejected a webhook delivery: %s", exc)
-            self._answer(401)
-            return
-        self.server.inbox.add(content)
-        self._answer(200)
-
-    def _answer(self, status: int) -> None:
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        LOGGER.debug(format, *args)
-
-
-class WebhookServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], secret: str, inbox: WebhookInbox) -> None:
-        super().__init__(address, _ReceiverHandler)
-        self.secret = secret
-        self.inbox = inbox
+        entries = []
+        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                entry = json.loads(line) if line.strip() else None
+            except ValueError:
+                entry = None
+                LOGGER.warning("Skipped a torn line in the webhook inbox %s", self.path)
+            if isinstance(entry, dict):
+                entries.append(entry)
+        return entries
 
 
 def subscribe(config: dict, division: int, topic: str, callback: str) -> dict[str, Any]:
@@ -187,9 +223,16 @@ def main(argv: list[str] | None = None) -> int:
     if not secret:
         print("webhook_secret is not set.", file=sys.stderr)
         return 1
-    server = WebhookServer((args.host, args.port), secret, inbox)
-    print(f"Receiving Exact webhooks on http://{args.host}:{server.server_address[1]}/")
-    server.serve_forever()
+    from tap_exactonline.webhook_server import ReceiverLimits, WebhookServer
+
+    try:
+        limits = ReceiverLimits.from_config(config)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    server = WebhookServer(args.host, args.port, secret, inbox, limits)
+    print(f"Receiving Exact webhooks on http://{server.host}:{server.port}/", flush=True)
+    server.serve_forever()  # waitress ends quietly on Ctrl-C
     return 0
 
 

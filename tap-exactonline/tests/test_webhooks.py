@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
+import time
 
 import pytest
 import requests
+from tap_exactonline.webhook_seen import SeenDeliveries
+from tap_exactonline.webhook_server import WebhookServer
 from tap_exactonline.webhooks import (
     InvalidDelivery,
     WebhookInbox,
-    WebhookServer,
     main,
     subscribe,
     verify_delivery,
@@ -22,11 +25,10 @@ SECRET = "webhook-secret-for-tests"
 @pytest.fixture
 def receiver(tmp_path):
     inbox = WebhookInbox(tmp_path / "inbox.jsonl")
-    server = WebhookServer(("127.0.0.1", 0), SECRET, inbox)
+    server = WebhookServer("127.0.0.1", 0, SECRET, inbox)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/exact", inbox
-    server.shutdown()
-    server.server_close()
+    yield f"http://127.0.0.1:{server.port}/exact", inbox
+    server.close()
 
 
 def test_signed_deliveries_are_recorded_and_a_run_clears_them(
@@ -94,3 +96,34 @@ def test_hash_is_computed_over_the_raw_content_bytes():
         verify_delivery(raw.replace(b"k1", b"k2"), SECRET)
     with pytest.raises(InvalidDelivery):
         verify_delivery(raw, "another-secret")
+
+
+def test_a_line_torn_by_a_kill_neither_breaks_the_inbox_nor_swallows_the_next_entry(tmp_path):
+    inbox = WebhookInbox(tmp_path / "inbox.jsonl")
+    inbox.add({"Topic": "Accounts", "Division": 101, "Key": "k1", "HashCode": "1"})
+    with inbox.path.open("a") as handle:
+        handle.write('{"Topic": "Accounts", "Divi')  # killed mid-append
+    assert inbox.add({"Topic": "Accounts", "Division": 101, "Key": "k2", "HashCode": "2"})
+    assert [p["Key"] for p in inbox.pending()] == ["k1", "k2"]
+    assert inbox.clear_before(time.time() + 1, lambda entry: entry["Key"] == "k1") == 1
+    assert [p["Key"] for p in inbox.pending()] == ["k2"]
+
+
+def test_the_memory_of_recorded_deliveries_is_bounded_and_keeps_the_newest(tmp_path):
+    seen = SeenDeliveries(tmp_path / "seen", limit=5)
+    keys = [hashlib.sha256(str(n).encode()).hexdigest() for n in range(40)]
+    for key in keys:
+        seen.add(key)
+    assert len(seen.path.read_text().splitlines()) <= 2 * 5
+    reopened = SeenDeliveries(tmp_path / "seen", limit=5)  # as after a restart
+    assert all(key in reopened for key in keys[-5:])
+    assert not any(key in reopened for key in keys[:-5])
+
+
+def test_two_receivers_on_one_inbox_share_what_was_recorded(tmp_path):
+    first, second = (WebhookInbox(tmp_path / "inbox.jsonl") for _ in range(2))
+    delivery = {"Topic": "Accounts", "Division": 101, "Key": "k", "EventCreatedOn": "t"}
+    assert first.add({**delivery, "Key": "other"})  # first now holds a cached view
+    assert second.add(dict(delivery))
+    assert first.add(dict(delivery)) is False  # its cache saw the file change
+    assert [p["Key"] for p in first.pending()] == ["other", "k"]
