@@ -8,6 +8,11 @@ excluded from mailing or belongs to a blocked account, new members `transactiona
 usable email, refunded for credit notes, paid when its receivable is fully paid, else pending;
 each member tagged `CC {code} · {description} ({division})` for the active cost centers on the
 non-draft invoice lines of every account holding its address.
+
+Order values (transform/README.md, "Order values"): order_total and tax_total are the invoice's
+AmountFC and VATAmountFC without sign; seen with the sign of the invoice total, lines with a
+negative amount add up to discount_total and the rest are the lines, whose quantity × price
+adds up to their AmountFC.
 """
 
 from __future__ import annotations
@@ -45,11 +50,30 @@ class Expected:
     first_names: dict[str, str | None] = field(default_factory=dict)  # single-holder emails
     orders: dict[str, str] = field(default_factory=dict)  # order id -> financial_status
     tags: dict[str, set[str]] = field(default_factory=dict)  # email -> tag names
+    # order id -> (order_total, tax_total, discount_total, Σ quantity × price of its lines)
+    order_values: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
+
+
+def order_values(invoice: dict[str, Any]) -> tuple[float, float, float, float]:
+    negative = invoice["AmountFC"] < 0 or (invoice["AmountFC"] == 0
+                                           and invoice["Type"] in CREDIT_NOTES)
+    signed = [-line["AmountFC"] if negative else line["AmountFC"]
+              for line in invoice["SalesInvoiceLines"]]
+    return (abs(invoice["AmountFC"]), abs(invoice["VATAmountFC"]),
+            round(-sum(a for a in signed if a < 0), 2), round(sum(a for a in signed if a > 0), 2))
+
+
+def sent_order_values(order: dict[str, Any]) -> tuple[float, float, float, float]:
+    """The same four figures read back from a Mailchimp order."""
+    revenue = sum(line["quantity"] * line["price"] for line in order["lines"])
+    return (order["order_total"], order.get("tax_total"), order.get("discount_total"),
+            round(revenue, 2))
 
 
 def expected_state(exact: Any) -> Expected:
     holders: dict[str, list[Holder]] = defaultdict(list)
     orders: dict[str, str] = {}
+    values: dict[str, tuple[float, float, float, float]] = {}
     tags: dict[str, set[str]] = defaultdict(set)
     for division in DIVISIONS:
         accounts = {a["ID"]: a for a in exact.rows("Accounts", division=division)}
@@ -98,8 +122,9 @@ def expected_state(exact: Any) -> Expected:
             else:
                 status = "pending"
             orders[f"exact-{division}-{invoice['InvoiceID']}"] = status
+            values[f"exact-{division}-{invoice['InvoiceID']}"] = order_values(invoice)
 
-    expected = Expected(orders=orders, tags=dict(tags))
+    expected = Expected(orders=orders, tags=dict(tags), order_values=values)
     for email, held in holders.items():
         excluded = any(h.excluded for h in held)
         expected.members[email] = "unsubscribed" if excluded else "transactional"
