@@ -328,10 +328,8 @@ class Flusher:
         """A product's price is a catalog price, not one invoice's: the first price sent stays
         and later lines (a cheap one-off sale) never rewrite it. The mapper sees no Items, so
         the item's list price is not known; the first sale's UnitPrice stands in for it."""
-        earlier = (self._buckets["products"].get(product["id"])
-                   or self.ledger.payload("products", product["id"]))
-        if isinstance(earlier, Output):
-            earlier = earlier.record
+        pending = self._buckets["products"].get(product["id"])  # this flush, an earlier invoice
+        earlier = pending.record if pending else self.ledger.payload("products", product["id"])
         if earlier and earlier.get("price") is not None:
             product = {**product, "price": earlier["price"]}
         self._add("products", product["id"], product)
