@@ -7,10 +7,12 @@ import decimal
 import hashlib
 import json
 import logging
+import tarfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 
 import backoff
@@ -24,6 +26,8 @@ REQUEST_TIMEOUT_SECONDS = 120.0
 
 T = TypeVar("T")
 R = TypeVar("R")
+# Keys an answer must hold, with their type(s): `{"members": list}`.
+Expect: TypeAlias = Mapping[str, type | tuple[type, ...]]
 
 
 class MailchimpError(Exception):
@@ -76,6 +80,13 @@ class _Retryable(Exception):
         self.reason = reason
 
 
+def _json_or_none(response: requests.Response) -> Any:
+    try:
+        return response.json() if response.content else None
+    except ValueError:
+        return None
+
+
 def subscriber_hash(email: str) -> str:
     """Mailchimp's member id: MD5 of the lower-cased address."""
     return hashlib.md5(email.strip().lower().encode(), usedforsecurity=False).hexdigest()
@@ -118,7 +129,7 @@ class MailchimpClient:
         adapter = HTTPAdapter(pool_maxsize=self.max_in_flight, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
-        self._send_with_retries = backoff.on_exception(
+        retrying = backoff.on_exception(
             backoff.expo,
             _Retryable,
             max_tries=max_tries,
@@ -127,14 +138,19 @@ class MailchimpClient:
             jitter=backoff.full_jitter,
             on_backoff=self._log_retry,
             raise_on_giveup=True,
-        )(self._send_once)
+        )
+        self._send_with_retries = retrying(self._send_once)
+        self._download_with_retries = retrying(self._download_once)
 
     @staticmethod
     def _log_retry(details: dict[str, Any]) -> None:
         exc = details.get("exception")
+        args = details["args"]
+        # A path, never a download URL: a pre-signed one carries its signature.
+        what = args[1] if len(args) > 1 and isinstance(args[1], str) else "batch results"
         LOGGER.warning(
             "Retrying %s after %s (try %d, waiting %.2fs)",
-            details["args"][1] if len(details["args"]) > 1 else "?",
+            what,
             getattr(exc, "reason", "error"),
             details["tries"],
             details.get("wait", 0.0),
@@ -150,13 +166,16 @@ class MailchimpClient:
         *,
         params: dict[str, Any] | None = None,
         body: Any = None,
+        expect: Expect | None = None,
     ) -> Any:
-        """Send one request; returns the decoded JSON (None for 204).
+        """Send one request; returns the decoded JSON object (None only for a 204).
 
+        `expect` names keys (and their types) the answer must have: without them it is
+        unreadable, like a cut-off body, and retried; it is never taken for "no data".
         Raises ApiError for a 4xx about this request, OutageError when Mailchimp is unusable.
         """
         try:
-            return self._send_with_retries(method.upper(), path, params, body)
+            return self._send_with_retries(method.upper(), path, params, body, expect)
         except _Retryable as exc:
             raise OutageError(
                 f"Mailchimp unavailable: {method.upper()} {path} failed after retries "
@@ -164,7 +183,8 @@ class MailchimpClient:
             ) from None
 
     def _send_once(
-        self, method: str, path: str, params: dict[str, Any] | None, body: Any
+        self, method: str, path: str, params: dict[str, Any] | None, body: Any,
+        expect: Expect | None,
     ) -> Any:
         data = dumps(body) if body is not None else None
         headers = {"Content-Type": "application/json"} if data is not None else {}
@@ -177,22 +197,29 @@ class MailchimpClient:
             except (requests.ConnectionError, requests.Timeout) as exc:
                 # Class name only: the message could carry the URL and proxy details.
                 raise _Retryable(type(exc).__name__) from None
-        return self._decode(response)
+        return self._decode(response, expect)
 
     @staticmethod
-    def _decode(response: requests.Response) -> Any:
+    def _decode(response: requests.Response, expect: Expect | None = None) -> Any:
         status = response.status_code
         if status == 429 or status >= 500:
             raise _Retryable(f"HTTP {status}")
-        try:
-            body = response.json() if response.content else None
-        except ValueError:
-            body = None
-        if status in (401, 403):
-            error = ApiError.from_body(status, body)
-            raise OutageError(f"Mailchimp refused the credentials: {error.summary()}")
         if status >= 400:
+            body = _json_or_none(response)
+            if status in (401, 403):
+                error = ApiError.from_body(status, body)
+                raise OutageError(f"Mailchimp refused the credentials: {error.summary()}")
             raise ApiError.from_body(status, body)
+        if status == 204:
+            return None  # the one legitimately empty answer
+        body = _json_or_none(response)
+        if not isinstance(body, dict) or status < 200 or status >= 300:
+            # Cut off, empty or not JSON: the request may well have worked, but an answer we
+            # cannot read must not pass for an empty one.
+            raise _Retryable(f"unreadable answer (HTTP {status})")
+        for key, kind in (expect or {}).items():
+            if not isinstance(body.get(key), kind):
+                raise _Retryable(f"answer without {key!r} (HTTP {status})")
         return body
 
     def get(self, path: str, **params: Any) -> Any:
@@ -206,21 +233,30 @@ class MailchimpClient:
         offset = 0
         while True:
             page = self.request(
-                "GET", path, params={**(params or {}), "count": page_size, "offset": offset}
-            ) or {}
-            items = page.get(items_key) or []
+                "GET", path, params={**(params or {}), "count": page_size, "offset": offset},
+                expect={items_key: list},
+            )
+            items = page[items_key]
             yield from items
             offset += len(items)
             total = page.get("total_items")
             if not items or len(items) < page_size or (total is not None and offset >= total):
                 return
 
-    def download(self, url: str) -> bytes:
-        """Fetch a batch result archive.
+    def download(self, url: str, read: Callable[[bytes], T]) -> T:
+        """Fetch a batch result archive and `read` it, retrying like any other request.
 
-        Real Mailchimp serves these from a pre-signed storage URL: our credentials must not
-        travel to another host, so auth is only sent when the host is the API's own.
+        `read` raises ValueError (or tarfile/zlib/EOF errors) for a cut-off archive: that is
+        retried, never taken for an empty result. Real Mailchimp serves these from a
+        pre-signed storage URL: our credentials must not travel to another host, so auth is
+        only sent when the host is the API's own.
         """
+        try:
+            return self._download_with_retries(url, read)
+        except _Retryable as exc:
+            raise OutageError(f"Cannot download batch results ({exc.reason})") from None
+
+    def _download_once(self, url: str, read: Callable[[bytes], T]) -> T:
         same_host = urlsplit(url).netloc == urlsplit(self.base_url).netloc
         with self._slots:
             try:
@@ -229,10 +265,14 @@ class MailchimpClient:
                 else:
                     response = requests.get(url, timeout=self._timeout)
             except (requests.ConnectionError, requests.Timeout) as exc:
-                raise OutageError(f"Cannot download batch results ({type(exc).__name__})") from None
+                raise _Retryable(type(exc).__name__) from None
         if response.status_code >= 400:
-            raise OutageError(f"Cannot download batch results (HTTP {response.status_code})")
-        return response.content
+            # Transient on a storage host too (the link is valid for hours).
+            raise _Retryable(f"HTTP {response.status_code}")
+        try:
+            return read(response.content)
+        except (ValueError, EOFError, OSError, tarfile.TarError, zlib.error):
+            raise _Retryable("unreadable archive") from None
 
     def map_parallel(self, func: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """Run `func` over `items` with at most `max_in_flight` at once, results in order."""

@@ -34,6 +34,7 @@ STREAM = "members"
 STATUSES_IF_NEW = {"subscribed", "pending", "unsubscribed", "transactional"}
 CONTACT_EXISTS = "ERROR_CONTACT_EXISTS"
 ARCHIVED_REASON = "archived in Mailchimp; the target does not restore archived contacts"
+BATCH_ANSWER = {"new_members": list, "updated_members": list, "errors": list}
 
 
 @dataclass
@@ -272,8 +273,10 @@ class MemberWriter:
         def send(chunk: list[MemberChange]) -> tuple[list[MemberChange], Any]:
             body = {"members": [c.create_body() for c in chunk], "update_existing": False}
             try:
+                # A garbled answer is retried: members it created come back as existing
+                # (update_existing is false) and go the consent-safe update path.
                 return chunk, self.client.request("POST", f"lists/{list_id}", params=params,
-                                                  body=body)
+                                                  body=body, expect=BATCH_ANSWER)
             except ApiError as exc:
                 return chunk, exc
 
@@ -284,15 +287,14 @@ class MemberWriter:
             if isinstance(answer, ApiError):
                 entries += [self._failed(c, list_id, answer.summary()) for c in chunk]
                 continue
-            answer = answer or {}
-            for member in [*answer.get("new_members", []), *answer.get("updated_members", [])]:
+            for member in [*answer["new_members"], *answer["updated_members"]]:
                 change = by_email.pop(str(member.get("email_address", "")).lower(), None)
                 if change:
                     last_changed[change.email] = member.get("last_changed")
                     entries.append(AuditEntry(STREAM, change.email, "create", OK,
                                               reason=change.note,
                                               response=short_answer(200, member)))
-            for error in answer.get("errors", []):
+            for error in answer["errors"]:
                 change = by_email.pop(str(error.get("email_address", "")).lower(), None)
                 if change is None:
                     continue

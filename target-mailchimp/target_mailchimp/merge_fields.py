@@ -96,10 +96,15 @@ class MergeFieldRegistry:
                 body = {"tag": tag, "name": self.names.get(tag, tag.title()), "type": field_type}
                 try:
                     created = self.client.request(
-                        "POST", f"lists/{self.list_id}/merge-fields", body=body
+                        "POST", f"lists/{self.list_id}/merge-fields", body=body,
+                        expect={"tag": str},
                     )
-                    known[tag] = (created or {}).get("type", field_type)
+                    known[tag] = str(created.get("type") or field_type)
                     LOGGER.info("Created merge field %s (%s)", tag, field_type)
                 except ApiError as exc:
-                    problems[tag] = f"cannot create merge field {tag}: {exc.summary()}"
+                    # A retry after a garbled answer finds the field that call created.
+                    self._known = None
+                    known = self.known()
+                    if tag not in known:
+                        problems[tag] = f"cannot create merge field {tag}: {exc.summary()}"
             return problems

@@ -98,20 +98,27 @@ class WriteExecutor:
              **({"params": w.params} if w.params else {})}
             for op_id, w in by_id.items()
         ]
-        batch = self.client.request("POST", "batches", body={"operations": operations})
+        # A garbled answer is retried: the job it may have created runs too, harmlessly, as
+        # every operation is an idempotent write.
+        batch = self.client.request("POST", "batches", body={"operations": operations},
+                                    expect={"id": str})
         finished = self._wait(batch["id"])
         outcomes = self._results(finished)
         results: dict[str, WriteResult] = {}
         retry: dict[str, Write] = {}
         for op_id, write in by_id.items():
             status, body = outcomes.get(op_id, (None, None))
-            if status is None or status == 429 or status >= 500:
-                # Not applied (or unknown): transient, like a direct call's 429/5xx. Sent
-                # again directly, with retries; an outage there raises and holds STATE back.
+            if (status is None or status == 429 or status >= 500
+                    or (status < 300 and isinstance(body, Unreadable))):
+                # Not applied, or we cannot tell: transient, like a direct call's 429/5xx
+                # or garbled answer. Sent again directly, with retries; an outage there
+                # raises and holds STATE back.
                 retry[op_id] = write
             elif status < 300 or (status == 404 and write.ok_if_missing):
                 results[op_id] = WriteResult(write, True, body, status=status)
             else:
+                if isinstance(body, Unreadable):
+                    body = {"detail": str(body)}
                 results[op_id] = WriteResult(write, False, status=status,
                                              error=ApiError.from_body(status, body).summary())
         resent = self.client.map_parallel(self._direct, list(retry.values()))
@@ -122,8 +129,9 @@ class WriteExecutor:
         deadline = time.monotonic() + self.poll_timeout
         wait = self.poll_interval
         while True:
-            status = self.client.request("GET", f"batches/{batch_id}")
-            if status.get("status") == "finished":
+            status = self.client.request("GET", f"batches/{batch_id}",
+                                         expect={"status": str})
+            if status["status"] == "finished":
                 return status
             if time.monotonic() > deadline:
                 raise OutageError(f"Batch {batch_id} did not finish in {self.poll_timeout}s")
@@ -134,31 +142,42 @@ class WriteExecutor:
     def _results(self, batch: dict[str, Any]) -> dict[str, tuple[int, Any]]:
         url = batch.get("response_body_url")
         if not url:
+            # No archive named: every operation counts as unknown and is sent again directly.
             return {}
-        archive = self.client.download(url)
-        outcomes: dict[str, tuple[int, Any]] = {}
-        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-            for member in tar.getmembers():
-                if not member.isfile():
-                    continue
-                handle = tar.extractfile(member)
-                if handle is None:
-                    continue
-                try:
-                    entries = json.loads(handle.read())
-                except ValueError:
-                    continue
-                for entry in entries if isinstance(entries, list) else []:
-                    outcomes[str(entry.get("operation_id"))] = (
-                        int(entry.get("status_code", 0)), _parse(entry.get("response"))
-                    )
-        return outcomes
+        return self.client.download(url, _read_results)
+
+
+def _read_results(archive: bytes) -> dict[str, tuple[int, Any]]:
+    """operation_id -> (status, answer). A cut-off archive or result file raises (and the
+    download is retried): a missing result must not look like an operation never answered."""
+    outcomes: dict[str, tuple[int, Any]] = {}
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        for member in tar.getmembers():
+            if not member.isfile():
+                continue
+            handle = tar.extractfile(member)
+            if handle is None:
+                continue
+            entries = json.loads(handle.read())
+            if not isinstance(entries, list):
+                raise ValueError("a batch result file is not a list")
+            for entry in entries:
+                outcomes[str(entry.get("operation_id"))] = (
+                    int(entry.get("status_code", 0)), _parse(entry.get("response"))
+                )
+    return outcomes
+
+
+class Unreadable(str):
+    """An operation's answer that is not JSON (kept, shortened, for error messages)."""
 
 
 def _parse(text: Any) -> Any:
     if isinstance(text, str):
+        if not text.strip():
+            return None  # a 204's empty answer
         try:
             return json.loads(text)
         except ValueError:
-            return {"detail": text[:200]}
+            return Unreadable(text[:200])
     return text

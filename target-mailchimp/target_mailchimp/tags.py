@@ -53,14 +53,25 @@ class SegmentDirectory:
             found = self.find(tag_key, name)
             if found:
                 return found[0]
-            created = self.client.request(
-                "POST", f"lists/{self.context.list_id}/segments",
-                body={"name": name, "static_segment": []},
-            )
-            segment_id = int(created["id"])
+            segment_id = self._create(name)
             self._segments_by_name()[name] = segment_id
             self.context.audit.remember_segment(self.context.list_id, tag_key, segment_id, name)
             return segment_id
+
+    def _create(self, name: str) -> int:
+        try:
+            created = self.client.request(
+                "POST", f"lists/{self.context.list_id}/segments",
+                body={"name": name, "static_segment": []}, expect={"id": (int, str)},
+            )
+        except ApiError:
+            # A retry after a garbled answer finds the segment that call created ("already
+            # exists"): read the names again before calling it a failure.
+            self._by_name = None
+            if name in self._segments_by_name():
+                return self._segments_by_name()[name]
+            raise
+        return int(created["id"])
 
     def sharers(self, tag_key: str, segment_id: int) -> list[str]:
         """Other tag_keys on the same Mailchimp tag (source tags that share one name)."""
@@ -218,7 +229,8 @@ def _bulk_segment_update(context: RunContext, list_id: str, segment_id: int, tag
         try:
             return add, remove, context.client.request(
                 "POST", f"lists/{list_id}/segments/{segment_id}",
-                body={"members_to_add": add, "members_to_remove": remove})
+                body={"members_to_add": add, "members_to_remove": remove},
+                expect={"errors": list})
         except ApiError as exc:
             return add, remove, exc
 
@@ -228,8 +240,8 @@ def _bulk_segment_update(context: RunContext, list_id: str, segment_id: int, tag
         if isinstance(answer, ApiError):
             failures = dict.fromkeys(add + remove, answer.summary())
         else:
-            for error in (answer or {}).get("errors", []):
-                for email in error.get("email_addresses", []):
+            for error in answer["errors"]:
+                for email in error.get("email_addresses") or []:
                     failures[str(email).lower()] = str(error.get("error") or "rejected")
         for op, emails, active in (("tag", add, "active"), ("untag", remove, "inactive")):
             for email in emails:

@@ -57,7 +57,7 @@ def test_max_in_flight_is_capped_at_ten():
 
 def test_batch_results_are_fetched_without_credentials_from_other_hosts(requests_mock):
     requests_mock.get("https://storage.example/result.tar.gz", content=b"x")
-    assert client().download("https://storage.example/result.tar.gz") == b"x"
+    assert client().download("https://storage.example/result.tar.gz", bytes) == b"x"
     assert "Authorization" not in requests_mock.last_request.headers
 
 

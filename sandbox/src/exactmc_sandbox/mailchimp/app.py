@@ -28,6 +28,7 @@ from exactmc_sandbox.mailchimp.context import EXTENSION_KEY, INTERNAL_MARK, Mail
 from exactmc_sandbox.mailchimp.errors import ApiError, problem_body, problem_response
 
 API_PREFIX = "/3.0"
+BATCH_RESULTS_PREFIX = CONTROL_PREFIX + "batch-results/"
 
 HTTP_TITLES = {404: "Resource Not Found", 405: "Method Not Allowed",
                429: "Too Many Requests", 500: "Internal Server Error"}
@@ -55,6 +56,8 @@ def _unauthorized() -> Response:
 def _guard() -> Response | None:
     """Runs before every request: the order is auth, in-flight limit, latency, faults."""
     context: MailchimpContext = g.context
+    if request.path.startswith(BATCH_RESULTS_PREFIX):
+        return _fault()  # stands in for Mailchimp's storage host: it can misbehave too
     if request.path.startswith(CONTROL_PREFIX):
         return None
     internal = bool(request.environ.get(INTERNAL_MARK))
@@ -73,7 +76,11 @@ def _guard() -> Response | None:
         g.in_flight_credential = credential
         if context.settings.latency:
             time.sleep(context.settings.latency)
-    fault = context.faults.take(request.method, request.path)
+    return _fault()
+
+
+def _fault() -> Response | None:
+    fault = g.context.faults.take(request.method, request.path)
     if fault is not None:
         response = apply_fault(fault, problem_body(
             fault.status, HTTP_TITLES.get(fault.status, "Service Unavailable"),
