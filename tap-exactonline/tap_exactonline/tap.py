@@ -17,6 +17,7 @@ from tap_exactonline.invoice_feed import LineSpool
 from tap_exactonline.rate_limit import RateLimiter
 from tap_exactonline.streams import STREAM_TYPES
 from tap_exactonline.token_store import TokenStore
+from tap_exactonline.webhook_server import SERVE_SETTINGS as WEBHOOK_SERVE_SETTINGS
 from tap_exactonline.webhooks import TOPIC_STREAMS, WebhookInbox
 
 LOGGER = logging.getLogger("tap_exactonline")
@@ -91,6 +92,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property("webhook_inbox_path", th.StringType,
                 description="File where the webhook receiver notes changed keys; a completed "
                 "run clears the entries it covered."),
+    *WEBHOOK_SERVE_SETTINGS,  # `tap-exactonline-webhooks serve` limits
     th.Property("lost_refresh_max_wait", th.NumberType, default=660,
                 description="Longest wait, after a token refresh that got no answer, until Exact "
                 "allows retrying with the previous refresh token; beyond it the run stops."),

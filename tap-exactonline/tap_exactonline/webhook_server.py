@@ -27,7 +27,7 @@ LOGGER = logging.getLogger("tap_exactonline.webhooks")
 MAX_HEADER_BYTES = 8192  # Exact sends a handful of short headers
 
 # Settings of `tap-exactonline-webhooks serve`, part of the tap's --about schema.
-SETTINGS = [
+SERVE_SETTINGS = [
     th.Property("webhook_max_body_bytes", th.IntegerType, default=65536,
                 description="Largest webhook delivery accepted, in bytes (Exact's are under "
                 "2 KB); a larger one gets 413 without being read."),
