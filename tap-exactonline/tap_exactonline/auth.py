@@ -1,17 +1,24 @@
 """Exact Online OAuth: one authenticator for all streams, tokens kept in the encrypted store.
 
-Exact's rules this follows (see docs/reference): the access token lives 600 s (`expires_in` is a
-string); a refresh is refused ("too early") until ~570 s after the previous issue; each refresh
-rotates the refresh token, and the old one dies once the new one is used (it lingers ~10 min
-before that). So: refresh in the last 5% of the lifetime, never earlier; write the new pair
-atomically BEFORE any further call; hold the store's lock around a refresh so two runs never
-spend the same refresh token.
+Exact's rules this follows (docs: /work/shared/reference): the access token lives 600 s
+(`expires_in` is a string); a refresh is refused ("too early") until ~570 s after the previous
+issue; each refresh rotates the refresh token, and all earlier refresh tokens expire on the
+first use of the new pair (an API call with its access token, or its refresh token). So:
+refresh in the last 5% of the lifetime, never earlier; write the new pair atomically BEFORE any
+further call; hold the store's lock around a refresh so two runs never spend the same token.
 
-Recovery from the known field failure (the token call times out after Exact already rotated):
-we cannot know the new token, but the old one lingers. `refresh_started_at` is stored before
-each call, so this run (or the next, if the process died) knows a rotation may be in flight and
-waits until Exact allows a refresh again (~570 s after), then retries with the same old token.
-If that wait is longer than `lost_refresh_max_wait`, the run stops with the time to rerun.
+A lost answer (dropped connection, timeout, cut-off body, or the process killed while the call
+was in flight): Exact may or may not have rotated. The refresh token we sent stays in the store
+(the bootstrap too: it is stored before it is spent) with `refresh_started_at`, the mark of a
+call whose answer we never read. Both of Exact's facts make this recoverable without a person:
+- if Exact did rotate, the new pair was never used, so the old refresh token is still alive;
+- retrying at once tells which: nothing happened (success, no stall) or Exact answers "too
+  early", which proves a lost issue. Then we wait until Exact allows a refresh (~570 s after the
+  mark) within the run if `lost_refresh_max_wait` permits, else stop with the store intact and
+  the next run recovers. The old refresh token is only replaced by a stored new pair.
+
+A 401 on a data call (token revoked, or our clock and Exact's disagree): one refresh, and the
+caller retries once. If Exact says "too early" then, the token really was rejected: say so.
 """
 
 from __future__ import annotations
@@ -31,8 +38,15 @@ LOGGER = logging.getLogger("tap_exactonline.auth")
 # Refresh once 95% of the lifetime has passed: 570 of 600 s, exactly when Exact allows it.
 REFRESH_AT_FRACTION = 0.95
 DEFAULT_LIFETIME = 600.0
-# After a lost refresh, retry at most this many times while Exact still says "too early".
-MAX_TOKEN_ATTEMPTS = 6
+# A token call with no usable answer is retried at once (Exact says "too early" if it rotated):
+# this many times, with a short backoff doubling from NO_ANSWER_BACKOFF seconds.
+NO_ANSWER_RETRIES = 3
+NO_ANSWER_BACKOFF = 0.5
+# Exact issues the lost pair a little after our mark (the call takes time): wait this much more.
+LOST_ISSUE_MARGIN = 5.0
+# "Too early" answers per refresh: each counts toward Exact's 10 errors per endpoint an hour.
+MAX_TOO_EARLY = 3
+MAX_SERVER_ERRORS = 4
 
 
 class ExactAuthError(Exception):
@@ -46,6 +60,18 @@ class ReauthorizationRequired(ExactAuthError):
         super().__init__(
             f"{reason} Re-authorize with `tap-exactonline-authorize --config <config>` "
             "(or set a new bootstrap `refresh_token`)."
+        )
+
+
+class LostRefreshPending(ExactAuthError):
+    """A lost refresh is certain, and Exact allows the retry later than this run may wait."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(
+            "An earlier token refresh got no answer and Exact confirms it issued tokens then "
+            '("too early" to refresh again). Nothing is lost: the previous refresh token stays '
+            f"valid, the new pair was never used. Exact allows the retry in {wait:.0f} s; the "
+            "next run recovers by itself (or raise `lost_refresh_max_wait` to wait in the run)."
         )
 
 
@@ -67,6 +93,16 @@ def is_too_early(response: requests.Response) -> bool:
         and error == "access_denied"
         and "not expired" in description.lower()
     ) or response.headers.get("Reason", "").startswith("TooEarly")
+
+
+def _new_pair(response: requests.Response) -> dict[str, Any]:
+    """The tokens of a 2xx answer; ValueError when the body is cut off or incomplete."""
+    body = response.json()
+    if not isinstance(body, dict) or not body.get("access_token") or not body.get(
+        "refresh_token"
+    ):
+        raise ValueError("incomplete token answer")
+    return body
 
 
 def is_dead_refresh_token(response: requests.Response) -> bool:
@@ -113,6 +149,10 @@ class ExactAuthenticator(OAuthAuthenticator):
         self._record = TokenRecord()
         self._refresh_due = 0.0
         self._last_refusal = ""
+        # Digests of access tokens Exact answered 401 to, and whether this run already made its
+        # one refresh after a 401 (never more: repeated 4xx get the app blocked for an hour).
+        self._rejected: set[str] = set()
+        self._refreshed_after_401 = False
         self._adopt(self._read_own())
 
     # -- what the SDK calls -------------------------------------------------------------------
@@ -123,10 +163,38 @@ class ExactAuthenticator(OAuthAuthenticator):
         with self.store.locked(timeout=self._max_wait + 120):
             # Another process may have refreshed while we waited for the lock: use its pair.
             stored = self._read_own()
-            if stored.access_token and self._clock() < self._due(stored):
+            if self._usable(stored):
                 self._adopt(stored)
                 return
             self._refresh(stored)
+
+    # -- what the streams call ----------------------------------------------------------------
+    def refresh_after_unauthorized(self, authorization: str | None) -> None:
+        """A data call got 401 with `authorization`: refresh once so the caller can retry once.
+
+        Raises ExactAuthError when a refresh cannot help (Exact says "too early", so the token
+        really was rejected) or this run already refreshed after a 401.
+        """
+        rejected = (authorization or "").removeprefix("Bearer ").strip()
+        if rejected and rejected != self.access_token and self.is_token_valid():
+            return  # already replaced since that request was sent
+        with self.store.locked(timeout=self._max_wait + 120):
+            if rejected:
+                self._rejected.add(fingerprint(rejected))
+            stored = self._read_own()
+            if self._usable(stored):  # another process stored a newer pair meanwhile
+                self._adopt(stored)
+                return
+            if self._refreshed_after_401:
+                raise ExactAuthError(
+                    "Exact answered 401 Unauthorized again after this run refreshed the token "
+                    "for an earlier 401; not refreshing again (Exact blocks an app after 10 "
+                    "errors an hour). Check the app's access in Exact Online; if it was "
+                    "revoked, re-authorize with `tap-exactonline-authorize`."
+                )
+            self._refreshed_after_401 = True
+            LOGGER.warning("Exact answered 401 to a current access token: refreshing once.")
+            self._refresh(stored, after_401=True)
 
     # -- internals ----------------------------------------------------------------------------
     def _read_own(self) -> TokenRecord:
@@ -146,6 +214,13 @@ class ExactAuthenticator(OAuthAuthenticator):
             return 0.0
         return record.issued_at + REFRESH_AT_FRACTION * (record.lifetime or DEFAULT_LIFETIME)
 
+    def _usable(self, record: TokenRecord) -> bool:
+        return (
+            bool(record.access_token)
+            and self._clock() < self._due(record)
+            and fingerprint(record.access_token or "") not in self._rejected
+        )
+
     def _adopt(self, record: TokenRecord) -> None:
         self._record = record
         self.access_token = record.access_token
@@ -154,7 +229,12 @@ class ExactAuthenticator(OAuthAuthenticator):
 
     def _access_token_alive(self) -> bool:
         expires_at = self._record.expires_at
-        return bool(self.access_token) and expires_at is not None and self._clock() < expires_at - 1
+        return (
+            bool(self.access_token)
+            and expires_at is not None
+            and self._clock() < expires_at - 1
+            and fingerprint(self.access_token or "") not in self._rejected
+        )
 
     def _choose_refresh_token(self, stored: TokenRecord, spent: set[str]) -> tuple[str, bool]:
         """(refresh token to use, whether it is the config's bootstrap)."""
@@ -173,52 +253,67 @@ class ExactAuthenticator(OAuthAuthenticator):
             "elsewhere, expired, or never valid."
         )
 
-    def _lost_refresh_allowed_at(self, stored: TokenRecord) -> float | None:
-        if stored.refresh_started_at is None:
-            return None
-        return stored.refresh_started_at + REFRESH_AT_FRACTION * (
-            stored.lifetime or DEFAULT_LIFETIME
+    def _seed(self, stored: TokenRecord, bootstrap: str) -> TokenRecord:
+        """The bootstrap becomes the store's refresh token BEFORE it is spent: if the answer is
+        lost, the next attempt (this run or the next) retries it instead of forgetting it."""
+        return TokenRecord(
+            refresh_token=bootstrap,
+            base_url=self.base_url,
+            bootstrap_fingerprint=fingerprint(bootstrap),
+            # A mark left by an older version (bootstrap spent, answer lost) still counts.
+            refresh_started_at=None if stored.refresh_token else stored.refresh_started_at,
         )
 
     def _keep_current_token_meanwhile(self, stored: TokenRecord) -> bool:
         """While a lost refresh blocks refreshing, a still-valid access token is used up."""
-        allowed_at = self._lost_refresh_allowed_at(stored)
-        expires_at = self._record.expires_at
-        if allowed_at is None or allowed_at <= self._clock() or not self._access_token_alive():
+        if stored.refresh_started_at is None or not self._access_token_alive():
             return False
-        self._refresh_due = min(allowed_at, (expires_at or allowed_at) - 1)
+        allowed_at = stored.refresh_started_at + REFRESH_AT_FRACTION * (
+            stored.lifetime or DEFAULT_LIFETIME
+        )
+        if allowed_at <= self._clock():
+            return False
+        self._refresh_due = min(allowed_at, (self._record.expires_at or allowed_at) - 1)
         return True
 
-    def _wait_for_lost_refresh(self, stored: TokenRecord) -> None:
-        """A refresh may have rotated the token unseen: wait until Exact allows the next one."""
-        allowed_at = self._lost_refresh_allowed_at(stored)
-        if allowed_at is None:
-            return
-        wait = allowed_at - self._clock()
-        if wait <= 0:
-            return
-        if wait > self._max_wait:
-            raise ExactAuthError(
-                "An earlier token refresh got no answer, so Exact may have rotated the refresh "
-                f"token. Exact allows the retry with the previous token in {wait:.0f} s "
-                "(it lingers ~10 minutes): run the tap again then."
-            )
+    def _wait_until_exact_allows(
+        self, stored: TokenRecord, lost_mark: float | None, too_early: int, waited: float
+    ) -> float:
+        """Exact refuses ("too early") and we have no working token: wait, or stop cleanly.
+
+        Returns the seconds slept. The first wait runs to ~570 s after the lost call's mark
+        (with no mark: after now, the latest Exact can have issued); later ones step forward.
+        """
+        lifetime = stored.lifetime or DEFAULT_LIFETIME
+        now = self._clock()
+        if too_early == 1:
+            issued = lost_mark if lost_mark is not None else now
+            wait = max(1.0, issued + REFRESH_AT_FRACTION * lifetime + LOST_ISSUE_MARGIN - now)
+        else:
+            wait = 0.025 * lifetime
+        if too_early > MAX_TOO_EARLY or waited + wait > self._max_wait:
+            raise LostRefreshPending(wait)
         LOGGER.warning(
-            "An earlier token refresh got no answer; Exact may have rotated the token. "
-            "Waiting %.1f s until Exact allows retrying with the previous refresh token.",
-            wait,
+            "Exact says it is too early to refresh: an earlier token call whose answer was lost "
+            "did rotate. The previous refresh token is still valid; waiting %.0f s until Exact "
+            "allows using it.", wait,
         )
         self._sleep(wait)
+        return wait
 
-    def _refresh(self, stored: TokenRecord) -> None:
+    def _refresh(self, stored: TokenRecord, after_401: bool = False) -> None:
         spent: set[str] = set()
-        for attempt in range(MAX_TOKEN_ATTEMPTS):
+        no_answer = too_early = server_errors = 0
+        waited = 0.0
+        first = True
+        while True:
             refresh_token, is_bootstrap = self._choose_refresh_token(stored, spent)
-            if not is_bootstrap:
-                if self._keep_current_token_meanwhile(stored):
-                    return
-                self._wait_for_lost_refresh(stored)
-            previous_start = stored.refresh_started_at
+            if is_bootstrap:
+                stored = self._seed(stored, refresh_token)
+            elif first and not after_401 and self._keep_current_token_meanwhile(stored):
+                return
+            first = False
+            lost_mark = stored.refresh_started_at
             stored.refresh_started_at = self._clock()
             stored.base_url = self.base_url
             self.store.write(stored)  # written BEFORE the call: see the module docstring
@@ -236,42 +331,49 @@ class ExactAuthenticator(OAuthAuthenticator):
                     headers={"Accept": "application/json"},
                     timeout=self._timeout,
                 )
-            except (requests.Timeout, requests.ConnectionError) as exc:
-                # The refresh may or may not have happened: keep refresh_started_at set.
-                LOGGER.warning("The token call failed without an answer (%s).", type(exc).__name__)
-                if is_bootstrap:
-                    stored.refresh_token = refresh_token
-                    stored.bootstrap_fingerprint = fingerprint(refresh_token)
-                    self.store.write(stored)
-                if self._access_token_alive():
-                    self._refresh_due = self._clock() + 1
-                    return
+                tokens = _new_pair(response) if response.ok else None
+            except (requests.RequestException, ValueError) as exc:
+                # No answer we can read: Exact may have rotated, so the mark stays. Retrying the
+                # same token at once is safe: Exact answers "too early" if it did rotate.
+                no_answer += 1
+                LOGGER.warning("The token call got no usable answer (%s).", type(exc).__name__)
+                if no_answer > NO_ANSWER_RETRIES:
+                    raise ExactAuthError(
+                        f"The token endpoint gave no usable answer {no_answer} times. The stored "
+                        "tokens are intact; the next run retries."
+                    ) from None
+                self._sleep(NO_ANSWER_BACKOFF * 2 ** (no_answer - 1))
                 continue
 
-            if response.ok:
-                self._store_new_pair(stored, response.json(), is_bootstrap, refresh_token)
+            if tokens is not None:
+                self._store_new_pair(stored, tokens, is_bootstrap, refresh_token)
                 return
 
             # Exact answered, so nothing was rotated by this call.
-            stored.refresh_started_at = previous_start
+            stored.refresh_started_at = lost_mark
             self.store.write(stored)
             error, description = _oauth_error(response)
 
             if is_too_early(response):
-                if self._access_token_alive():
+                too_early += 1
+                if lost_mark is None and self._access_token_alive():
                     # Keep using the current token; ask again halfway to its expiry.
                     expires_at = self._record.expires_at or self._clock()
                     self._refresh_due = self._clock() + max(1.0, (expires_at - self._clock()) / 2)
                     LOGGER.info("Exact says it is too early to refresh; keeping the current token.")
                     return
-                if previous_start is None:
+                if lost_mark is not None and self._keep_current_token_meanwhile(stored):
+                    return
+                if after_401 and lost_mark is None:
+                    age = self._clock() - (self._record.issued_at or self._clock())
                     raise ExactAuthError(
-                        "Exact refuses to refresh yet (access_token not expired) and no valid "
-                        "access token is stored: another program may be using this app's tokens."
+                        "Exact answered 401 Unauthorized to the access token issued "
+                        f"{age:.0f} s ago and refuses a new one yet (too early): the token was "
+                        "revoked, or another program uses this app's tokens. The stored tokens "
+                        "are unchanged; if access was revoked, re-authorize with "
+                        "`tap-exactonline-authorize`."
                     )
-                # Recovering from a lost refresh: Exact's own issue time is a little later than
-                # our start mark; step forward a few seconds at a time.
-                self._sleep(max(1.0, 0.025 * (stored.lifetime or DEFAULT_LIFETIME)))
+                waited += self._wait_until_exact_allows(stored, lost_mark, too_early, waited)
                 continue
 
             if is_dead_refresh_token(response):
@@ -281,21 +383,21 @@ class ExactAuthenticator(OAuthAuthenticator):
                 fresh = self._read_own()
                 # Another process may have rotated it: use the newer pair from the store.
                 fresh_token_usable = bool(fresh.refresh_token) and fresh.refresh_token not in spent
-                if fresh_token_usable and fresh.access_token and self._clock() < self._due(fresh):
+                if fresh_token_usable and self._usable(fresh):
                     self._adopt(fresh)
                     return
                 stored = fresh
                 continue
 
-            if response.status_code >= 500:
+            if response.status_code >= 500 and server_errors < MAX_SERVER_ERRORS:
+                server_errors += 1
                 LOGGER.warning("The token endpoint failed with %s; retrying.", response.status_code)
-                self._sleep(min(30.0, 2.0**attempt))
+                self._sleep(min(30.0, 2.0**server_errors))
                 continue
 
             raise ExactAuthError(
                 f"Exact refused the token refresh ({response.status_code} {error}: {description})."
             )
-        raise ExactAuthError("Could not refresh the Exact Online access token; giving up.")
 
     def _store_new_pair(
         self, stored: TokenRecord, body: dict[str, Any], is_bootstrap: bool, used: str

@@ -54,6 +54,10 @@ class RateLimitedError(RetriableAPIError):
     """429 on the minutely window: wait for the reset, then the same call again."""
 
 
+class UnauthorizedError(FatalAPIError):
+    """401 on a data call: the token was revoked, or our clock and Exact's disagree."""
+
+
 class ExactStream(RESTStream):
     """One Exact endpoint, read per division (`path` contains `{division}`)."""
 
@@ -137,6 +141,8 @@ class ExactStream(RESTStream):
             raise RateLimitedError(message, response)
         if status >= 500:
             raise RetriableAPIError(message, response)
+        if status == 401:
+            raise UnauthorizedError(message)  # one refresh and one retry: `request_decorator`
         # Never retry a 4xx: it fails again, and repeated errors get the app blocked for an hour.
         raise FatalAPIError(message)
 
@@ -164,7 +170,19 @@ class ExactStream(RESTStream):
         @functools.wraps(func)
         def paced(prepared_request: requests.PreparedRequest, context: Context | None) -> Any:
             limiter.before_request(division_of(prepared_request.url))
-            return func(prepared_request, context)
+            try:
+                return func(prepared_request, context)
+            except UnauthorizedError:
+                # Once only: Exact blocks an app after 10 errors per endpoint an hour.
+                self.authenticator.refresh_after_unauthorized(
+                    prepared_request.headers.get("Authorization"))
+            limiter.before_request(division_of(prepared_request.url))
+            try:
+                return func(prepared_request, context)
+            except UnauthorizedError as exc:
+                raise UnauthorizedError(
+                    f"{exc} (again with a freshly refreshed token: check the app's access in "
+                    "Exact Online; re-authorize if it was revoked)") from None
 
         return super().request_decorator(paced)
 

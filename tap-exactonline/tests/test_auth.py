@@ -174,7 +174,8 @@ def _wait_for_token_calls(sandbox, count: int) -> None:
     raise AssertionError("the slow token call never completed")
 
 
-def test_timed_out_refresh_recovers_with_the_previous_token(exact_sandbox, config_for):
+def test_timed_out_refresh_retried_while_exact_still_works_on_it(exact_sandbox, config_for):
+    """The immediate retry is served before the slow call: no wait, and nothing is lost."""
     config = config_for(exact_sandbox)
     clock = SyncedClock(exact_sandbox)
     auth = authenticator(config, clock, timeout=0.3)
@@ -183,16 +184,43 @@ def test_timed_out_refresh_recovers_with_the_previous_token(exact_sandbox, confi
 
     clock.advance(575)
     exact_sandbox.add_fault(path="oauth2/token", kind="slow", delay=1.0, count=1)
-    call_api(config, auth)  # the refresh times out (Exact rotated anyway); old token still valid
-    _wait_for_token_calls(exact_sandbox, 2)
+    call_api(config, auth)
+    _wait_for_token_calls(exact_sandbox, 3)
+    # The slow one came too late: too early, or (the new pair in use) old token.
+    assert token_statuses(exact_sandbox) in ([200, 200, 400], [200, 200, 401])
+    recovered = store_of(config).read()
+    assert recovered.refresh_token != old_refresh and recovered.refresh_started_at is None
+    assert sum(clock.slept) < 5
+    stored_pair_works(config, clock)
+
+
+def test_timed_out_refresh_recovers_with_the_previous_token(exact_sandbox, config_for):
+    """Exact rotated before the retry: "too early" proves it; the old token is still alive."""
+    config = config_for(exact_sandbox)
+    clock = SyncedClock(exact_sandbox)
+
+    def sleep(seconds: float) -> None:  # real time too, so the slow call finishes first
+        time.sleep(min(seconds, 0.5))
+        clock.sleep(seconds)
+
+    auth = authenticator(config, clock, timeout=0.3, sleep=sleep)
+    call_api(config, auth)
+    old_refresh = store_of(config).read().refresh_token
+
+    clock.advance(575)
+    exact_sandbox.add_fault(path="oauth2/token", kind="slow", delay=0.4, count=1)
+    call_api(config, auth)  # too early: the current access token is used up meanwhile
     pending = store_of(config).read()
     assert pending.refresh_token == old_refresh and pending.refresh_started_at is not None
+    assert token_statuses(exact_sandbox) == [200, 200, 400]
 
     clock.advance(30)  # the access token is now expired
     call_api(config, auth)
     recovered = store_of(config).read()
     assert recovered.refresh_token != old_refresh and recovered.refresh_started_at is None
-    assert sum(clock.slept) >= 500  # waited for Exact's window instead of hammering it
+    assert 500 <= sum(clock.slept) <= 620  # waited for Exact's window instead of hammering it
+    assert token_statuses(exact_sandbox) == [200, 200, 400, 400, 200]
+    stored_pair_works(config, clock)
 
 
 KILLED_RUN = textwrap.dedent("""
@@ -284,22 +312,24 @@ def test_invalid_client_secret_is_fatal_and_names_no_secret(exact_sandbox, confi
 
 
 def test_two_tap_runs_at_once_share_one_refresh(exact_sandbox, config_for, tmp_path: Path):
-    config = config_for(exact_sandbox, divisions=[101])
-    config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps(config))
+    """Two jobs (one per division) of one Exact authorization start together."""
+    config = config_for(exact_sandbox)
+    paths = []
+    for division in (101, 102):
+        paths.append(tmp_path / f"config-{division}.json")
+        paths[-1].write_text(json.dumps({**config, "divisions": [division]}))
     exact_sandbox.add_fault(path="oauth2/token", kind="slow", delay=0.5, count=2)
     tap = str(Path(sys.executable).with_name("tap-exactonline"))
 
-    procs = [subprocess.Popen([tap, "--config", str(config_path)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [subprocess.Popen([tap, "--config", str(path)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for path in paths]
     outputs = [proc.communicate(timeout=120) for proc in procs]
 
     assert [proc.returncode for proc in procs] == [0, 0], [err[-1500:] for _, err in outputs]
-    accounts = len(exact_sandbox.rows("Accounts", 101))
-    for stdout, _ in outputs:
+    for division, (stdout, _) in zip((101, 102), outputs, strict=True):
         records = [line for line in stdout.splitlines() if '"stream":"accounts"' in line
                    and '"type":"RECORD"' in line]
-        assert len(records) == accounts
+        assert len(records) == len(exact_sandbox.rows("Accounts", division))
     assert token_calls(exact_sandbox) == 1
 
 
@@ -311,3 +341,190 @@ def test_expired_refresh_token_asks_for_reauthorization(exact_sandbox_factory, c
     clock.advance(7200)  # nobody ran the tap for two hours
     with pytest.raises(ReauthorizationRequired, match="expired"):
         call_api(config, authenticator(config, clock))
+
+
+# -- issue 7: no lock-out after a lost refresh, no stall for a call that never arrived, 401 -------
+
+def token_statuses(sandbox) -> list[int]:
+    return [c["status"] for c in sandbox.calls()["calls"] if c["endpoint"] == "oauth2/token"]
+
+
+def assert_no_token_in(text: str, *records) -> None:
+    for record in records:
+        for value in (record.refresh_token, record.access_token):
+            assert not value or value not in text
+
+
+def stored_pair_works(config: dict, clock: SyncedClock) -> None:
+    """After every scenario the store holds a pair a fresh run can use (and refresh)."""
+    auth = authenticator(config, clock)
+    call_api(config, auth)
+    clock.advance(580)
+    call_api(config, auth)  # its refresh token is alive too
+    assert store_of(config).read().refresh_started_at is None
+
+
+@pytest.mark.parametrize("bootstrap", [True, False], ids=["bootstrap", "stored"])
+def test_dropped_token_call_is_retried_at_once(exact_sandbox, config_for, bootstrap):
+    """Nothing was served, so nothing rotated: no reason to wait ten minutes."""
+    config = config_for(exact_sandbox)
+    clock = SyncedClock(exact_sandbox)
+    if not bootstrap:
+        call_api(config, authenticator(config, clock))
+        clock.advance(700)  # the stored access token has expired
+    exact_sandbox.add_fault(path="oauth2/token", kind="drop", count=1)
+    call_api(config, authenticator(config, clock))
+    assert sum(clock.slept) < 10
+    assert store_of(config).read().refresh_started_at is None
+    stored_pair_works(config, clock)
+
+
+@pytest.mark.parametrize("bootstrap", [True, False], ids=["bootstrap", "stored"])
+@pytest.mark.parametrize("fault", [{"kind": "drop_after"}, {"kind": "garble"}],
+                         ids=["drop_after", "garble"])
+def test_lost_answer_waits_for_exact_within_the_run(exact_sandbox, config_for, caplog,
+                                                    bootstrap, fault):
+    """Exact rotated, the answer never arrived (or was cut off): the old token is still alive."""
+    config = config_for(exact_sandbox)
+    clock = SyncedClock(exact_sandbox)
+    if not bootstrap:
+        call_api(config, authenticator(config, clock))
+        clock.advance(700)
+    exact_sandbox.add_fault(path="oauth2/token", count=1, **fault)
+    with caplog.at_level("INFO"):
+        call_api(config, authenticator(config, clock))
+    # lost, "too early" (proof of the loss), then the retry Exact allows: no 4xx storm
+    assert token_statuses(exact_sandbox)[-3:][1:] == [400, 200]
+    assert 560 <= sum(clock.slept) <= 620
+    stored = store_of(config).read()
+    assert stored.refresh_started_at is None
+    assert_no_token_in(caplog.text, stored)
+    assert config["refresh_token"] not in caplog.text
+    stored_pair_works(config, clock)
+
+
+@pytest.mark.parametrize("bootstrap", [True, False], ids=["bootstrap", "stored"])
+def test_lost_answer_beyond_max_wait_stops_cleanly_and_a_later_run_recovers(
+    exact_sandbox, config_for, bootstrap
+):
+    config = config_for(exact_sandbox)
+    clock = SyncedClock(exact_sandbox)
+    if not bootstrap:
+        call_api(config, authenticator(config, clock))
+        clock.advance(700)
+    exact_sandbox.add_fault(path="oauth2/token", kind="drop_after", count=1)
+    for _ in range(2):  # the lost run, and one started right after it
+        with pytest.raises(ExactAuthError, match="next run") as error:
+            call_api(config, authenticator(config, clock, lost_refresh_max_wait=30))
+        assert not isinstance(error.value, ReauthorizationRequired)
+        assert sum(clock.slept) <= 30
+        clock.advance(5)
+    pending = store_of(config).read()
+    assert pending.refresh_token and pending.refresh_started_at is not None
+    assert_no_token_in(str(error.value), pending)
+    assert token_statuses(exact_sandbox).count(400) <= 2  # Exact's error limit is 10 an hour
+
+    clock.advance(900)  # the next scheduled run
+    call_api(config, authenticator(config, clock, lost_refresh_max_wait=30))
+    stored_pair_works(config, clock)
+
+
+SIGKILLED_RUN = textwrap.dedent("""
+    import sys, time
+    from tap_exactonline.auth import ExactAuthenticator
+    from tap_exactonline.token_store import TokenStore
+    config, offset = {config!r}, {offset!r}
+    store = TokenStore(config["token_store_path"], config["token_store_key"], config["client_id"])
+    auth = ExactAuthenticator(base_url=config["base_url"], client_id=config["client_id"],
+                              client_secret=config["client_secret"], store=store,
+                              bootstrap_refresh_token=config["refresh_token"],
+                              clock=lambda: time.time() + offset)
+    auth.update_access_token()
+    sys.exit(3)  # never reached: killed while the token call is in flight
+""")
+
+
+@pytest.mark.parametrize("bootstrap", [True, False], ids=["bootstrap", "stored"])
+def test_sigkill_during_the_token_call_then_two_runs_recover(exact_sandbox, config_for,
+                                                              bootstrap):
+    config = config_for(exact_sandbox)
+    clock = SyncedClock(exact_sandbox)
+    if not bootstrap:
+        call_api(config, authenticator(config, clock))
+        clock.advance(575)
+    calls_before = token_calls(exact_sandbox)
+    exact_sandbox.add_fault(path="oauth2/token", kind="slow", delay=1.5, count=1)
+    proc = subprocess.Popen([sys.executable, "-c",
+                             SIGKILLED_RUN.format(config=config, offset=clock.offset)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for _ in range(200):  # the mark is written just before the call goes out
+        if store_of(config).read().refresh_started_at is not None:
+            break
+        time.sleep(0.02)
+    time.sleep(0.3)
+    proc.kill()
+    proc.wait(timeout=10)
+    assert proc.returncode == -9
+    _wait_for_token_calls(exact_sandbox, calls_before + 1)  # Exact rotated after the kill
+    clock.advance(30)  # a stored access token has expired by the next run
+
+    # The next run, right away: Exact says "too early", so the loss is certain; the run stops
+    # with the store intact instead of burning its error budget or asking for a person.
+    with pytest.raises(ExactAuthError, match="next run") as error:
+        call_api(config, authenticator(config, clock, lost_refresh_max_wait=60))
+    assert not isinstance(error.value, ReauthorizationRequired)
+    assert sum(clock.slept) <= 60
+    # The run after that may wait within the run (default limit) and recovers.
+    clock.advance(20)
+    call_api(config, authenticator(config, clock))
+    stored_pair_works(config, clock)
+
+
+def _tap_run(config: dict, run_tap):
+    return run_tap(config, select=["cost_centers"])
+
+
+def test_401_on_a_data_call_refreshes_once_and_retries(exact_sandbox, config_for, run_tap):
+    """The clock is off: the token we think valid is expired for Exact."""
+    config = config_for(exact_sandbox, divisions=[101])
+    first = _tap_run(config, run_tap)
+    assert token_calls(exact_sandbox) == 1
+    exact_sandbox.advance_clock(650)  # Exact's clock only: ours still says the token is fresh
+
+    again = _tap_run(config, run_tap)
+    assert again.records("cost_centers") == first.records("cost_centers")
+    assert token_calls(exact_sandbox) == 2
+    api = [c["status"] for c in exact_sandbox.calls()["calls"] if c["endpoint"] != "oauth2/token"]
+    assert api.count(401) == 1
+
+
+def test_401_with_a_young_token_is_reported_without_looping(exact_sandbox, config_for,
+                                                            run_tap, caplog):
+    """Exact refuses a new token (too early): the 401 is real (revoked); say so, stop."""
+    config = config_for(exact_sandbox, divisions=[101])
+    _tap_run(config, run_tap)
+    before = store_of(config).read()
+    exact_sandbox.add_fault(path=r"/api/v1/", status=401, count=5)
+    with pytest.raises(Exception, match="401") as error:
+        _tap_run(config, run_tap)
+    assert "too early" in str(error.value).lower() or "revoked" in str(error.value).lower()
+    statuses = [c["status"] for c in exact_sandbox.calls()["calls"]]
+    assert statuses.count(401) == 1 and token_statuses(exact_sandbox) == [200, 400]
+    after = store_of(config).read()
+    assert after.refresh_token == before.refresh_token and after.refresh_started_at is None
+    assert_no_token_in(str(error.value) + caplog.text, after)
+
+
+def test_a_second_401_after_the_refresh_fails_without_looping(exact_sandbox, config_for,
+                                                              run_tap):
+    config = config_for(exact_sandbox, divisions=[101])
+    _tap_run(config, run_tap)
+    exact_sandbox.advance_clock(650)  # so Exact allows the refresh the first 401 triggers
+    exact_sandbox.add_fault(path=r"/api/v1/", status=401, count=5)
+    with pytest.raises(Exception, match="401"):
+        _tap_run(config, run_tap)
+    statuses = [c["status"] for c in exact_sandbox.calls()["calls"]
+                if c["endpoint"] != "oauth2/token"]
+    assert statuses.count(401) == 2  # the call and its one retry
+    assert token_statuses(exact_sandbox) == [200, 200]
+    assert store_of(config).read().refresh_started_at is None
