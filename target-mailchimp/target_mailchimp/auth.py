@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import backoff
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 
@@ -85,8 +86,38 @@ def data_center_from_key(api_key: str) -> str:
     return dc
 
 
-def oauth_api_endpoint(token: str, login_url: str = DEFAULT_LOGIN_URL) -> str:
-    """Ask Mailchimp's metadata endpoint where this token's account lives."""
+class _Unanswered(Exception):
+    """The metadata call got no usable answer (transport, 429/5xx, unreadable body)."""
+
+
+def oauth_api_endpoint(token: str, login_url: str = DEFAULT_LOGIN_URL, *, max_tries: int = 8,
+                       backoff_factor: float = 1.0) -> str:
+    """Ask Mailchimp's metadata endpoint where this token's account lives.
+
+    No usable answer is retried with backoff, then a CredentialsError: an unreadable body
+    is never taken for an answer naming no data center.
+    """
+    ask = backoff.on_exception(backoff.expo, _Unanswered, max_tries=max(1, max_tries),
+                               factor=backoff_factor, max_value=60.0,
+                               jitter=backoff.full_jitter)(_ask_metadata)
+    try:
+        status, body = ask(token, login_url)
+    except _Unanswered as exc:
+        raise CredentialsError(f"OAuth metadata unreachable ({exc})") from None
+    # A bad token still gets HTTP 200, with {"error": "invalid_token"} in the body.
+    if status >= 400 or body.get("error"):
+        raise CredentialsError(
+            f"The OAuth token was rejected by the metadata endpoint "
+            f"({body.get('error') or 'HTTP ' + str(status)})."
+        )
+    if body.get("api_endpoint"):
+        return str(body["api_endpoint"]).rstrip("/")
+    if body.get("dc"):
+        return f"https://{body['dc']}.api.mailchimp.com"
+    raise CredentialsError("The OAuth metadata answer names no data center.")
+
+
+def _ask_metadata(token: str, login_url: str) -> tuple[int, dict[str, Any]]:
     try:
         response = requests.get(
             f"{login_url.rstrip('/')}/oauth2/metadata",
@@ -94,23 +125,19 @@ def oauth_api_endpoint(token: str, login_url: str = DEFAULT_LOGIN_URL) -> str:
             timeout=30,
         )
     except requests.RequestException as exc:
-        raise CredentialsError(f"OAuth metadata unreachable ({type(exc).__name__})") from None
+        raise _Unanswered(type(exc).__name__) from None
+    status = response.status_code
+    if status == 429 or status >= 500:
+        raise _Unanswered(f"HTTP {status}")
     try:
         body = response.json()
     except ValueError:
-        body = {}
-    # A bad token still gets HTTP 200, with {"error": "invalid_token"} in the body.
-    if response.status_code >= 400 or not isinstance(body, dict) or body.get("error"):
-        reason = body.get("error") if isinstance(body, dict) else None
-        raise CredentialsError(
-            f"The OAuth token was rejected by the metadata endpoint "
-            f"({reason or 'HTTP ' + str(response.status_code)})."
-        )
-    if body.get("api_endpoint"):
-        return str(body["api_endpoint"]).rstrip("/")
-    if body.get("dc"):
-        return f"https://{body['dc']}.api.mailchimp.com"
-    raise CredentialsError("The OAuth metadata answer names no data center.")
+        body = None
+    if not isinstance(body, dict):
+        if status >= 400:
+            return status, {}
+        raise _Unanswered(f"unreadable answer, HTTP {status}")
+    return status, body
 
 
 def resolve_connection(config: Mapping[str, Any]) -> tuple[str, AuthBase]:
@@ -124,6 +151,9 @@ def resolve_connection(config: Mapping[str, Any]) -> tuple[str, AuthBase]:
         token = str(credentials.oauth_token)
         auth = BearerAuth(token)
         base = override or (
-            oauth_api_endpoint(token, config.get("login_url") or DEFAULT_LOGIN_URL) + "/3.0"
+            oauth_api_endpoint(token, config.get("login_url") or DEFAULT_LOGIN_URL,
+                               max_tries=int(config.get("retry_max_tries") or 8),
+                               backoff_factor=float(config.get("retry_backoff_factor", 1.0)))
+            + "/3.0"
         )
     return base.rstrip("/"), auth

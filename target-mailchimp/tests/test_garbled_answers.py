@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from target_mailchimp.audit import AuditStore
+from target_mailchimp.auth import CredentialsError
 from target_mailchimp.client import MailchimpError
 from target_mailchimp.testing import audit_rows, base_config, run_target, state, stream
 
@@ -211,3 +212,24 @@ def test_an_answer_without_the_expected_key_is_not_an_empty_page(mailchimp_sandb
     run_target(config, stream("members", [{"email": "gone@example.com"}]))
     assert mailchimp_sandbox.context.faults.list() == []
     assert mailchimp_sandbox.member("gone@example.com")["status"] == "archived"
+
+
+def oauth_config(sandbox: Any, config: dict[str, Any]) -> dict[str, Any]:
+    config = {k: v for k, v in config.items() if k not in ("api_key", "base_url")}
+    return {**config, "oauth_token": sandbox.oauth_token, "login_url": sandbox.url}
+
+
+@pytest.mark.parametrize("body", [None, ""], ids=["cut-in-half", "empty"])
+def test_a_garbled_oauth_metadata_answer_is_retried(mailchimp_sandbox, tmp_path, body):
+    config = oauth_config(mailchimp_sandbox, base_config(mailchimp_sandbox, tmp_path))
+    mailchimp_sandbox.add_fault(path="^/oauth2/metadata$", kind="garble", body=body, count=1)
+    run_target(config, stream("members", [{"email": "oauth@example.com"}]))
+    assert mailchimp_sandbox.context.faults.list() == []
+    assert mailchimp_sandbox.member("oauth@example.com")["status"] == "subscribed"
+
+    mailchimp_sandbox.add_fault(path="^/oauth2/metadata$", kind="garble", body=body,
+                                count=10_000)
+    with pytest.raises(CredentialsError, match="unreadable"):
+        run_target({**config, "retry_max_tries": 3},
+                   stream("members", [{"email": "later@example.com"}]))
+    assert mailchimp_sandbox.member("later@example.com") is None
