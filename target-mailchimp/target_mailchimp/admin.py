@@ -12,7 +12,9 @@ from typing import Any
 from target_mailchimp.audit import FAILED, OK, SKIPPED
 from target_mailchimp.auth import SECRET_NAME, CredentialsError
 from target_mailchimp.client import MailchimpError
-from target_mailchimp.replay import Replayer
+from target_mailchimp.heal import Healer, HealPolicy
+from target_mailchimp.refusals import RETRIABLE, classify, last_error
+from target_mailchimp.replay import Attempt
 from target_mailchimp.run_context import RunContext
 
 
@@ -54,32 +56,43 @@ def set_credential(args: argparse.Namespace) -> int:
 
 
 def replay(args: argparse.Namespace) -> int:
-    """Re-send failed writes that carry a request (all are idempotent PUT/POST/PATCH/DELETE)."""
+    """Re-send failed writes now, whatever their backoff and attempts spent (all idempotent).
+
+    Permanent refusals are only re-sent with --include-permanent (e.g. after fixing the cause
+    in Mailchimp); bad input never is: it must be fixed at the source.
+    """
     context = RunContext(load_config(args.config))
-    replayer = Replayer(context)
     counts = {OK: 0, FAILED: 0, SKIPPED: 0}
-    not_replayable = 0
+
+    def show(row: dict[str, Any], attempt: Attempt) -> None:
+        counts[attempt.outcome] += 1
+        label = f"{row['stream']} {row['record_key']} ({row['operation']})"
+        prefix = {OK: "replayed", FAILED: "still failing", SKIPPED: "skipped"}[attempt.outcome]
+        print(f"{prefix}: {label}" + ("" if attempt.outcome == OK else f": {attempt.message}"))
+
     try:
-        for row in context.audit.failed_unreplayed():
-            label = f"{row['stream']} {row['record_key']} ({row['operation']})"
-            if not row["method"] or not row["path"]:
-                not_replayable += 1
-                if args.verbose:
-                    print(f"not replayable (bad input, fix at the source): {label}: "
-                          f"{row['reason']}")
-                continue
-            outcome, message = replayer.replay(row)
-            counts[outcome] += 1
-            prefix = {OK: "replayed", FAILED: "still failing", SKIPPED: "skipped"}[outcome]
-            print(f"{prefix}: {label}" + ("" if outcome == OK else f": {message}"))
+        policy = HealPolicy.from_config(context.config)
+        report = Healer(context, policy, manual=True, include_permanent=args.include_permanent,
+                        on_result=show).run()
+        if args.verbose:
+            for row in context.audit.failed_unreplayed():
+                if classify(row) != RETRIABLE:
+                    print(f"not re-sent ({classify(row)}): {row['stream']} {row['record_key']} "
+                          f"({row['operation']}): {last_error(row)}")
     except (MailchimpError, CredentialsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
         context.close()
+    if report.interrupted:
+        print(f"error: {report.interrupted}", file=sys.stderr)
+    permanent = sum(report.permanent.values())
+    not_replayable = sum(report.bad_input.values())
     print(f"Replay: {counts[OK]} succeeded, {counts[FAILED]} still failing, "
-          f"{counts[SKIPPED]} skipped, {not_replayable} not replayable.")
-    return 0 if counts[FAILED] == 0 else 1
+          f"{counts[SKIPPED]} skipped, {not_replayable} not replayable, "
+          f"{permanent} permanent refusal{'' if permanent == 1 else 's'} not re-sent"
+          f"{'' if args.include_permanent else ' (--include-permanent to try)'}.")
+    return 0 if counts[FAILED] == 0 and not report.interrupted else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     rep = sub.add_parser("replay", help="re-send failed writes from the audit trail")
     rep.add_argument("--config", required=True,
                      help="the target's config: a JSON file, or ENV (TARGET_MAILCHIMP_*)")
-    rep.add_argument("--verbose", action="store_true")
+    rep.add_argument("--include-permanent", action="store_true",
+                     help="also re-send permanent refusals (after fixing their cause)")
+    rep.add_argument("--verbose", action="store_true",
+                     help="also list the failed writes that are not re-sent, and why")
     args = parser.parse_args(argv)
     if args.command == "set-credential":
         return set_credential(args)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,21 @@ writes = sa.Table(
     sa.Column("replay_outcome", sa.String(16)),
     sa.Column("replay_response", sa.Text),
 )
+
+# How often each failed write was sent again (automatically or by hand). A table of its own, so
+# audit databases made before healing existed need no migration.
+write_attempts = sa.Table(
+    "audit_write_attempts",
+    metadata,
+    sa.Column("write_id", sa.Integer, primary_key=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+)
+
+# A deletion and an upsert of the same object supersede each other (deletions' keys are
+# "<entity>/<key>"): replaying an older upsert after a deletion would bring the object back.
+ENTITY_OF_STREAM = {"members": "member", "customers": "customer", "products": "product",
+                    "orders": "order"}
+STREAM_OF_ENTITY = {entity: stream for stream, entity in ENTITY_OF_STREAM.items()}
 
 # last_changed values Mailchimp gave our own writes, so they are not mistaken for edits made
 # in Mailchimp; also tells us which members already exist. `pending_since` is set just before
@@ -102,6 +117,13 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
 
+def as_utc(value: datetime.datetime | None) -> datetime.datetime | None:
+    """SQLite hands timezone-aware columns back naive; they were stored as UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=datetime.timezone.utc)
+
+
 def _short(text: str | None) -> str | None:
     return text if text is None or len(text) <= SHORT else text[: SHORT - 1] + "…"
 
@@ -111,8 +133,11 @@ def default_audit_url() -> str:
 
 
 class AuditStore:
-    def __init__(self, url: str, run_id: str) -> None:
+    def __init__(self, url: str, run_id: str,
+                 clock: Callable[[], datetime.datetime] = _now) -> None:
         self.run_id = run_id
+        # Injectable so tests can move time between runs (backoff) without sleeping.
+        self.clock = clock
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -123,7 +148,7 @@ class AuditStore:
 
     def record(self, entries: Iterable[AuditEntry]) -> None:
         rows = []
-        at = _now()
+        at = self.clock()
         for e in entries:
             keep_payload = e.outcome == FAILED and e.payload is not None
             rows.append({
@@ -146,31 +171,59 @@ class AuditStore:
             return [dict(row._mapping) for row in conn.execute(query)]
 
     def failed_unreplayed(self) -> Iterator[dict[str, Any]]:
+        """Failed writes not yet settled: never re-sent, or re-sent and refused again.
+
+        Each row carries `attempts` (how often it was re-sent). Rows are settled by a
+        successful re-send or a skip (e.g. superseded); refusals stay open, so they are seen.
+        """
         query = (
-            sa.select(writes)
-            .where(writes.c.outcome == FAILED, writes.c.replayed_at.is_(None))
+            sa.select(writes, sa.func.coalesce(write_attempts.c.attempts, 0).label("attempts"))
+            .select_from(writes.outerjoin(write_attempts, write_attempts.c.write_id == writes.c.id))
+            .where(writes.c.outcome == FAILED,
+                   sa.or_(writes.c.replay_outcome.is_(None), writes.c.replay_outcome == FAILED))
             .order_by(writes.c.id)
         )
         with self.engine.connect() as conn:
             rows = [dict(row._mapping) for row in conn.execute(query)]
+        for row in rows:
+            row["at"], row["replayed_at"] = as_utc(row["at"]), as_utc(row["replayed_at"])
         yield from rows
 
     def superseded(self, row: dict[str, Any]) -> bool:
-        """Whether a later row exists for the same stream and key (newer source data)."""
-        query = sa.select(writes.c.id).where(
-            writes.c.stream == row["stream"], writes.c.record_key == row["record_key"],
-            writes.c.id > row["id"],
-        ).limit(1)
+        """Whether a later row exists for the same object (newer source data, or its deletion;
+        for a deletion, the object written again)."""
+        same_object = [sa.and_(writes.c.stream == row["stream"],
+                               writes.c.record_key == row["record_key"])]
+        if row["stream"] in ENTITY_OF_STREAM:
+            same_object.append(sa.and_(
+                writes.c.stream == "deletions",
+                writes.c.record_key == f"{ENTITY_OF_STREAM[row['stream']]}/{row['record_key']}"))
+        elif row["stream"] == "deletions" and "/" in str(row["record_key"]):
+            entity, key = str(row["record_key"]).split("/", 1)
+            if entity in STREAM_OF_ENTITY:
+                same_object.append(sa.and_(writes.c.stream == STREAM_OF_ENTITY[entity],
+                                           writes.c.record_key == key))
+        query = sa.select(writes.c.id).where(sa.or_(*same_object), writes.c.id > row["id"]).limit(1)
         with self.engine.connect() as conn:
             return conn.execute(query).first() is not None
 
     def mark_replayed(self, row_id: int, outcome: str, response: str | None) -> None:
+        """Note a re-send's outcome; a refused one counts as one more attempt."""
         with self.engine.begin() as conn:
             conn.execute(
                 writes.update().where(writes.c.id == row_id).values(
-                    replayed_at=_now(), replay_outcome=outcome, replay_response=_short(response)
+                    replayed_at=self.clock(), replay_outcome=outcome,
+                    replay_response=_short(response)
                 )
             )
+            if outcome == FAILED:
+                done = conn.execute(sa.select(write_attempts.c.attempts).where(
+                    write_attempts.c.write_id == row_id)).scalar()
+                if done is None:
+                    conn.execute(write_attempts.insert(), [{"write_id": row_id, "attempts": 1}])
+                else:
+                    conn.execute(write_attempts.update().where(
+                        write_attempts.c.write_id == row_id).values(attempts=done + 1))
 
     # --- member memory ---------------------------------------------------------------------
 
@@ -251,7 +304,8 @@ class AuditStore:
     def mark_store_syncing(self, store_id: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(syncing_stores.delete().where(syncing_stores.c.store_id == store_id))
-            conn.execute(syncing_stores.insert(), [{"store_id": store_id, "since": _now()}])
+            conn.execute(syncing_stores.insert(), [{"store_id": store_id,
+                                                    "since": self.clock()}])
 
     def store_left_syncing(self, store_id: str) -> bool:
         query = sa.select(syncing_stores.c.store_id).where(syncing_stores.c.store_id == store_id)

@@ -3,13 +3,36 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from target_mailchimp.audit import FAILED, OK, SKIPPED
-from target_mailchimp.client import ApiError
+from target_mailchimp.client import ApiError, MailchimpError
 from target_mailchimp.members import ARCHIVED_REASON, archived_emails
 from target_mailchimp.run_context import RunContext
 from target_mailchimp.values import iso, to_datetime
+
+
+@dataclass(frozen=True)
+class Attempt:
+    outcome: str  # ok / failed / skipped
+    message: str
+    answer: Any = None
+    # Mailchimp could not be used at all (retries exhausted, credentials): stop re-sending.
+    outage: bool = False
+
+
+def consent_safe(row: dict[str, Any], body: Any) -> Any:
+    """A member write never sends a subscribing `status` (rows written by older versions may
+    carry one): it becomes `status_if_new`, which Mailchimp applies to new members only."""
+    if row["stream"] != "members" or not isinstance(body, dict):
+        return body
+    status = body.get("status")
+    if status is None or status == "unsubscribed":
+        return body
+    safe = {k: v for k, v in body.items() if k != "status"}
+    safe.setdefault("status_if_new", status)
+    return safe
 
 
 class Replayer:
@@ -22,26 +45,34 @@ class Replayer:
 
     def replay(self, row: dict[str, Any]) -> tuple[str, str]:
         """(outcome, message) for one failed write; the outcome is noted on its row."""
-        body = json.loads(row["payload"]) if row["payload"] else None
-        outcome, message, answer = self._send(row, body)
-        self.context.audit.mark_replayed(row["id"], outcome, message)
-        if outcome == OK and row["stream"] == "members" and isinstance(answer, dict):
-            # Our own write: its last_changed must not later look like an edit in Mailchimp.
-            self.context.audit.remember_member_changes(
-                self.context.list_id, {row["record_key"]: answer.get("last_changed")})
-        return outcome, message
+        attempt = self.attempt(row)
+        self.record(row, attempt)
+        return attempt.outcome, attempt.message
 
-    def _send(self, row: dict[str, Any], body: Any) -> tuple[str, str, Any]:
+    def attempt(self, row: dict[str, Any]) -> Attempt:
+        """Send one failed write again. Thread-safe: it only reads the audit trail."""
+        body = json.loads(row["payload"]) if row["payload"] else None
         try:
             reason = self._skip_reason(row, body)
             if reason:
-                return SKIPPED, reason, None
-            answer = self.context.client.request(row["method"], row["path"], body=body)
+                return Attempt(SKIPPED, reason)
+            answer = self.context.client.request(row["method"], row["path"],
+                                                 body=consent_safe(row, body))
         except ApiError as exc:
             if exc.status == 404 and row["method"] == "DELETE":
-                return OK, "already gone", None
-            return FAILED, exc.summary(), None
-        return OK, "replayed", answer
+                return Attempt(OK, "already gone")
+            return Attempt(FAILED, exc.summary())
+        except MailchimpError as exc:
+            return Attempt(FAILED, str(exc), outage=True)
+        return Attempt(OK, "replayed", answer)
+
+    def record(self, row: dict[str, Any], attempt: Attempt) -> None:
+        self.context.audit.mark_replayed(row["id"], attempt.outcome, attempt.message)
+        if (attempt.outcome == OK and row["stream"] == "members"
+                and isinstance(attempt.answer, dict)):
+            # Our own write: its last_changed must not later look like an edit in Mailchimp.
+            self.context.audit.remember_member_changes(
+                self.context.list_id, {row["record_key"]: attempt.answer.get("last_changed")})
 
     def _skip_reason(self, row: dict[str, Any], body: Any) -> str | None:
         if self.context.audit.superseded(row):

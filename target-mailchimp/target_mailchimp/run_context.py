@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import Any
 
@@ -43,6 +44,9 @@ class RunContext:
         self._store_ready = False
         # Write-ahead notes of runs that died are settled once, before this run's own.
         self.dead_runs_settled = False
+        # The audit trail's clock (failure times, healing backoff); tests move it forward.
+        self.clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(
+            datetime.timezone.utc)
 
     @cached_property
     def client(self) -> MailchimpClient:
@@ -50,7 +54,8 @@ class RunContext:
 
     @cached_property
     def audit(self) -> AuditStore:
-        return AuditStore(self.config.get("audit_store_url") or default_audit_url(), self.run_id)
+        return AuditStore(self.config.get("audit_store_url") or default_audit_url(), self.run_id,
+                          clock=lambda: self.clock())
 
     @cached_property
     def executor(self) -> WriteExecutor:
