@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from functools import cached_property
 from typing import IO
@@ -10,6 +11,7 @@ from singer_sdk import typing as th
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
 
+from target_mailchimp.heal import FAIL_ON, Healer, HealPolicy, HealReport, UnhealedWrites
 from target_mailchimp.run_context import RunContext
 from target_mailchimp.sinks import SINKS, IgnoredStreamSink, MailchimpSink
 from target_mailchimp.tags import SegmentDirectory
@@ -97,6 +99,21 @@ class TargetMailchimp(Target):
                     description="Base seconds of the exponential backoff between tries."),
         th.Property("request_timeout", th.NumberType, default=120.0,
                     description="Seconds before a request is abandoned (and retried)."),
+        th.Property("heal_max_attempts", th.IntegerType(minimum=0), default=5,
+                    description="Times a run sends an earlier failed write again (retriable "
+                                "refusals only) before giving it up to `replay` by hand. "
+                                "0: no automatic healing."),
+        th.Property("heal_backoff_minutes", th.IntegerType(minimum=0), default=10,
+                    description="Wait before the first retry of a failed write; doubles after "
+                                "each refused retry (next try not before last try + "
+                                "backoff x 2^attempts)."),
+        th.Property("fail_on_unhealed_writes", th.StringType(allowed_values=list(FAIL_ON)),
+                    default="exhausted",
+                    description="When a run leaving writes failed exits with status 3: "
+                                "`exhausted` (the run in which a retriable write is given up), "
+                                "`pending` (while any retriable write is unhealed), `any` (also "
+                                "a permanent refusal recorded by this run), `never`. The last "
+                                "log line always counts them."),
     ).to_dict()
 
     def __init__(self, *args, **kwargs) -> None:
@@ -131,7 +148,8 @@ class TargetMailchimp(Target):
                 self.drain_one(sink)
 
     def listen(self, file_input: IO[str] | None = None) -> None:
-        """Process the input, then end the run even when it failed midway.
+        """Process the input, heal earlier failed writes, then end the run even when it
+        failed midway; the last log line says what is left failed.
 
         A failed run still tries to set `is_syncing` back to false (best effort, so the
         original error is what surfaces); if that fails too, the next run does it.
@@ -139,9 +157,30 @@ class TargetMailchimp(Target):
         completed = False
         try:
             super().listen(file_input)
+            # Healing comes at the END, once every sink has drained: this run's own writes
+            # are then in the audit trail, so an older failed write of an object this run
+            # wrote again (or deleted) is seen as superseded and never sent over the newer
+            # data; products and customers written now are there for the orders that waited
+            # for them; and this run's STATE is already out, so healing never holds it back.
+            # At the start, the run could not know what newer data its input still brings.
+            report = Healer(self.run_context, self.heal_policy).run()
             completed = True
         finally:
             self._end_run(completed)
+        self._report(report)
+
+    @cached_property
+    def heal_policy(self) -> HealPolicy:
+        return HealPolicy.from_config(self.config)
+
+    def _report(self, report: HealReport) -> None:
+        """The run's last log line; exit status 3 when the policy says a person must look."""
+        status = report.exit_status(self.heal_policy)
+        unhealed = report.pending or report.gave_up or report.permanent or report.bad_input
+        level = logging.ERROR if status else logging.WARNING if unhealed else logging.INFO
+        self.logger.log(level, "%s", report.line(self.heal_policy))
+        if status:
+            raise UnhealedWrites(status)
 
     def _end_run(self, completed: bool) -> None:
         # After a clean run the context is built even if no record came (a leftover syncing
