@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 from tap_exactonline.auth import ExactAuthenticator, ExactAuthError, ReauthorizationRequired
-from tap_exactonline.token_store import TokenStore
+from tap_exactonline.token_store import TokenRecord, TokenStore
 
 
 class SyncedClock:
@@ -426,6 +426,23 @@ def test_lost_answer_beyond_max_wait_stops_cleanly_and_a_later_run_recovers(
 
     clock.advance(900)  # the next scheduled run
     call_api(config, authenticator(config, clock, lost_refresh_max_wait=30))
+    stored_pair_works(config, clock)
+
+
+def test_store_left_by_a_killed_bootstrap_of_an_older_version_recovers(exact_sandbox,
+                                                                        config_for):
+    """Older versions marked the call but kept the bootstrap only in the config."""
+    config = config_for(exact_sandbox)
+    clock = SyncedClock(exact_sandbox)
+    store_of(config).write(TokenRecord(refresh_started_at=clock(), base_url=config["base_url"]))
+    lost = requests.post(f"{config['base_url']}/api/oauth2/token", timeout=5, data={
+        "grant_type": "refresh_token", "refresh_token": config["refresh_token"],
+        "client_id": config["client_id"], "client_secret": config["client_secret"]})
+    assert lost.status_code == 200  # ... and the process died before storing it
+
+    clock.advance(10)
+    call_api(config, authenticator(config, clock))
+    assert 550 <= sum(clock.slept) <= 620
     stored_pair_works(config, clock)
 
 
