@@ -4,10 +4,12 @@ Served by waitress rather than `http.server` (which gave one thread per connecti
 cap, no timeout, and read whatever Content-Length claimed). waitress is a maintained,
 pure-Python WSGI server (no C build, no extra service) whose parser is hardened for exactly
 these attacks: an asyncore loop reads every socket, so slow clients hold no thread and are
-closed after `channel_timeout`; a fixed pool of `threads` runs the app only for complete
-requests; `connection_limit` bounds open sockets (beyond it new ones wait in the backlog);
-a Content-Length over `max_request_body_size` is answered 413 from the header alone, before
-any body is read; a negative or non-numeric Content-Length is a 400; headers are capped too.
+closed after `channel_timeout` of silence (a small hook here also closes those whose request
+is not whole within that time: clients trickling a byte at a time); a fixed pool of `threads`
+runs the app only for complete requests; `connection_limit` bounds open sockets (beyond it
+new ones wait in the backlog); a Content-Length over `max_request_body_size` is answered 413
+from the header alone, before any body is read; a negative or non-numeric Content-Length is
+a 400; headers are capped too.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ SERVE_SETTINGS = [
                 description="Largest webhook delivery accepted, in bytes (Exact's are under "
                 "2 KB); a larger one gets 413 without being read."),
     th.Property("webhook_client_timeout", th.IntegerType, default=10,
-                description="Seconds a webhook connection may stay silent before it is closed."),
+                description="Seconds a webhook connection may stay silent, or take to send one "
+                "whole request, before it is closed."),
     th.Property("webhook_max_connections", th.IntegerType, default=100,
                 description="Open connections the webhook receiver serves at once; more wait "
                 "in the listen backlog."),
@@ -125,6 +128,28 @@ class WebhookServer:
             expose_tracebacks=False,
             ident="tap-exactonline-webhooks",
         )
+        self._close_trickling_clients(limits.client_timeout)
+
+    def _close_trickling_clients(self, deadline: int) -> None:
+        """Also close a connection whose request is still incomplete after `deadline` seconds.
+
+        waitress only times out silence; a client sending one byte a second would hold its
+        connection (and, times `max_connections`, the receiver) forever. Exact's deliveries
+        are under 2 KB, so a whole request within the timeout is ample.
+        """
+        server = self._server
+        silent_check = server.maintenance
+
+        def maintenance(now: float) -> None:
+            silent_check(now)
+            for channel in list(server.active_channels.values()):
+                partial = channel.request  # the request still arriving, if any
+                if partial is not None:
+                    started = partial.__dict__.setdefault("_first_seen", now)
+                    if now - started > deadline:
+                        channel.will_close = True
+
+        server.maintenance = maintenance  # called by waitress's loop every cleanup_interval
 
     @property
     def host(self) -> str:

@@ -24,6 +24,7 @@ import pytest
 
 SECRET = "webhook-secret-for-attacks"
 MB = 1024 * 1024
+TIMEOUT = 3  # webhook_client_timeout of the shared receiver
 
 
 def signed(content: dict, secret: str = SECRET) -> bytes:
@@ -126,7 +127,7 @@ def stop(receiver: Receiver) -> None:
 @pytest.fixture(scope="module")
 def receiver(tmp_path_factory):
     # More connections than the slow-client attack opens, so its delivery is served at once.
-    started = start_receiver(tmp_path_factory.mktemp("receiver"), webhook_client_timeout=2,
+    started = start_receiver(tmp_path_factory.mktemp("receiver"), webhook_client_timeout=TIMEOUT,
                              webhook_max_connections=300)
     yield started
     stop(started)
@@ -208,9 +209,9 @@ def test_slow_connections_hold_no_thread_and_are_closed_after_the_timeout(receiv
     try:
         started = time.monotonic()
         assert receiver.post(signed(event("among-slow")))[0] == 200
-        assert time.monotonic() - started < 1.5, "a real delivery waited behind slow clients"
+        assert time.monotonic() - started < TIMEOUT - 1, "a delivery waited behind slow clients"
         assert receiver.status("Threads") <= threads_before + 1
-        time.sleep(2 + 2)  # webhook_client_timeout=2, checked every second
+        time.sleep(TIMEOUT + 2)  # checked every second
         closed = 0
         for sock in slow:
             sock.settimeout(2)
@@ -224,6 +225,30 @@ def test_slow_connections_hold_no_thread_and_are_closed_after_the_timeout(receiv
     finally:
         for sock in slow:
             sock.close()
+
+
+def test_a_client_trickling_its_request_is_closed_after_the_timeout(receiver):
+    trickling = [receiver.connect() for _ in range(5)]
+    started = time.monotonic()
+    request = b"POST /exact HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"x" * 100
+    closed_after: dict[int, float] = {}
+    for byte in range(len(request)):  # one byte every 0.2 s: never silent for TIMEOUT
+        for n, sock in enumerate(trickling):
+            if n in closed_after:
+                continue
+            try:
+                sock.sendall(request[byte:byte + 1])
+                if select.select([sock], [], [], 0)[0] and sock.recv(1024) == b"":
+                    closed_after[n] = time.monotonic() - started
+            except OSError:
+                closed_after[n] = time.monotonic() - started
+        if len(closed_after) == len(trickling) or time.monotonic() - started > TIMEOUT + 5:
+            break
+        time.sleep(0.2)
+    for sock in trickling:
+        sock.close()
+    assert len(closed_after) == len(trickling)
+    assert max(closed_after.values()) < TIMEOUT + 3  # checked every second
 
 
 def test_connections_beyond_the_limit_wait_and_are_then_served(tmp_path):
