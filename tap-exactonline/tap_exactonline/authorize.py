@@ -153,7 +153,8 @@ def authorize(
         # The config's bootstrap token (if any) predates this grant: never fall back to it.
         bootstrap_fingerprint=fingerprint(bootstrap) if bootstrap else None,
     )
-    store = TokenStore(config["token_store_path"], config["token_store_key"], config["client_id"])
+    store = TokenStore(config["token_store_path"], config["token_store_key"], config["client_id"],
+                       name=config.get("token_store_name"))
     with store.locked():
         store.write(record)
     print(

@@ -7,10 +7,13 @@ import time
 from functools import cached_property
 from typing import Any
 
+from secret_store import restrict_new_files
+from secret_store.runlock import RunLock, acquire
 from singer_sdk import Tap
 from singer_sdk import typing as th
 
 from tap_exactonline.auth import ExactAuthenticator
+from tap_exactonline.credentials import prepare_config, token_store_name
 from tap_exactonline.dates import DATE_INTERPRETATIONS
 from tap_exactonline.divisions import DivisionPlan, plan_divisions
 from tap_exactonline.invoice_feed import LineSpool
@@ -44,7 +47,9 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property("client_id", th.StringType, required=True,
                 description="OAuth client id of the Exact Online app."),
     th.Property("client_secret", th.StringType, required=True, secret=True,
-                description="OAuth client secret of the Exact Online app."),
+                description="OAuth client secret of the Exact Online app. Under Meltano keep "
+                "it in the store (`tap-exactonline-set-credential client_secret`); a config "
+                "value wins over the store."),
     th.Property("refresh_token", th.StringType, secret=True,
                 description="Bootstrap refresh token. Used only when the token store has none, "
                 "or when the stored one is dead and this one differs from the one that seeded "
@@ -64,8 +69,14 @@ CONFIG_SCHEMA = th.PropertiesList(
                 "(cost_centers, receivables) on their first run."),
     th.Property("token_store_path", th.StringType, required=True,
                 description="Directory of the encrypted token store."),
-    th.Property("token_store_key", th.StringType, required=True, secret=True,
-                description="Fernet key of the token store (`secret-store generate-key`)."),
+    th.Property("token_store_key", th.StringType, secret=True,
+                description="Fernet key of the token store (`secret-store generate-key`). "
+                "Better left out: the tap reads it from the SECRET_STORE_KEY environment "
+                "variable, so it is never written to a config file."),
+    th.Property("token_store_name", th.StringType,
+                description="Store entry of this company's tokens and credentials (default "
+                "`exactonline-<client_id>`). Give each company that has its own Exact "
+                "authorization its own name."),
     th.Property("redirect_uri", th.StringType,
                 description="Redirect URI registered for the app, for `tap-exactonline-authorize` "
                 "(default http://localhost:8765/callback)."),
@@ -105,6 +116,15 @@ class TapExactOnline(Tap):
     name = "tap-exactonline"
     config_jsonschema = CONFIG_SCHEMA
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        restrict_new_files()  # the webhook inbox, spools and stores hold customer data
+        super().__init__(*args, **kwargs)
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        # Secrets from the store and numbers from text, before the schema judges the config.
+        self._config = prepare_config(self._config, self.config_jsonschema)
+        return super()._validate_config(raise_errors=raise_errors)
+
     def discover_streams(self) -> list:
         return [stream_type(tap=self) for stream_type in STREAM_TYPES]
 
@@ -117,7 +137,7 @@ class TapExactOnline(Tap):
     def token_store(self) -> TokenStore:
         return TokenStore(
             self.config["token_store_path"], self.config["token_store_key"],
-            self.config["client_id"],
+            self.config["client_id"], name=token_store_name(self.config),
         )
 
     @cached_property
@@ -152,7 +172,22 @@ class TapExactOnline(Tap):
     def division_move_dates(self) -> dict[int, str | None]:
         return self.division_plan.move_dates
 
+    def _run_lock(self) -> RunLock:
+        """One sync at a time per company and division selection (a second would duplicate)."""
+        selection = "all" if self.config.get("all_divisions") else sorted(
+            self.config.get("divisions") or [])
+        name = token_store_name(self.config)
+        return acquire("tap-exactonline", f"{self.base_url}|{name}|{selection}",
+                       f"{name} (divisions: {selection or 'current'})")
+
     def sync_all(self) -> None:
+        lock = self._run_lock()  # the OS frees it if the process dies, a kill included
+        try:
+            self._sync_all()
+        finally:
+            lock.release()
+
+    def _sync_all(self) -> None:
         started = time.time()
         try:
             super().sync_all()

@@ -56,10 +56,10 @@ class TokenRecord:
 class TokenStore:
     """Read, write and lock the token document of one client id."""
 
-    def __init__(self, directory: str, key: str, client_id: str) -> None:
+    def __init__(self, directory: str, key: str, client_id: str, name: str | None = None) -> None:
         self._store = SecretStore(directory, key)
         # Exact client ids are GUIDs, often written with braces; the store accepts [A-Za-z0-9._-].
-        self.name = "exactonline-" + re.sub(r"[^A-Za-z0-9._-]", "", client_id)
+        self.name = name or "exactonline-" + re.sub(r"[^A-Za-z0-9._-]", "", client_id)
 
     def read(self) -> TokenRecord:
         return TokenRecord.from_dict(self._store.read(self.name))

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable
 from functools import cached_property
-from typing import IO
+from typing import IO, Any
 
+from secret_store import restrict_new_files, store_key
+from secret_store.runlock import RunLock, acquire
+from secret_store.settings import coerce_numbers
 from singer_sdk import typing as th
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
 
+from target_mailchimp.auth import load_credentials
 from target_mailchimp.heal import FAIL_ON, Healer, HealPolicy, HealReport, UnhealedWrites
 from target_mailchimp.run_context import RunContext
 from target_mailchimp.sinks import SINKS, IgnoredStreamSink, MailchimpSink
@@ -44,7 +49,9 @@ class TargetMailchimp(Target):
                     description="Directory of the shared encrypted secret store; used when no "
                                 "api_key/oauth_token is set (document `mailchimp`)."),
         th.Property("secret_store_key", th.StringType, secret=True,
-                    description="Fernet key of the secret store."),
+                    description="Fernet key of the secret store. Better left out: the target "
+                                "reads it from the SECRET_STORE_KEY environment variable, so "
+                                "it is never written to a config file."),
         th.Property("list_id", th.StringType, description="Audience (list) id."),
         th.Property("list_name", th.StringType,
                     description="Audience name, looked up when list_id is not set."),
@@ -117,10 +124,33 @@ class TargetMailchimp(Target):
     ).to_dict()
 
     def __init__(self, *args, **kwargs) -> None:
+        restrict_new_files()  # the audit trail holds customer data
         super().__init__(*args, **kwargs)
         # Sequential drains: dependencies (products before orders...) are drained explicitly
         # and concurrency is bounded by the client's semaphore instead.
         self.max_parallelism = 1
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        # Numbers from text (env, `kind: string`) and the store key from the environment,
+        # in memory only, before the schema judges the config.
+        config: dict[str, Any] = coerce_numbers(self._config, self.config_jsonschema)
+        if key := store_key(config, "secret_store_key"):
+            config["secret_store_key"] = key
+        self._config = config
+        return super()._validate_config(raise_errors=raise_errors)
+
+    def _run_lock(self) -> RunLock:
+        """One run at a time per audience and store: a second would write everything again."""
+        credentials = load_credentials(self.config)
+        account = hashlib.sha256(
+            str(credentials.api_key or credentials.oauth_token).encode()).hexdigest()
+        audience = self.config.get("list_id") or self.config.get("list_name")
+        store = self.config.get("store_id")
+        return acquire(
+            "target-mailchimp",
+            f"{self.config.get('base_url')}|{account}|{audience}|{store}",
+            f"audience {audience!r} (store {store!r})",
+        )
 
     @cached_property
     def run_context(self) -> RunContext:
@@ -154,6 +184,7 @@ class TargetMailchimp(Target):
         A failed run still tries to set `is_syncing` back to false (best effort, so the
         original error is what surfaces); if that fails too, the next run does it.
         """
+        lock = self._run_lock()  # the OS frees it if the process dies, a kill included
         completed = False
         try:
             super().listen(file_input)
@@ -166,7 +197,10 @@ class TargetMailchimp(Target):
             report = Healer(self.run_context, self.heal_policy).run()
             completed = True
         finally:
-            self._end_run(completed)
+            try:
+                self._end_run(completed)
+            finally:
+                lock.release()
         self._report(report)
 
     @cached_property

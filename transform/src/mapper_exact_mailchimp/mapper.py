@@ -9,6 +9,7 @@ confirms a state whose records it has not seen.
 from __future__ import annotations
 
 import logging
+import os
 import typing as t
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -46,6 +47,7 @@ class ExactToMailchimpMapper(InlineMapper):
     capabilities: t.ClassVar[list] = [PluginCapabilities.ABOUT]
 
     def __init__(self, **kwargs: t.Any) -> None:
+        os.umask(0o077)  # files created from here on (lookup store, rejections) are private
         super().__init__(**kwargs)
         self.settings = MappingSettings.from_config(dict(self.config))
         store_path = Path(self.settings.lookup_store_path)

@@ -1,0 +1,103 @@
+"""Issue 7 items 8 and 10 in the tap: secrets from the store (key from the environment, never a
+config file), numbers as text, one run per company at a time, one token entry per company."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from secret_store import SecretStore, generate_key
+
+BIN = Path(sys.executable).parent
+SECRETS = ("client_secret", "refresh_token", "token_store_key")
+
+
+def set_credential(config_path: Path, field: str, value: str, key: str) -> str:
+    result = subprocess.run(
+        [str(BIN / "tap-exactonline-set-credential"), field, "--config", str(config_path)],
+        input=value + "\n", capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "SECRET_STORE_KEY": key},
+    )
+    assert result.returncode == 0, result.stderr
+    assert value not in result.stdout + result.stderr
+    return result.stdout
+
+
+def records(stdout: str, stream: str) -> list[dict]:
+    return [m for m in map(json.loads, (line for line in stdout.splitlines()
+                                        if line.startswith("{")))
+            if m.get("type") == "RECORD" and m.get("stream") == stream]
+
+
+def test_secrets_come_from_the_store_and_the_key_from_the_environment(
+    exact_sandbox, config_for, tmp_path: Path
+) -> None:
+    full = config_for(exact_sandbox, divisions=[101])
+    key = full["token_store_key"]
+    # What a Meltano user's config file holds now: no secret, numbers possibly as text.
+    config = {k: v for k, v in full.items() if k not in SECRETS}
+    config["retry_initial_wait"] = "0.05"
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    out = set_credential(config_path, "client_secret", full["client_secret"], key)
+    assert f"exactonline-{exact_sandbox.client_id}-credentials" in out
+    set_credential(config_path, "refresh_token", full["refresh_token"], key)
+
+    run = subprocess.run(
+        [str(BIN / "tap-exactonline"), "--config", str(config_path)], capture_output=True,
+        text=True, timeout=120, check=False, env={**os.environ, "SECRET_STORE_KEY": key},
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert len(records(run.stdout, "accounts")) == len(exact_sandbox.rows("Accounts", 101))
+    for secret in (full["client_secret"], full["refresh_token"], key):
+        assert secret not in run.stdout + run.stderr
+        assert secret not in config_path.read_text()
+
+    # Without the key the tap says what is missing, and shows no secret.
+    run = subprocess.run(
+        [str(BIN / "tap-exactonline"), "--config", str(config_path)], capture_output=True,
+        text=True, timeout=120, check=False,
+        env={k: v for k, v in os.environ.items() if k != "SECRET_STORE_KEY"},
+    )
+    assert run.returncode != 0 and "client_secret" in run.stderr
+
+
+def test_the_same_company_twice_at_once_runs_once(
+    exact_sandbox, config_for, tmp_path: Path
+) -> None:
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config_for(exact_sandbox, divisions=[101])))
+    exact_sandbox.add_fault(path="crm/Accounts", kind="slow", delay=3, count=1)
+    tap = [str(BIN / "tap-exactonline"), "--config", str(config_path)]
+    first = subprocess.Popen(tap, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    second = subprocess.run(tap, capture_output=True, text=True, timeout=60, check=False)
+    out, err = first.communicate(timeout=120)
+
+    assert first.returncode == 0, err[-2000:]
+    assert second.returncode != 0
+    assert "in progress on this machine" in second.stderr
+    assert not records(second.stdout, "accounts")  # it read nothing
+    assert len(records(out, "accounts")) == len(exact_sandbox.rows("Accounts", 101))
+
+
+def test_each_company_has_its_own_token_entry(
+    exact_sandbox, exact_sandbox_factory, config_for, run_tap, tmp_path: Path
+) -> None:
+    # Two companies authorized separately, one store, one app (same client id).
+    other = exact_sandbox_factory(client_id=exact_sandbox.client_id,
+                                  client_secret=exact_sandbox.client_secret)
+    key = generate_key()
+    for name, sandbox in (("acme", exact_sandbox), ("globex", other)):
+        config = config_for(sandbox, divisions=[101], token_store_key=key,
+                            token_store_name=f"exactonline-{name}")
+        run = run_tap(config)
+        assert len(run.records("accounts")) == len(sandbox.rows("Accounts", 101))
+    store = SecretStore(tmp_path / "store", key)
+    acme, globex = store.read("exactonline-acme"), store.read("exactonline-globex")
+    assert acme and globex and acme["refresh_token"] != globex["refresh_token"]
+    assert store.read(f"exactonline-{exact_sandbox.client_id}") is None
