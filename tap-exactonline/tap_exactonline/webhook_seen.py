@@ -14,14 +14,26 @@ from pathlib import Path
 _KEY = re.compile(r"[0-9a-f]{64}")  # sha256 hex; anything else is a torn or foreign line
 
 
+def _fsync_dir(directory: Path) -> None:
+    """A new or renamed file survives a power cut only once its directory entry is synced."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def durable_append(path: Path, text: str) -> None:
     """Append and fsync before returning: a 200 promises the record survives a power cut."""
+    new = not path.exists()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         os.write(fd, text.encode("utf-8"))
         os.fsync(fd)
     finally:
         os.close(fd)
+    if new:
+        _fsync_dir(path.parent)
 
 
 def durable_replace(path: Path, text: str) -> None:
@@ -34,6 +46,7 @@ def durable_replace(path: Path, text: str) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
+    _fsync_dir(path.parent)
 
 
 class SeenDeliveries:

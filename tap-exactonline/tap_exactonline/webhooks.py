@@ -51,6 +51,7 @@ class MalformedDelivery(InvalidDelivery):
 
 
 _HEX64 = re.compile(r"[0-9A-Fa-f]{64}")
+ADD_LOCK_TIMEOUT = 10.0  # seconds a delivery waits for the inbox lock
 REQUIRED_FIELDS = ("Topic", "Division", "Key")  # what the tap needs to know what to poll
 
 
@@ -126,7 +127,9 @@ class WebhookInbox:
         entry["received_at"] = time.time()
         key = delivery_key(content)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock:
+        # Bounded wait: a stuck lock holder must not pin every worker thread (filelock's
+        # Timeout is an OSError: the receiver answers 503 and keeps serving).
+        with self._lock.acquire(timeout=ADD_LOCK_TIMEOUT):
             if key in self._seen:
                 return False
             durable_append(self.path, self._line_start() + json.dumps(entry) + "\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import threading
 import time
@@ -85,8 +86,6 @@ def test_forged_or_altered_deliveries_are_refused(receiver):
 
 
 def test_hash_is_computed_over_the_raw_content_bytes():
-    import hashlib
-    import hmac
 
     content = b'{"Topic":"Contacts", "Key":"k1","Division":101}'  # odd spacing kept as sent
     digest = hmac.new(SECRET.encode(), content, hashlib.sha256).hexdigest().upper().encode()
@@ -127,3 +126,19 @@ def test_two_receivers_on_one_inbox_share_what_was_recorded(tmp_path):
     assert second.add(dict(delivery))
     assert first.add(dict(delivery)) is False  # its cache saw the file change
     assert [p["Key"] for p in first.pending()] == ["other", "k"]
+
+
+def test_a_delivery_that_cannot_be_recorded_gets_503_and_the_receiver_goes_on(
+    receiver, monkeypatch
+):
+    from filelock import FileLock
+
+    url, inbox = receiver
+    monkeypatch.setattr("tap_exactonline.webhooks.ADD_LOCK_TIMEOUT", 0.2)
+    content = b'{"Topic":"Accounts","Division":101,"Key":"k"}'
+    digest = hmac.new(SECRET.encode(), content, hashlib.sha256).hexdigest().upper().encode()
+    delivery = b'{"Content":' + content + b',"HashCode":"' + digest + b'"}'
+    with FileLock(str(inbox.path) + ".lock"):  # e.g. a stuck process holding the inbox
+        assert requests.post(url, data=delivery, timeout=5).status_code == 503
+    assert requests.post(url, data=delivery, timeout=5).status_code == 200  # not acknowledged
+    assert [p["Key"] for p in inbox.pending()] == ["k"]                      # before: retried
