@@ -380,6 +380,24 @@ def test_dropped_token_call_is_retried_at_once(exact_sandbox, config_for, bootst
 
 
 @pytest.mark.parametrize("bootstrap", [True, False], ids=["bootstrap", "stored"])
+def test_token_endpoint_down_stops_soon_with_the_store_intact(exact_sandbox, config_for,
+                                                               bootstrap):
+    config = config_for(exact_sandbox)
+    clock = SyncedClock(exact_sandbox)
+    if not bootstrap:
+        call_api(config, authenticator(config, clock))
+        clock.advance(700)
+    exact_sandbox.add_fault(path="oauth2/token", kind="drop", count=50)
+    with pytest.raises(ExactAuthError, match="next run retries"):
+        call_api(config, authenticator(config, clock))
+    assert sum(clock.slept) < 10  # a few quick retries, not a ten-minute stall
+    exact_sandbox.clear_faults()
+    clock.advance(5)
+    call_api(config, authenticator(config, clock))  # the endpoint is back: nothing was lost
+    stored_pair_works(config, clock)
+
+
+@pytest.mark.parametrize("bootstrap", [True, False], ids=["bootstrap", "stored"])
 @pytest.mark.parametrize("fault", [{"kind": "drop_after"}, {"kind": "garble"}],
                          ids=["drop_after", "garble"])
 def test_lost_answer_waits_for_exact_within_the_run(exact_sandbox, config_for, caplog,
