@@ -86,7 +86,6 @@ def test_forged_or_altered_deliveries_are_refused(receiver):
 
 
 def test_hash_is_computed_over_the_raw_content_bytes():
-
     content = b'{"Topic":"Contacts", "Key":"k1","Division":101}'  # odd spacing kept as sent
     digest = hmac.new(SECRET.encode(), content, hashlib.sha256).hexdigest().upper().encode()
     raw = b'{"Content":' + content + b',"HashCode":"' + digest + b'"}'
