@@ -90,6 +90,71 @@ def test_next_runs_heal_a_product_and_then_the_order_that_needed_it(mailchimp_sa
     assert "2 healed" in last_line(caplog) and "retriable" not in last_line(caplog)
 
 
+def test_the_reported_case_members_orders_and_products_all_heal(mailchimp_sandbox, config,
+                                                                clock, caplog):
+    """Issue 7: a batch of members, 3 products and the orders naming them refused once."""
+    caplog.set_level(logging.INFO)
+    emails = [f"m{i}@example.com" for i in range(30)]
+    products = [{"id": f"P{i}", "title": f"Item {i}", "price": 10.0 + i} for i in range(3)]
+    customers = [{"id": f"C{i}", "email": emails[i]} for i in range(20)]
+    orders = [{"id": f"O{i}", "customer_id": f"C{i}", "currency_code": "EUR",
+               "order_total": 10.0 + i % 3,
+               "lines": [{"id": "1", "product_id": f"P{i % 3}", "quantity": 1,
+                          "price": 10.0 + i % 3}]} for i in range(20)]
+    mailchimp_sandbox.add_fault(path=r"^/3\.0/lists/[^/]+$", method="POST", kind="status",
+                                status=400, count=1, body=HICCUP)
+    mailchimp_sandbox.add_fault(path=r"/products/P[0-2]$", method="PUT", kind="status",
+                                status=400, count=3, body=HICCUP)
+    run(config, [*stream("members", [{"email": e, "merge_fields": {"FNAME": "M"}}
+                                     for e in emails]),
+                 *stream("products", products), *stream("customers", customers),
+                 *stream("orders", orders)], clock)
+    failed = audit_rows(config, outcome=FAILED)
+    assert {r["stream"] for r in failed} == {"members", "products", "orders"}
+    assert len(failed) == 30 + 3 + 20
+    assert "53 retriable" in last_line(caplog)
+
+    clock.advance(11)
+    assert run(config, [], clock) == 0
+    members = by_email(mailchimp_sandbox)
+    assert set(emails) <= set(members)
+    assert all(members[e]["merge_fields"]["FNAME"] == "M" for e in emails)
+    # default_status_if_new (subscribed in these tests) for new ones; customers made C0..C19
+    # transactional first, and a re-sent PUT never changes an existing member's status.
+    assert {members[e]["status"] for e in emails[20:]} == {"subscribed"}
+    assert {members[e]["status"] for e in emails[:20]} == {"transactional"}
+    store = mailchimp_sandbox.store("exact-store")
+    assert set(store["products"]) == {"P0", "P1", "P2"}
+    assert set(store["orders"]) == {o["id"] for o in orders}
+    assert {r["replay_outcome"] for r in audit_rows(config, outcome=FAILED)} == {"ok"}
+    assert "53 healed" in last_line(caplog) and "none left" in last_line(caplog)
+
+
+def test_an_outage_while_healing_stops_the_pass_and_the_run_still_ends_well(
+        mailchimp_sandbox, tmp_path, clock, caplog):
+    caplog.set_level(logging.INFO)
+    config = base_config(mailchimp_sandbox, tmp_path, retry_max_tries=2)
+    mailchimp_sandbox.add_fault(path="/products/P1$", method="PUT", kind="status", status=400,
+                                count=1, body=HICCUP)
+    run(config, [*stream("customers", [CUSTOMER]), *stream("products", [PRODUCT]),
+                 *stream("orders", [ORDER])], clock)
+    clock.advance(11)
+    mailchimp_sandbox.add_fault(path="/products/P1$", method="PUT", kind="status", status=503,
+                                count=100)
+    mailchimp_sandbox.reset_calls()
+    assert run(config, [], clock) == 0
+    assert calls_to(mailchimp_sandbox, "PUT", "/orders/O1$") == 0  # waits for its product
+    assert "stopped early" in last_line(caplog) and "2 retriable" in last_line(caplog)
+    assert mailchimp_sandbox.store("exact-store")["store"]["is_syncing"] is False
+    [product] = audit_rows(config, record_key="P1")
+    assert product["replay_outcome"] == "failed"  # one attempt spent, still open
+
+    mailchimp_sandbox.clear_faults()
+    clock.advance(21)
+    assert run(config, [], clock) == 0
+    assert set(mailchimp_sandbox.store("exact-store")["orders"]) == {"O1"}
+
+
 def test_backoff_doubles_between_attempts(mailchimp_sandbox, config, clock):
     mailchimp_sandbox.add_fault(path="/customers/C1$", method="PUT", kind="status", status=400,
                                 count=2, body=HICCUP)  # the write and its first retry
