@@ -10,7 +10,7 @@ from target_mailchimp.members import ARCHIVED_REASON, archived_emails
 from target_mailchimp.operations import Write
 from target_mailchimp.own_writes import member_side_effects
 from target_mailchimp.run_context import RunContext
-from target_mailchimp.values import drop_none, iso, normalise_email
+from target_mailchimp.values import clean_strings, drop_none, iso, normalise_email
 
 FINANCIAL_STATUSES = {"paid", "pending", "refunded", "cancelled"}
 
@@ -128,7 +128,7 @@ def write_store_objects(context: RunContext, stream: str, records: list[dict[str
         latest and stream == "customers") else set()
     for key, record in latest.items():
         try:
-            body = build(record)
+            body = clean_strings(build(record))
         except (InvalidRecord, KeyError, TypeError, ValueError) as exc:
             entries.append(AuditEntry(stream, key, "upsert", FAILED,
                                       reason=f"invalid record: {exc}", payload=record))

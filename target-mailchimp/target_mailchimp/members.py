@@ -24,11 +24,11 @@ from typing import Any
 
 from target_mailchimp.audit import FAILED, OK, SKIPPED, AuditEntry, OwnWrite
 from target_mailchimp.client import ApiError, MailchimpClient, subscriber_hash
-from target_mailchimp.merge_fields import TEXT_LIMIT, clean_address
+from target_mailchimp.merge_fields import clean_address, clean_text_value, fit_to_type
 from target_mailchimp.operations import Write, WriteResult, short_answer
 from target_mailchimp.own_writes import CONFLICT_FIELDS, now, settle_dead_runs
 from target_mailchimp.run_context import RunContext
-from target_mailchimp.values import drop_none, iso, normalise_email, to_datetime
+from target_mailchimp.values import clean_text, drop_none, iso, normalise_email, to_datetime
 
 STREAM = "members"
 STATUSES_IF_NEW = {"subscribed", "pending", "unsubscribed", "transactional"}
@@ -101,18 +101,18 @@ def parse_member(
         if value is None:
             continue
         if isinstance(value, dict):
-            address, problem = clean_address(value)
+            address, problem = clean_address(value, tag)
             if problem:
                 notes.append(problem)
             else:
                 merge_fields[tag] = address
             continue
-        text = str(value)
-        if len(text) > TEXT_LIMIT:
-            notes.append(f"{tag} cut to {TEXT_LIMIT} characters")
-            text = text[:TEXT_LIMIT]
+        text, note = clean_text_value(tag, value)
+        if note:
+            notes.append(note)
         merge_fields[tag] = text
-    extras = drop_none({"language": record.get("language"),
+    language = clean_text(str(record["language"])) if record.get("language") else None
+    extras = drop_none({"language": language,
                         "vip": bool(record["vip"]) if record.get("vip") is not None else None})
     change = MemberChange(email, to_datetime(record.get("source_updated_at")), status,
                           bool(record.get("opt_out")), merge_fields, extras, notes)
@@ -215,10 +215,18 @@ class MemberWriter:
         if not tags:
             return
         unusable = self.context.merge_fields.ensure(tags, types)
+        known = self.context.merge_fields.known()
         for change in changes:
             for tag in set(change.merge_fields) & set(unusable):
                 del change.merge_fields[tag]
                 change.notes.append(f"{tag} left out: {unusable[tag]}")
+            for tag, value in list(change.merge_fields.items()):
+                fitted, problem = fit_to_type(tag, value, known.get(tag, "text"))
+                if problem:
+                    del change.merge_fields[tag]
+                    change.notes.append(problem)
+                else:
+                    change.merge_fields[tag] = fitted
 
     def _mailchimp_state(
         self, list_id: str, changes: Iterable[MemberChange]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 from collections.abc import Mapping
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from target_mailchimp.client import ApiError, MailchimpClient
+from target_mailchimp.values import clean_text
 
 LOGGER = logging.getLogger("target_mailchimp.merge_fields")
 # Mailchimp merge tags: upper-case letters, digits and underscores, at most 10 characters.
@@ -43,16 +45,50 @@ def parse_merge_field_map(raw: Mapping[str, Any] | None) -> dict[str, MergeField
     return specs
 
 
-def clean_address(value: Any) -> tuple[dict[str, str] | None, str | None]:
+def clean_text_value(tag: str, value: Any) -> tuple[str, str | None]:
+    """A text merge value without control characters, cut to Mailchimp's 255 characters
+    (it refuses the whole member for a longer one); the note says when it was cut."""
+    text = clean_text(str(value))
+    if len(text) > TEXT_LIMIT:
+        return text[:TEXT_LIMIT], f"{tag} cut to {TEXT_LIMIT} characters"
+    return text, None
+
+
+def clean_address(value: Any, tag: str = "ADDRESS") -> tuple[dict[str, str] | None, str | None]:
     """An ADDRESS Mailchimp will accept, or None and why it was left out."""
     if not isinstance(value, Mapping):
-        return None, "ADDRESS is not an object"
-    address = {k: str(v) for k, v in value.items() if v not in (None, "")}
+        return None, f"{tag} left out (not an address object)"
+    address: dict[str, str] = {}
+    for key, part in value.items():
+        if part in (None, ""):
+            continue
+        # The parts' own limits are undocumented: each is held to a text field's 255.
+        address[str(key)] = clean_text(str(part))[:TEXT_LIMIT]
     missing = [k for k in ADDRESS_REQUIRED if not address.get(k)]
     if missing:
         # Mailchimp rejects the whole member for an incomplete address; keep the rest.
-        return None, f"ADDRESS left out (missing {', '.join(missing)})"
+        return None, f"{tag} left out (missing {', '.join(missing)})"
     return address, None
+
+
+def fit_to_type(tag: str, value: Any, field_type: str) -> tuple[Any, str | None]:
+    """`value` as a field of `field_type` takes it, or None and why it is left out: Mailchimp
+    refuses the whole member for one value that does not fit."""
+    if field_type == "address":
+        return clean_address(value, tag) if isinstance(value, Mapping) else (
+            None, f"{tag} left out (not an address object)")
+    if isinstance(value, Mapping):
+        return None, f"{tag} left out (an address for a {field_type} field)"
+    if field_type == "number":
+        text = str(value).strip()
+        try:
+            number = float(text)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number):
+            return None, f"{tag} left out ({text[:40]!r} is not a number)"
+        return text, None
+    return value, None
 
 
 class MergeFieldRegistry:

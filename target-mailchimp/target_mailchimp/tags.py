@@ -11,7 +11,7 @@ from target_mailchimp.audit import FAILED, OK, SKIPPED, AuditEntry
 from target_mailchimp.client import ApiError, subscriber_hash
 from target_mailchimp.own_writes import member_side_effects, now, read_back
 from target_mailchimp.run_context import RunContext
-from target_mailchimp.values import normalise_email, to_datetime
+from target_mailchimp.values import clean_text, normalise_email, to_datetime
 
 SEGMENT_LIMIT = 500  # members_to_add / members_to_remove per call
 
@@ -102,6 +102,11 @@ class SegmentDirectory:
             self.context.audit.forget_segment(self.context.list_id, tag_key)
 
 
+def _tag_name(value: Any) -> str | None:
+    """The name as Mailchimp should show it: no control characters, no stray spaces."""
+    return clean_text(str(value)).strip() or None if value is not None else None
+
+
 def write_tags(context: RunContext, directory: SegmentDirectory,
                records: list[dict[str, Any]]) -> None:
     """The `tags` stream: one definition per tag_key (the last one in the batch wins)."""
@@ -110,7 +115,7 @@ def write_tags(context: RunContext, directory: SegmentDirectory,
                for r in records if r.get("tag_key") is None]
     started = now()
     for tag_key, record in latest.items():
-        name, active = record.get("name"), record.get("active", True) is not False
+        name, active = _tag_name(record.get("name")), record.get("active", True) is not False
         try:
             found = directory.find(tag_key, name)
             sharers = directory.sharers(tag_key, found[0]) if found else []
@@ -178,8 +183,8 @@ def write_member_tags(context: RunContext, directory: SegmentDirectory,
     for (email, tag_key), record in latest.items():
         per_tag[tag_key]["add" if record.get("active", True) is not False else "remove"].append(
             email)
-        if record.get("tag_name"):
-            names[tag_key] = str(record["tag_name"])
+        if _tag_name(record.get("tag_name")):
+            names[tag_key] = _tag_name(record["tag_name"])
 
     touched = [email for wanted in per_tag.values() for emails in wanted.values()
                for email in emails]

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime
 import re
+import unicodedata
 from typing import Any
+
+import idna
 
 # Deliberately loose: Mailchimp has the final say, this only catches what cannot be an address.
 EMAIL_PATTERN = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
@@ -35,10 +38,61 @@ def iso(value: Any) -> str | None:
 
 
 def normalise_email(value: Any) -> str | None:
+    """Trimmed, lower-cased, an internationalised domain in its IDNA (punycode) form.
+
+    Mailchimp takes ASCII domains only, and the subscriber hash must be the same whichever
+    way a source spells the domain. IDNA 2008 with UTS 46 mapping, as the mapper's
+    email-validator does (the stdlib codec is IDNA 2003: it turns straße.de into strasse.de,
+    another domain). A local part is left as it is (NFC), an address with one that is not
+    ASCII is Mailchimp's to judge.
+    """
     if not isinstance(value, str):
         return None
-    email = value.strip().lower()
-    return email if EMAIL_PATTERN.match(email) else None
+    email = unicodedata.normalize("NFC", value.strip().lower())
+    if not EMAIL_PATTERN.match(email):
+        return None
+    local, domain = email.rsplit("@", 1)
+    if not domain.isascii():
+        try:
+            domain = idna.encode(domain, uts46=True, std3_rules=False,
+                                 transitional=False).decode("ascii")
+        except idna.IDNAError:
+            return None
+    return f"{local}@{domain}"
+
+
+# Whitespace controls become a space (a line break inside a name separates words); the rest
+# of the C0/C1 controls, DEL and lone surrogates are dropped: Mailchimp shows them as junk
+# or refuses the JSON, and they are never meant.
+_BREAKS = re.compile(r"[\t\n\r\x0b\x0c]+")
+_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_CONTROLS_ALL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def clean_text(value: str, *, keep_breaks: bool = False) -> str:
+    """`value` without control characters; `keep_breaks` keeps tabs and line breaks (for
+    multi-line fields such as a product description)."""
+    if keep_breaks:
+        return _CONTROLS_ALL.sub("", value)
+    return _CONTROLS.sub("", _BREAKS.sub(" ", value.strip("\t\n\r\x0b\x0c")))
+
+
+# Body keys whose value is an identifier (also in the request path): never rewritten.
+ID_KEYS = frozenset({"id", "product_id", "product_variant_id", "email_address"})
+MULTILINE_KEYS = frozenset({"description"})
+
+
+def clean_strings(value: Any, key: str | None = None) -> Any:
+    """Every text in a request body cleaned (see `clean_text`), identifiers excepted."""
+    if isinstance(value, str):
+        if key in ID_KEYS:
+            return value
+        return clean_text(value, keep_breaks=key in MULTILINE_KEYS)
+    if isinstance(value, dict):
+        return {k: clean_strings(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean_strings(item, key) for item in value]
+    return value
 
 
 def drop_none(values: dict[str, Any]) -> dict[str, Any]:
