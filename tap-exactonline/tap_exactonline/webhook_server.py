@@ -82,7 +82,12 @@ def receiver_app(secret: str, inbox: WebhookInbox, max_body_bytes: int) -> Calla
     def app(environ: dict[str, Any], start: StartResponse) -> list[bytes]:
         if environ["REQUEST_METHOD"] != "POST":
             return answer(start, "405 Method Not Allowed", "POST only", [("Allow", "POST")])
-        length = int(environ.get("CONTENT_LENGTH") or 0)  # waitress let only digits through
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)  # waitress lets only digits by
+        except ValueError:
+            length = -1
+        if length < 0:
+            return answer(start, "400 Bad Request", "Content-Length is invalid")
         if length > max_body_bytes:  # waitress refused it already; kept for other servers
             return answer(start, "413 Request Entity Too Large", "body too large")
         raw = environ["wsgi.input"].read(length) if length else b""
