@@ -192,6 +192,8 @@ class AuditStore:
     def superseded(self, row: dict[str, Any]) -> bool:
         """Whether a later row exists for the same object (newer source data, or its deletion;
         for a deletion, the object written again)."""
+        if row["record_key"] == "?":
+            return False  # records without a key are not the same object as each other
         same_object = [sa.and_(writes.c.stream == row["stream"],
                                writes.c.record_key == row["record_key"])]
         if row["stream"] in ENTITY_OF_STREAM:
