@@ -16,15 +16,22 @@ class EmailCheck:
 
 
 def check_email(raw: object) -> EmailCheck:
-    """Lower-case, trim and syntax-check one address (no DNS: runs must not depend on it)."""
+    """Lower-case, trim and syntax-check one address (no DNS: runs must not depend on it).
+
+    An internationalised domain comes out in its IDNA (punycode) form: the one Mailchimp
+    accepts, and one spelling per address, so dedup and the subscriber hash do not depend on
+    how Exact spells it. IDNA 2008 with UTS 46 mapping, exactly as target-mailchimp encodes.
+    """
     if raw is None or not str(raw).strip():
         return EmailCheck(None, "empty")
     candidate = str(raw).strip().lower()
     try:
-        validate_email(candidate, check_deliverability=False)
+        valid = validate_email(candidate, check_deliverability=False)
     except EmailNotValidError as error:
         return EmailCheck(None, f"invalid email {candidate!r}: {error}")
-    return EmailCheck(candidate)
+    if candidate.isascii():
+        return EmailCheck(candidate)
+    return EmailCheck(f"{valid.local_part}@{valid.ascii_domain}")
 
 
 def first_usable(*raws: object) -> EmailCheck:

@@ -1,0 +1,33 @@
+"""E-mail addresses as Mailchimp takes them: an internationalised domain in IDNA form, the same
+whichever way Exact spells it (so dedup and consent work across spellings)."""
+
+from __future__ import annotations
+
+from mapper_exact_mailchimp.emails import check_email
+from mapper_test_kit import account, contact, guid, tap_run
+
+
+def test_an_internationalised_domain_is_accepted_in_idna_form():
+    assert check_email(" Jan@Müller.DE ").email == "jan@xn--mller-kva.de"
+    assert check_email("jan@xn--mller-kva.de").email == "jan@xn--mller-kva.de"
+    # IDNA 2008, as the target encodes it: straße.de is not strasse.de.
+    assert check_email("a@straße.de").email == "a@xn--strae-oqa.de"
+    assert check_email("a@ｍüller.de").email == "a@xn--mller-kva.de"
+    assert check_email("Jan.Contact1@Example.NL ").email == "jan.contact1@example.nl"
+    assert check_email("jan@müller..de").email is None
+
+
+def test_both_spellings_of_a_domain_are_one_member_and_consent_holds(run_mapper):
+    out = run_mapper(tap_run({
+        "accounts": [account(1), account(2)],
+        "contacts": [
+            contact(1, 1, Email="Jan@Müller.de", IsMailingExcluded=True,
+                    Modified="2023-01-01T00:00:00Z"),
+            contact(2, 2, Email="jan@xn--mller-kva.de", Modified="2025-01-01T00:00:00Z"),
+        ],
+    }))
+    members = out.by_key("members", "email")
+    assert set(members) == {"jan@xn--mller-kva.de"}
+    member = members["jan@xn--mller-kva.de"]
+    assert member["source_key"].endswith(guid(10_002))
+    assert member["opt_out"] is True
