@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import random
 import re
 from collections.abc import Generator, Iterable
@@ -14,6 +15,7 @@ from singer_sdk.streams import RESTStream
 
 from tap_exactonline.answers import page_of
 from tap_exactonline.dates import convert_odata_date
+from tap_exactonline.fair_share import MISSED_TURNS_KEY, ShareSpent
 from tap_exactonline.pagination import ODataNextPaginator
 from tap_exactonline.rate_limit import DailyLimitReached
 
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 
     from tap_exactonline.tap import TapExactOnline
 
+LOGGER = logging.getLogger("tap_exactonline.client")
 _DIVISION_IN_PATH = re.compile(r"/api/v1/(\d+)/")
 PARTITION_KEY = "division"  # the state's partition context: {"division": 101}
 
@@ -207,14 +210,49 @@ class ExactStream(RESTStream):
         return value + random.uniform(0, 0.1 * value)
 
     # -- records ------------------------------------------------------------------------------
+    @property
+    def share_key(self) -> str:
+        """Whose share of the daily budget this stream's calls use (a shared feed: one share)."""
+        return self.name
+
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         division = (context or {}).get(PARTITION_KEY)
-        if division in self.tap.rate_limiter.exhausted:
+        limiter = self.tap.rate_limiter
+        state = self.get_context_state(context) if context else {}
+        key = self.share_key
+        if division in limiter.exhausted or not limiter.shares.begin(
+                division, key, self._share_keys(), self._missed_turns(context)):
+            # No call for it this run: counted, so it goes first when calls are scarce again.
+            state[MISSED_TURNS_KEY] = int(state.get(MISSED_TURNS_KEY, 0)) + 1
+            limiter.shares.end(division, key)
             return
+        state.pop(MISSED_TURNS_KEY, None)
         try:
             yield from self.request_records(context)
-        except DailyLimitReached:
+        except (DailyLimitReached, ShareSpent) as stop:
+            if isinstance(stop, ShareSpent):
+                LOGGER.info("%s The rest waits for the next run.", stop)
             self.on_daily_limit(context)
+        else:
+            self.on_partition_complete(context)
+        finally:
+            limiter.shares.end(division, key)
+
+    def _share_keys(self) -> list[str]:
+        """The budget shares of every selected stream, in sync order."""
+        return [s.share_key for s in self.tap.streams.values()
+                if isinstance(s, ExactStream) and s.selected]
+
+    def _missed_turns(self, context: Context | None) -> dict[str, int]:
+        missed: dict[str, int] = {}
+        for stream in self.tap.streams.values():
+            if isinstance(stream, ExactStream) and stream.selected and context:
+                count = int(stream.get_context_state(context).get(MISSED_TURNS_KEY, 0))
+                missed[stream.share_key] = max(missed.get(stream.share_key, 0), count)
+        return missed
 
     def on_daily_limit(self, context: Context | None) -> None:
-        """The division's budget ran out mid-partition: keep what is resumable."""
+        """The partition stopped early (daily limit or its share of it): keep what is resumable."""
+
+    def on_partition_complete(self, context: Context | None) -> None:
+        """Every page of the partition was read and emitted."""

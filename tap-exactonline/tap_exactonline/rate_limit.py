@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from tap_exactonline.fair_share import FairShare
+
 LOGGER = logging.getLogger("tap_exactonline.rate_limit")
 
 
@@ -60,17 +62,25 @@ class RateLimiter:
         self._clock = clock
         self._budgets: dict[int | None, Budget] = {}
         self.exhausted: set[int | None] = set()
+        self.shares = FairShare(lambda division: self.budget(division).daily_remaining)
+
+    @property
+    def stopped_early(self) -> bool:
+        """Whether some feed was not read to its end: a daily limit, or a partition's share."""
+        return bool(self.exhausted or self.shares.cut_short)
 
     def budget(self, division: int | None) -> Budget:
         return self._budgets.setdefault(division, Budget())
 
     def before_request(self, division: int | None) -> None:
-        """Wait for the minutely window if it is used up; refuse if the day's budget is."""
+        """Wait for the minutely window if it is used up; refuse if the day's budget (or the
+        partition's share of it) is."""
         if division in self.exhausted:
             raise DailyLimitReached(division)
         budget = self.budget(division)
         if budget.daily_remaining == 0 and not self._passed(budget.daily_reset):
             self._mark_exhausted(division)
+        self.shares.charge(division)  # the partition's fair share of what is left today
         if budget.minutely_remaining == 0 and not self._passed(budget.minutely_reset):
             self.wait_for_minute(division)
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk import typing as th
 
 from tap_exactonline.client import ExactStream
-from tap_exactonline.dates import modified_filter, parse_iso
+from tap_exactonline.dates import modified_filter, parse_iso, to_iso_utc
+from tap_exactonline.pagination import ODataNextPaginator
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
 LOGGER = logging.getLogger("tap_exactonline.streams")
 
 MOVE_DATE_KEY = "division_move_date"  # kept in each partition's state
+RESUME_KEY = "resume"  # a Modified read stopped after a page: where it goes on, and since when
 
 String, Integer, Number, Boolean, DateTime = (
     th.StringType, th.IntegerType, th.NumberType, th.BooleanType, th.DateTimeType,
@@ -45,7 +48,8 @@ class IncrementalExactStream(ExactStream):
                 "Division %s moved (DivisionMoveDate %s): full resync of '%s'.",
                 context["division"], current, self.name,
             )
-            for key in ("replication_key_value", "progress_markers", "replication_key_signpost"):
+            for key in ("replication_key_value", "progress_markers", "replication_key_signpost",
+                        RESUME_KEY):
                 state.pop(key, None)
             state["starting_replication_value"] = None
         state[MOVE_DATE_KEY] = current
@@ -86,9 +90,58 @@ class ModifiedStream(IncrementalExactStream):
             params["$filter"] = modified_filter(parse_iso(str(since)), overlap)
         return params
 
+    def get_new_paginator(self) -> ODataNextPaginator:
+        # A read an earlier run stopped after a page goes on from there (same $filter).
+        self._paginator = ODataNextPaginator(self._resume_url)
+        return self._paginator
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        state = self.start_partition(context or {})
+        resume = state.get(RESUME_KEY) or {}
+        self._resume_url: str | None = resume.get("next")
+        self._paginator = None
+        self._pass_started = resume.get("started") or to_iso_utc(datetime.now(timezone.utc))
+        yield from super().get_records(context)
+
     def on_daily_limit(self, context: Context | None) -> None:
-        # Rows come unordered: the highest Modified seen so far is no safe resume point.
-        self.get_context_state(context).pop("progress_markers", None)
+        # Rows come unordered: the highest Modified seen so far is no bookmark yet. Keep where
+        # the read stopped and that highest value; the read resumes there in the next run.
+        state = self.get_context_state(context)
+        seen = (state.pop("progress_markers", None) or {}).get("replication_key_value")
+        paginator: ODataNextPaginator | None = self._paginator
+        next_page = paginator.current_value if paginator is not None else None
+        if next_page is None:  # not even the first page came: nothing new to keep
+            return
+        previous = state.get(RESUME_KEY) or {}
+        state[RESUME_KEY] = {
+            "next": next_page.geturl(),
+            "highest": _later(previous.get("highest"), seen),
+            "started": self._pass_started,
+        }
+
+    def on_partition_complete(self, context: Context | None) -> None:
+        state = self.get_context_state(context)
+        resume = state.pop(RESUME_KEY, None)
+        if not resume:
+            return
+        # A read spread over several runs: its bookmark is the highest Modified of all its
+        # pages, but never past its start, so rows changed behind the read are read again.
+        markers = state.get("progress_markers") or {}
+        highest = _later(resume.get("highest"), markers.get("replication_key_value"))
+        bookmark = _earlier(highest, resume.get("started"))
+        if bookmark is not None:
+            state["progress_markers"] = {
+                **markers, "replication_key": self.replication_key,
+                "replication_key_value": bookmark,
+            }
+
+
+def _later(a: str | None, b: str | None) -> str | None:
+    return max((v for v in (a, b) if v), key=lambda v: parse_iso(str(v)), default=None)
+
+
+def _earlier(a: str | None, b: str | None) -> str | None:
+    return min((v for v in (a, b) if v), key=lambda v: parse_iso(str(v)), default=None)
 
 
 # -- CRM ------------------------------------------------------------------------------------
@@ -165,6 +218,7 @@ class InvoiceFeedStream(SyncStream):
 
     path = "/{division}/sync/SalesInvoice/SalesInvoices"
     select_fields = INVOICE_FEED_SELECT
+    share_key = "sales_invoice_feed"  # type: ignore[assignment]  # one feed, one budget share
     own_fields: ClassVar[tuple[str, ...]] = ()
     sibling_name: ClassVar[str] = ""
 

@@ -193,7 +193,7 @@ class TapExactOnline(Tap):
             super().sync_all()
         finally:
             self.line_spool.close()
-        if self.config.get("webhook_inbox_path") and not self.rate_limiter.exhausted:
+        if self.config.get("webhook_inbox_path") and not self.rate_limiter.stopped_early:
             # Every selected feed was polled to its end: what webhooks announced before is covered.
             WebhookInbox(self.config["webhook_inbox_path"]).clear_before(started, self._polled)
         if self.rate_limiter.exhausted:
@@ -201,6 +201,13 @@ class TapExactOnline(Tap):
                 "Stopped early: Exact's daily call limit is spent for division(s) %s. State "
                 "holds the bookmarks reached; the next run resumes from there.",
                 sorted(d for d in self.rate_limiter.exhausted if d is not None),
+            )
+        if self.rate_limiter.shares.cut_short:
+            LOGGER.warning(
+                "Stopped early to share Exact's daily call limit fairly: %s go on from their "
+                "bookmarks in the next run.",
+                ", ".join(f"{key} (division {d})" for key, d in sorted(
+                    self.rate_limiter.shares.cut_short, key=str)),
             )
 
     def _polled(self, entry: dict[str, Any]) -> bool:

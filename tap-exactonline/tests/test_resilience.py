@@ -79,6 +79,7 @@ def test_client_errors_are_fatal_and_never_repeated(exact_sandbox, config_for, r
 def test_daily_budget_spent_stops_cleanly_and_the_next_run_resumes(
     exact_sandbox_factory, config_for, run_tap_process, tmp_path
 ):
+    # 4 calls a day per division, 6 streams: three get a turn today, the others next time.
     sandbox = exact_sandbox_factory(accounts_per_division=5, daily_limit=4)
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(config_for(sandbox, divisions=[101, 102])))
@@ -86,15 +87,15 @@ def test_daily_budget_spent_stops_cleanly_and_the_next_run_resumes(
     first = run_tap_process(config_path)
 
     assert first.returncode == 0, first.logs[-2000:]
-    assert "DAILY call limit" in first.logs
+    assert "Stopped early to share Exact's daily call limit fairly" in first.logs
     assert first.counts["accounts"] == len(sandbox.rows("Accounts", 101)) + len(
         sandbox.rows("Accounts", 102))
-    assert first.counts["receivables"] == 0 and first.counts["sales_invoices"] == 0
+    assert first.counts["receivables"] == 0  # its turn comes next run
     assert 429 not in [c["status"] for c in sandbox.calls()["calls"]]  # stopped, not hammered
     first_state = first.state
     assert first_state["bookmarks"]["accounts"]["partitions"][0]["replication_key_value"]
 
-    sandbox.limiter.settings.daily_limit = 1000  # a new day
+    sandbox.limiter.start_new_day()
     state_path = tmp_path / "state.json"
     state_path.write_text(json.dumps(first_state))
     second = run_tap_process(config_path, state_path)
@@ -103,8 +104,8 @@ def test_daily_budget_spent_stops_cleanly_and_the_next_run_resumes(
     assert second.counts["accounts"] == 0  # resumed from the bookmarks
     assert second.counts["receivables"] == len(sandbox.rows("Receivables", 101)) + len(
         sandbox.rows("Receivables", 102))
-    assert second.counts["sales_invoices"] == len(sandbox.rows("SalesInvoices", 101)) + len(
-        sandbox.rows("SalesInvoices", 102))
+    assert first.counts["sales_invoices"] + second.counts["sales_invoices"] == len(
+        sandbox.rows("SalesInvoices", 101)) + len(sandbox.rows("SalesInvoices", 102))
 
 
 def test_daily_429_stops_that_division_and_the_others_go_on(
@@ -122,23 +123,32 @@ def test_daily_429_stops_that_division_and_the_others_go_on(
     assert calls_102 == [429]  # refused once, then left alone
 
 
-def test_budget_spent_midway_through_an_unordered_stream_keeps_the_old_bookmark(
+def test_budget_spent_midway_through_an_unordered_stream_resumes_after_the_last_page(
     exact_sandbox_factory, config_for, run_tap
 ):
     sandbox = exact_sandbox_factory(accounts_per_division=1100, daily_limit=2)
     config = config_for(sandbox, divisions=[101], start_date="2000-01-01T00:00:00Z")
-    total = len(sandbox.rows("Receivables", 101))
-    assert total > 1000
+    rows = sandbox.rows("Receivables", 101)
+    assert len(rows) > 1000
 
     first = run_tap(config, select=["receivables"])  # system/Divisions + one page of 1,000
 
     assert len(first.records("receivables")) == 1000
-    assert "replication_key_value" not in first.bookmark("receivables", 101)
+    # Rows come unordered: no bookmark yet, but where to go on and the highest value so far.
+    partition = first.bookmark("receivables", 101)
+    assert "replication_key_value" not in partition
+    assert "$skiptoken=" in partition["resume"]["next"]
 
-    sandbox.limiter.settings.daily_limit = 1000
+    sandbox.limiter.start_new_day()
     second = run_tap(config, state=first.state, select=["receivables"])
-    assert len(second.records("receivables")) == total
-    assert second.bookmark("receivables", 101)["replication_key_value"]
+
+    ids = [r["ID"] for run in (first, second) for r in run.records("receivables")]
+    assert sorted(ids) == sorted(r["ID"] for r in rows)  # each exactly once
+    done = second.bookmark("receivables", 101)
+    assert "resume" not in done
+    assert done["replication_key_value"] == max(
+        (r["Modified"] for run in (first, second) for r in run.records("receivables")),
+        key=lambda v: v.replace(".000", ""))
 
 
 def test_division_move_is_seen_when_the_first_division_has_no_calls_left(
@@ -156,4 +166,6 @@ def test_division_move_is_seen_when_the_first_division_has_no_calls_left(
     # system/Divisions is asked of 102 instead, so its move is noticed: a full resync.
     assert {r["ID"] for r in second.records("accounts")} == {
         r["ID"] for r in sandbox.rows("Accounts", 102)}
-    assert second.bookmark("accounts", 101) == first.bookmark("accounts", 101)
+    kept = second.bookmark("accounts", 101)
+    assert kept.pop("budget_turns_missed") == 1  # it goes first when calls are scarce again
+    assert kept == first.bookmark("accounts", 101)
