@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
-from dataclasses import dataclass
+import time
+import urllib.parse
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet
+from secret_store import SecretStore
 
 ROOT = Path(__file__).resolve().parent.parent
 MELTANO = ROOT / ".venv" / "bin" / "meltano"
@@ -24,6 +29,10 @@ class Pipeline:
     mailchimp: Any
     workdir: Path
     env: dict[str, str]
+    # Every secret value of this pipeline by name (client_secret, refresh_token,
+    # mailchimp_api_key, store_key): none may ever be found in a file.
+    secrets: dict[str, str] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.time)
 
     root = ROOT
 
@@ -65,34 +74,111 @@ class Pipeline:
         except KeyError:  # no store yet
             return {}
 
+    def files_with_secrets(self, *extra_roots: Path) -> list[str]:
+        """`path: secret name (form)` for each secret found in any file this pipeline's runs
+        could have written: the project's `.meltano/` (plugin venvs only where changed since
+        the pipeline was made), `.env`, `output/`, the workdir, and `extra_roots`."""
+        roots = [ROOT / ".meltano", ROOT / ".env", ROOT / "output", self.workdir, *extra_roots]
+        return find_secrets(roots, self.secrets, changed_since=self.started_at)
+
     def mailchimp_writes(self) -> int:
         by_endpoint = self.mailchimp.calls()["by_endpoint"]
         return sum(n for label, n in by_endpoint.items() if not label.startswith("GET "))
 
 
+def secret_forms(value: str) -> dict[str, bytes]:
+    """The ways a secret could sit in a file: as is, URL-encoded, JSON-escaped, or base64
+    (standard or URL-safe, at any byte alignment, alone or as `user:secret` Basic auth)."""
+    raw = value.encode()
+    forms = {"raw": raw, "url": urllib.parse.quote(value, safe="").encode(),
+             "url+": urllib.parse.quote_plus(value).encode(),
+             "json": value.encode("unicode_escape")}
+    for offset in range(3):
+        for name, encode in (("b64", base64.b64encode), ("b64url", base64.urlsafe_b64encode)):
+            encoded = encode(b"\0" * offset + raw)
+            # Drop the quads touched by the padding bytes or by the end: the rest is stable.
+            core = encoded[((offset + 2) // 3) * 4 : max(0, len(encoded) - 4)]
+            if len(core) >= 8:
+                forms[f"{name}@{offset}"] = core
+    return {name: form for name, form in forms.items() if form}
+
+
+def find_secrets(
+    roots: Iterable[Path], secrets: dict[str, str], changed_since: float = 0.0
+) -> list[str]:
+    """Every file under `roots` holding any form of any secret. Virtualenvs are read only
+    where a file changed after `changed_since` (they hold installed packages, written by
+    `meltano install`, not by a run)."""
+    needles = [(f"{name} ({form})", data) for name, value in secrets.items() if value
+               for form, data in secret_forms(value).items()]
+    found = []
+    for path in _files(roots):
+        try:
+            if "venv" in path.parts and path.stat().st_mtime < changed_since:
+                continue
+            content = path.read_bytes()
+        except OSError:
+            continue  # removed meanwhile (Meltano cleans up) or unreadable socket/fifo
+        found += [f"{path}: {label}" for label, data in needles if data in content]
+    return found
+
+
+def _files(roots: Iterable[Path]) -> Iterable[Path]:
+    """Regular files under `roots`, not following symlinks (a pipeline's links to the
+    project's plugin installations are scanned once, under the project)."""
+    for root in roots:
+        if root.is_file():
+            yield root
+            continue
+        for directory, _, names in os.walk(root):
+            for name in names:
+                path = Path(directory, name)
+                if path.is_file() and not path.is_symlink():
+                    yield path
+
+
 def make_pipeline(exact: Any, mailchimp: Any, workdir: Path) -> Pipeline:
-    """Settings as environment variables (they win over meltano.yml), all state under workdir."""
+    """Settings as environment variables (they win over meltano.yml), all state under workdir.
+
+    Secrets as users keep them: in the encrypted store, its key only in SECRET_STORE_KEY.
+    Meltano's system dir is the workdir's own `.meltano/` (its `run/` dirs are not shared with
+    other pipelines running at the same time) linking to the project's plugin installations.
+    """
+    sys_dir = workdir / ".meltano"
+    sys_dir.mkdir(parents=True, exist_ok=True)
+    for kind in ("extractors", "loaders", "mappers"):
+        link = sys_dir / kind
+        if not link.exists():
+            link.symlink_to(ROOT / ".meltano" / kind, target_is_directory=True)
     store_key = Fernet.generate_key().decode()
+    secrets = {
+        "client_secret": exact.client_secret,
+        "refresh_token": exact.issue_refresh_token("nl"),
+        "mailchimp_api_key": mailchimp.api_key,
+        "store_key": store_key,
+    }
+    store = SecretStore(workdir / "secrets", store_key)
+    store.write(f"exactonline-{exact.client_id}-credentials", {
+        "client_secret": secrets["client_secret"], "refresh_token": secrets["refresh_token"]})
+    store.write("mailchimp", {"api_key": secrets["mailchimp_api_key"]})
     env = {
         **os.environ,
         "MELTANO_ENVIRONMENT": "dev",
         "MELTANO_DATABASE_URI": f"sqlite:///{workdir / 'meltano.db'}",
+        "MELTANO_SYS_DIR_ROOT": str(sys_dir),
         "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
         "TAP_EXACTONLINE_BASE_URL": exact.base_url("nl"),
         "TAP_EXACTONLINE_CLIENT_ID": exact.client_id,
-        "TAP_EXACTONLINE_CLIENT_SECRET": exact.client_secret,
-        "TAP_EXACTONLINE_REFRESH_TOKEN": exact.issue_refresh_token("nl"),
         "TAP_EXACTONLINE_ALL_DIVISIONS": "true",
         "TAP_EXACTONLINE_TOKEN_STORE_PATH": str(workdir / "secrets"),
-        "TAP_EXACTONLINE_TOKEN_STORE_KEY": store_key,
+        "TAP_EXACTONLINE_WEBHOOK_INBOX_PATH": str(workdir / "webhook-inbox.jsonl"),
+        "SECRET_STORE_KEY": store_key,
         "TARGET_MAILCHIMP_BASE_URL": mailchimp.api_base,
         "TARGET_MAILCHIMP_LOGIN_URL": mailchimp.url,
-        "TARGET_MAILCHIMP_API_KEY": mailchimp.api_key,
         "TARGET_MAILCHIMP_LIST_ID": mailchimp.list_id,
         "TARGET_MAILCHIMP_AUDIT_STORE_URL": f"sqlite:///{workdir / 'audit.sqlite'}",
         "TARGET_MAILCHIMP_SECRET_STORE_PATH": str(workdir / "secrets"),
-        "TARGET_MAILCHIMP_SECRET_STORE_KEY": store_key,
         "MAPPER_EXACT_MAILCHIMP_LOOKUP_STORE_PATH": str(workdir / "lookup.sqlite"),
         "MAPPER_EXACT_MAILCHIMP_REJECTIONS_PATH": str(workdir / "rejections.jsonl"),
     }
-    return Pipeline(exact, mailchimp, workdir, env)
+    return Pipeline(exact, mailchimp, workdir, env, secrets)

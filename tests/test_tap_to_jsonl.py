@@ -33,7 +33,7 @@ def test_tap_into_target_jsonl_full_then_incremental(pipeline, tmp_path: Path) -
     )
     assert len(lines) == expected_lines
     assert "Incremental state has been updated" in first.stderr + first.stdout
-    for secret in (exact.client_secret, pipeline.env["TAP_EXACTONLINE_REFRESH_TOKEN"]):
+    for secret in pipeline.secrets.values():
         assert secret not in first.stdout + first.stderr
         assert secret not in pipeline.state("dev:tap-exactonline-to-target-jsonl")
 
