@@ -181,8 +181,11 @@ class Healer:
                      key=lambda r: (_stream_rank(r["stream"]), r["id"]))
         open_rows = {r["id"]: r for r in rows}
         for stream in sorted({r["stream"] for r in due}, key=_stream_rank):
+            waiting_on = self._still_to_heal(open_rows.values())
+            # An order whose product/customer (or a tag whose member) is itself still failed
+            # and will be retried waits: sending it now would only be refused for want of it.
             group = [r for r in due if r["stream"] == stream
-                     and not self._waiting_for_dependency(r, open_rows.values())]
+                     and not _dependencies(r) & waiting_on]
             results = self._send(stream, group)
             for row, attempt in results:
                 self._record(row, attempt)
@@ -204,16 +207,9 @@ class Healer:
             return True  # by hand: now, whatever the backoff and the attempts spent
         return not self.policy.exhausted(row) and self.policy.next_attempt_at(row) <= now
 
-    def _waiting_for_dependency(self, row: dict[str, Any],
-                                open_rows: Iterable[dict[str, Any]]) -> bool:
-        """An order whose product/customer (or a tag whose member) is still failed and will
-        be retried: sending it now would only be refused for want of it."""
-        needs = _dependencies(row)
-        if not needs:
-            return False
-        return any((other["stream"], str(other["record_key"])) in needs
-                   and classify(other) == RETRIABLE and not self.policy.exhausted(other)
-                   for other in open_rows)
+    def _still_to_heal(self, rows: Iterable[dict[str, Any]]) -> set[tuple[str, str]]:
+        return {(r["stream"], str(r["record_key"])) for r in rows
+                if classify(r) == RETRIABLE and not self.policy.exhausted(r)}
 
     def _send(self, stream: str, rows: list[dict[str, Any]]
               ) -> list[tuple[dict[str, Any], Attempt]]:

@@ -155,6 +155,26 @@ def test_an_outage_while_healing_stops_the_pass_and_the_run_still_ends_well(
     assert set(mailchimp_sandbox.store("exact-store")["orders"]) == {"O1"}
 
 
+def test_an_order_waits_while_its_product_is_still_refused(mailchimp_sandbox, config, clock):
+    mailchimp_sandbox.add_fault(path="/products/P1$", method="PUT", kind="status", status=400,
+                                count=2, body=HICCUP)  # the write and its first retry
+    run(config, [*stream("customers", [CUSTOMER]), *stream("products", [PRODUCT]),
+                 *stream("orders", [ORDER])], clock)
+    mailchimp_sandbox.reset_calls()
+    clock.advance(11)
+    run(config, [], clock)
+    assert calls_to(mailchimp_sandbox, "PUT", "/products/P1$") == 1
+    assert calls_to(mailchimp_sandbox, "PUT", "/orders/O1$") == 0  # no attempt spent on it
+    [order] = audit_rows(config, record_key="O1")
+    assert order["replay_outcome"] is None
+
+    clock.advance(21)
+    run(config, [], clock)
+    store = mailchimp_sandbox.store("exact-store")
+    assert "P1" in store["products"] and "O1" in store["orders"]
+    assert calls_to(mailchimp_sandbox, "PUT", "/orders/O1$") == 1
+
+
 def test_backoff_doubles_between_attempts(mailchimp_sandbox, config, clock):
     mailchimp_sandbox.add_fault(path="/customers/C1$", method="PUT", kind="status", status=400,
                                 count=2, body=HICCUP)  # the write and its first retry
