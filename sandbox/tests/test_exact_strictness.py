@@ -3,6 +3,7 @@ rate-limit windows, and edge dates and numbers answered with Exact's error body,
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -106,6 +107,7 @@ def _invoice(sandbox, **fields):
     {"InvoiceDate": "/Date(253402300800000)/"},  # 10000-01-01
     {"InvoiceDate": "/Date(99999999999999999999)/"},
     {"lines": [{"Quantity": 1, "UnitPrice": 1e308}, {"Quantity": 10, "UnitPrice": 1e308}]},
+    {"lines": [{"Quantity": 10**400, "UnitPrice": 1.5}]},
 ])
 def test_edge_dates_and_numbers_get_exacts_error_not_a_crash(exact_sandbox, fields):
     headers = _login(exact_sandbox)
@@ -121,8 +123,9 @@ def test_non_finite_numbers_are_refused(exact_sandbox):
     headers = {**_login(exact_sandbox), "Content-Type": "application/json"}
     item = exact_sandbox.rows("Items", 101)[0]["ID"]
     account = exact_sandbox.rows("Accounts", 101)[0]["ID"]
-    body = ('{"InvoiceTo": "%s", "SalesInvoiceLines": [{"Item": "%s", "Quantity": NaN}]}'
-            % (account, item))
+    # json.dumps would refuse NaN; Python's json (and so the sandbox's parser) reads it.
+    body = json.dumps({"InvoiceTo": account, "SalesInvoiceLines": [
+        {"Item": item, "Quantity": "QUANTITY"}]}).replace('"QUANTITY"', "NaN")
     answer = requests.post(f"{exact_sandbox.base_url()}/api/v1/101/salesinvoice/SalesInvoices",
                            data=body, headers=headers, timeout=10)
     assert answer.status_code == 400 and _error_text(answer)
@@ -144,3 +147,14 @@ def test_edge_dates_in_a_filter_do_not_crash(exact_sandbox, literal):
                   **{"$filter": f"Modified gt {literal}"})
     assert answer.status_code in (200, 400), answer.text
     assert answer.headers["Content-Type"].startswith("application/json")
+
+
+def test_a_payment_date_exact_cannot_keep_is_refused(exact_sandbox):
+    receivable = exact_sandbox.rows("Receivables", 101)[0]["ID"]
+    url = f"{exact_sandbox.url}/_sandbox/data/Receivables/{receivable}/pay"
+    refused = requests.post(url, json={"paid_at": "9999-12-31T23:59:59Z"}, timeout=10)
+    assert refused.status_code == 400
+    headers = _login(exact_sandbox)
+    answer = _get(exact_sandbox, headers, "101/bulk/Cashflow/Receivables",
+                  **{"$select": "ID,LastPaymentDate"})
+    assert answer.status_code == 200  # the feed still answers

@@ -29,6 +29,9 @@ def _json_body() -> dict[str, Any]:
     return body or {}
 
 
+CENTURY_SECONDS = 100 * 366 * 86400
+
+
 def register_exact_control(app: Flask, sandbox: ExactSandbox) -> None:
     @app.errorhandler(InvalidInputError)
     def _invalid(exc: InvalidInputError) -> Any:
@@ -53,8 +56,9 @@ def register_exact_control(app: Flask, sandbox: ExactSandbox) -> None:
     @app.post("/_sandbox/clock/advance")
     def _advance() -> Any:
         seconds = _json_body().get("seconds")
-        if not isinstance(seconds, int | float) or seconds < 0:
-            return _error(400, "seconds must be a non-negative number")
+        # At most a century: the clock must stay inside the dates Exact can answer.
+        if not isinstance(seconds, int | float) or not 0 <= seconds <= CENTURY_SECONDS:
+            return _error(400, f"seconds must be a number from 0 to {CENTURY_SECONDS}")
         sandbox.advance_clock(seconds)
         return jsonify({"ok": True})
 

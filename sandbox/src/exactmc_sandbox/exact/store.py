@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
-from exactmc_sandbox.exact.dates import SandboxClock, parse_iso, to_iso
+from exactmc_sandbox.exact.dates import SandboxClock, parse_iso, storable, to_iso
 from exactmc_sandbox.exact.model import Company, Division
 from exactmc_sandbox.exact.schema import (
     DELETED_ENTITY_TYPES,
@@ -208,8 +208,10 @@ class DataStore:
             row = self.get("Receivables", key)
             try:
                 when = parse_iso(paid_at) if paid_at else self.clock.now()
-            except ValueError:
+            except (ValueError, OverflowError):
                 raise InvalidInputError(f"paid_at is not an ISO-8601 date: {paid_at!r}") from None
+            if not storable(when):  # it could never be answered as /Date(ms)/
+                raise InvalidInputError(f"paid_at is outside the dates Exact keeps: {paid_at!r}")
             row.update(IsFullyPaid=True, LastPaymentDate=when, Status=RECEIVABLE_PAID)
             self._touch("Receivables", row)
             return plain(row)

@@ -100,8 +100,9 @@ def _finish(store: DataStore, entity: str, row: Row, division: Division) -> None
     """Complete and check a row; every date and amount it ends with must be one Exact keeps."""
     try:
         _FINISHERS[entity](store, row, division)
-    except OverflowError:  # a computed date (DueDate = InvoiceDate + 30 days) past year 9999
-        raise InvalidInputError("a date computed from this input is out of range") from None
+    except OverflowError:  # DueDate = InvoiceDate + 30 days past year 9999; 10**400 × a price
+        raise InvalidInputError("a date or amount computed from this input is out of range"
+                                ) from None
     for name in DATE_FIELDS:
         value = row.get(name)
         if isinstance(value, datetime) and not storable(value):
