@@ -137,6 +137,30 @@ def _files(roots: Iterable[Path]) -> Iterable[Path]:
                     yield path
 
 
+def link_plugin_installations(sys_dir: Path) -> Path:
+    """A Meltano system dir of its own whose plugin installations are the project's."""
+    sys_dir.mkdir(parents=True, exist_ok=True)
+    for kind in ("extractors", "loaders", "mappers"):
+        link = sys_dir / kind
+        if not link.exists():
+            link.symlink_to(ROOT / ".meltano" / kind, target_is_directory=True)
+    return sys_dir
+
+
+def make_project(directory: Path, meltano_yml: dict[str, Any] | None = None) -> Path:
+    """A copy of this Meltano project in `directory` (its meltano.yml, or `meltano_yml`),
+    using the project's installed plugins: for tests that must change meltano.yml."""
+    import yaml
+
+    directory.mkdir(parents=True, exist_ok=True)
+    config = meltano_yml or yaml.safe_load((ROOT / "meltano.yml").read_text())
+    (directory / "meltano.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    for source in ("secret-store", "tap-exactonline", "target-mailchimp", "transform"):
+        (directory / source).symlink_to(ROOT / source, target_is_directory=True)
+    link_plugin_installations(directory / ".meltano")
+    return directory
+
+
 def make_pipeline(exact: Any, mailchimp: Any, workdir: Path) -> Pipeline:
     """Settings as environment variables (they win over meltano.yml), all state under workdir.
 
@@ -144,12 +168,7 @@ def make_pipeline(exact: Any, mailchimp: Any, workdir: Path) -> Pipeline:
     Meltano's system dir is the workdir's own `.meltano/` (its `run/` dirs are not shared with
     other pipelines running at the same time) linking to the project's plugin installations.
     """
-    sys_dir = workdir / ".meltano"
-    sys_dir.mkdir(parents=True, exist_ok=True)
-    for kind in ("extractors", "loaders", "mappers"):
-        link = sys_dir / kind
-        if not link.exists():
-            link.symlink_to(ROOT / ".meltano" / kind, target_is_directory=True)
+    sys_dir = link_plugin_installations(workdir / ".meltano")
     store_key = Fernet.generate_key().decode()
     secrets = {
         "client_secret": exact.client_secret,
