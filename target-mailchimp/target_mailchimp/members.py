@@ -28,7 +28,14 @@ from target_mailchimp.merge_fields import clean_address, clean_text_value, fit_t
 from target_mailchimp.operations import Write, WriteResult, short_answer
 from target_mailchimp.own_writes import CONFLICT_FIELDS, now, settle_dead_runs
 from target_mailchimp.run_context import RunContext
-from target_mailchimp.values import clean_text, drop_none, iso, normalise_email, to_datetime
+from target_mailchimp.values import (
+    clean_text,
+    drop_none,
+    email_problem,
+    iso,
+    normalise_email,
+    to_datetime,
+)
 
 STREAM = "members"
 STATUSES_IF_NEW = {"subscribed", "pending", "unsubscribed", "transactional"}
@@ -81,8 +88,8 @@ def parse_member(
     email = normalise_email(record.get("email"))
     key = str(record.get("email") or record.get("source_key") or "?")
     if email is None:
-        reason = "missing email" if not record.get("email") else "invalid email address"
-        return None, AuditEntry(STREAM, key, "upsert", FAILED, reason=reason, payload=record)
+        return None, AuditEntry(STREAM, key, "upsert", FAILED,
+                                reason=email_problem(record.get("email")), payload=record)
     status = record.get("status_if_new") or context.config.get(
         "default_status_if_new", "transactional"
     )

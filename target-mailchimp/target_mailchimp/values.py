@@ -13,6 +13,16 @@ import idna
 EMAIL_PATTERN = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 
 
+def email_problem(value: Any) -> str:
+    """Why `normalise_email` refused `value`, for the audit trail."""
+    if value in (None, ""):
+        return "missing email"
+    local = str(value).strip().rpartition("@")[0]
+    if local and not local.isascii():
+        return "invalid email address: Mailchimp takes no UTF-8 characters before the @"
+    return "invalid email address"
+
+
 def to_datetime(value: Any) -> datetime.datetime | None:
     """singer-sdk may already have parsed date-times; naive values are taken as UTC."""
     if value in (None, ""):
@@ -40,11 +50,11 @@ def iso(value: Any) -> str | None:
 def normalise_email(value: Any) -> str | None:
     """Trimmed, lower-cased, an internationalised domain in its IDNA (punycode) form.
 
-    Mailchimp takes ASCII domains only, and the subscriber hash must be the same whichever
-    way a source spells the domain. IDNA 2008 with UTS 46 mapping, as the mapper's
-    email-validator does (the stdlib codec is IDNA 2003: it turns straße.de into strasse.de,
-    another domain). A local part is left as it is (NFC), an address with one that is not
-    ASCII is Mailchimp's to judge.
+    One spelling per address, so the subscriber hash (and the mapper's dedup) does not depend
+    on how a source writes the domain; the ASCII form is also what every mail system takes.
+    IDNA 2008 with UTS 46 mapping, as the mapper's email-validator does (the stdlib codec is
+    IDNA 2003: it turns straße.de into strasse.de, another domain). UTF-8 before the @ is
+    refused: Mailchimp blocks it (its help on international characters).
     """
     if not isinstance(value, str):
         return None
@@ -52,6 +62,8 @@ def normalise_email(value: Any) -> str | None:
     if not EMAIL_PATTERN.match(email):
         return None
     local, domain = email.rsplit("@", 1)
+    if not local.isascii():
+        return None
     if not domain.isascii():
         try:
             domain = idna.encode(domain, uts46=True, std3_rules=False,

@@ -110,3 +110,16 @@ def test_merge_field_limits_are_enforced_before_sending(mailchimp_sandbox, confi
     assert "FNAME cut to 255 characters" in reasons["long@example.com"]
     assert "SCORE left out" in reasons["nan@example.com"]
     assert "number" in reasons["nan@example.com"]
+
+
+def test_utf8_before_the_at_is_refused_locally_with_the_reason(mailchimp_sandbox, config):
+    # Mailchimp cannot take it (its help: "we block direcciónelectrónica@domain.com").
+    states = run_target(config, [*stream("members", [{"email": "jürgen@example.de"},
+                                                     {"email": "ok@müller.de"}]),
+                                 state({"done": 1})])
+    assert states == [{"done": 1}]
+    assert set(by_email(mailchimp_sandbox)) == {"ok@xn--mller-kva.de"}
+    [failed] = audit_rows(config, outcome="failed")
+    assert failed["record_key"] == "jürgen@example.de"
+    assert "before the @" in failed["reason"]
+    assert normalise_email("jürgen@example.de") is None

@@ -31,3 +31,13 @@ def test_both_spellings_of_a_domain_are_one_member_and_consent_holds(run_mapper)
     member = members["jan@xn--mller-kva.de"]
     assert member["source_key"].endswith(guid(10_002))
     assert member["opt_out"] is True
+
+
+def test_utf8_before_the_at_is_not_usable_and_the_fallback_is_taken(run_mapper):
+    # Mailchimp blocks UTF-8 before the @ (but allows it in the domain).
+    assert check_email("jürgen@example.de").email is None
+    out = run_mapper(tap_run({
+        "accounts": [account(1)],
+        "contacts": [contact(1, 1, Email="jürgen@example.de", BusinessEmail="J@Example.de")],
+    }))
+    assert set(out.by_key("members", "email")) == {"j@example.de"}

@@ -26,7 +26,8 @@ def check_email(raw: object) -> EmailCheck:
         return EmailCheck(None, "empty")
     candidate = str(raw).strip().lower()
     try:
-        valid = validate_email(candidate, check_deliverability=False)
+        # Mailchimp blocks UTF-8 before the @ (its help page on international characters).
+        valid = validate_email(candidate, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as error:
         return EmailCheck(None, f"invalid email {candidate!r}: {error}")
     if candidate.isascii():

@@ -26,8 +26,26 @@ def subscriber_hash(email: str) -> str:
     return hashlib.md5(email.lower().encode(), usedforsecurity=False).hexdigest()
 
 
+def _ascii_form(email: str) -> str | None:
+    """The address with its domain in ASCII (IDNA), or None when it cannot have one.
+
+    Mailchimp's help: UTF-8 is allowed in the domain ("test@ñoñó1234.com") but blocked before
+    the @ ("direcciónelectrónica@domain.com").
+    """
+    local, sep, domain = email.rpartition("@")
+    if not sep or not local.isascii():
+        return None
+    if not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")  # enough to tell a real domain
+        except UnicodeError:
+            return None
+    return f"{local}@{domain}"
+
+
 def looks_fake(email: str) -> bool:
-    if not _WELL_FORMED.match(email):
+    ascii_form = _ascii_form(email)
+    if ascii_form is None or not _WELL_FORMED.match(ascii_form):
         return True
     local, domain = email.lower().rsplit("@", 1)
     return local in PLACEHOLDER_WORDS and domain.split(".")[0] in PLACEHOLDER_WORDS
