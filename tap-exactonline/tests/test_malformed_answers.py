@@ -7,9 +7,12 @@ half, or the given string verbatim.
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import pytest
-from tap_exactonline.answers import MalformedAnswerError
+import requests
+from tap_exactonline.answers import MalformedAnswerError, page_of
+from tap_exactonline.pagination import ODataNextPaginator
 
 XML_FEED = ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
             "<title>Costcenters</title></feed>")
@@ -89,3 +92,21 @@ def test_an_answer_without_rows_is_not_an_empty_page(exact_sandbox, config_for, 
     exact_sandbox.add_fault(path="sync/CRM/Contacts", kind="garble", body='{"d": {}}', count=9)
     with pytest.raises(MalformedAnswerError, match=r"no `d\.results` list"):
         run_tap(config_for(exact_sandbox, divisions=[101]), select=["contacts"])
+
+
+def test_a_page_is_parsed_once_for_rows_and_next_link(monkeypatch):
+    response = requests.Response()
+    response.status_code = 200
+    response._content = json.dumps(
+        {"d": {"results": [{"ID": "a", "AmountDC": 1.10}], "__next": "https://x/next"}}).encode()
+    calls = []
+    real_json = requests.Response.json
+    monkeypatch.setattr(requests.Response, "json",
+                        lambda self, **kw: calls.append(1) or real_json(self, **kw))
+
+    rows = page_of(response)["results"]
+    next_url = ODataNextPaginator().get_next_url(response)
+
+    assert rows == [{"ID": "a", "AmountDC": Decimal("1.10")}]  # amounts exactly as sent
+    assert next_url == "https://x/next"
+    assert len(calls) == 1
