@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
@@ -217,10 +218,21 @@ class Healer:
             return []
         if stream in ECOMMERCE_STREAMS and self.context.config.get("store_id"):
             self.context.ensure_store()  # is_syncing, as for this run's own e-commerce writes
+        outage = threading.Event()
+
+        def attempt(row: dict[str, Any]) -> Attempt | None:
+            if outage.is_set():
+                return None  # Mailchimp is down: not tried, no attempt spent
+            result = self.replayer.attempt(row)
+            if result.outage:
+                outage.set()
+            return result
+
         with self._side_effects(stream, rows):
-            attempts = self.context.client.map_parallel(self.replayer.attempt, rows)
-        self._attempted.update(r["id"] for r in rows)
-        return list(zip(rows, attempts, strict=True))
+            attempts = self.context.client.map_parallel(attempt, rows)
+        tried = [(row, a) for row, a in zip(rows, attempts, strict=True) if a is not None]
+        self._attempted.update(row["id"] for row, _ in tried)
+        return tried
 
     def _side_effects(self, stream: str, rows: list[dict[str, Any]]
                       ) -> AbstractContextManager[None]:

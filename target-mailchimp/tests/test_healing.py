@@ -155,6 +155,21 @@ def test_an_outage_while_healing_stops_the_pass_and_the_run_still_ends_well(
     assert set(mailchimp_sandbox.store("exact-store")["orders"]) == {"O1"}
 
 
+def test_an_outage_spends_no_attempt_beyond_the_writes_in_flight(mailchimp_sandbox, tmp_path,
+                                                                  clock):
+    config = base_config(mailchimp_sandbox, tmp_path, retry_max_tries=2, max_in_flight=4)
+    customers = [{"id": f"C{i}", "email": f"c{i}@example.com"} for i in range(25)]
+    mailchimp_sandbox.add_fault(path="/customers/C", method="PUT", kind="status", status=400,
+                                count=25, body=HICCUP)
+    run(config, stream("customers", customers), clock)
+    clock.advance(11)
+    mailchimp_sandbox.add_fault(path="/customers/C", method="PUT", kind="status", status=503,
+                                count=1000)
+    run(config, [], clock)
+    tried = [r for r in audit_rows(config, outcome=FAILED) if r["replay_outcome"] == "failed"]
+    assert 1 <= len(tried) <= 4  # the rest was never sent: no attempt spent on them
+
+
 def test_an_order_waits_while_its_product_is_still_refused(mailchimp_sandbox, config, clock):
     mailchimp_sandbox.add_fault(path="/products/P1$", method="PUT", kind="status", status=400,
                                 count=2, body=HICCUP)  # the write and its first retry
