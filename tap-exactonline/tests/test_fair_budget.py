@@ -40,7 +40,7 @@ def test_every_stream_and_division_progresses_each_day_and_all_arrives_once(
         run = run_tap(config, state=state)
         runs.append(run)
         state = run.state
-        sandbox.limiter.start_new_day()
+        sandbox.start_new_day()
 
     # The first day already reaches every stream of every division.
     first = runs[0]
@@ -68,7 +68,7 @@ def test_when_calls_are_fewer_than_streams_the_starved_ones_go_first(
         run = run_tap(config, state=state)
         runs.append(run)
         state = run.state
-        sandbox.limiter.start_new_day()
+        sandbox.start_new_day()
 
     first, second = (set(run.counts) for run in runs)
     assert first and second

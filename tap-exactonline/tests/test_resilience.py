@@ -95,7 +95,7 @@ def test_daily_budget_spent_stops_cleanly_and_the_next_run_resumes(
     first_state = first.state
     assert first_state["bookmarks"]["accounts"]["partitions"][0]["replication_key_value"]
 
-    sandbox.limiter.start_new_day()
+    sandbox.start_new_day()
     state_path = tmp_path / "state.json"
     state_path.write_text(json.dumps(first_state))
     second = run_tap_process(config_path, state_path)
@@ -139,7 +139,7 @@ def test_budget_spent_midway_through_an_unordered_stream_resumes_after_the_last_
     assert "replication_key_value" not in partition
     assert "$skiptoken=" in partition["resume"]["next"]
 
-    sandbox.limiter.start_new_day()
+    sandbox.start_new_day()
     second = run_tap(config, state=first.state, select=["receivables"])
 
     ids = [r["ID"] for run in (first, second) for r in run.records("receivables")]

@@ -119,6 +119,10 @@ class ExactSandbox:
             raise OAuthError(400, "invalid_request", f"no Exact company on region {region!r}")
         return self.authority.grant_refresh_token(region, client_id or self.client_id)
 
+    def start_new_day(self) -> None:
+        """Every division's daily call budget is whole again (Exact's daily reset)."""
+        self.limiter.start_new_day()
+
     def advance_clock(self, seconds: float) -> None:
         """Age tokens and codes (and stamp later mutations) as if `seconds` had passed."""
         self.clock.advance(seconds)
