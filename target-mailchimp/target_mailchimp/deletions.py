@@ -78,7 +78,7 @@ def write_deletions(context: RunContext, records: list[dict[str, Any]]) -> None:
                 writes.append(_order_write(context.ensure_store(), key, action,
                                            record.get("deleted_at")))
             elif isinstance(write := _member_write(context, key, action), Write):
-                member_emails.append(key.strip().lower())
+                member_emails.append(write.record_key.removeprefix("member/"))
                 writes.append(write)
             else:
                 entries.append(write)

@@ -33,6 +33,7 @@ from target_mailchimp.values import (
     drop_none,
     email_problem,
     iso,
+    mailchimp_email,
     normalise_email,
     to_datetime,
 )
@@ -148,7 +149,7 @@ def archived_emails(client: MailchimpClient, list_id: str) -> set[str]:
     """Archived contacts: any write naming them (PUT, batch subscribe, a customer) would
     bring them back, so every write path checks this first."""
     return {
-        str(m.get("email_address", "")).lower()
+        mailchimp_email(m)
         for m in client.paginate(
             f"lists/{list_id}/members", "members",
             {"status": "archived", "fields": "members.email_address,total_items"},
@@ -249,8 +250,7 @@ class MemberWriter:
                 f"lists/{list_id}/members", "members",
                 {"since_last_changed": iso(min(stamps)), "fields": CONFLICT_FIELDS},
             ):
-                email = str(member.get("email_address", "")).lower()
-                remote[email] = member
+                remote[mailchimp_email(member)] = member
         archived = archived_emails(self.client, list_id)
         archived |= {e for e, m in remote.items() if m.get("status") == "archived"}
         for email in archived:
@@ -303,14 +303,14 @@ class MemberWriter:
                 entries += [self._failed(c, list_id, answer.summary()) for c in chunk]
                 continue
             for member in [*answer["new_members"], *answer["updated_members"]]:
-                change = by_email.pop(str(member.get("email_address", "")).lower(), None)
+                change = by_email.pop(mailchimp_email(member), None)
                 if change:
                     last_changed[change.email] = member.get("last_changed")
                     entries.append(AuditEntry(STREAM, change.email, "create", OK,
                                               reason=change.note,
                                               response=short_answer(200, member)))
             for error in answer["errors"]:
-                change = by_email.pop(str(error.get("email_address", "")).lower(), None)
+                change = by_email.pop(mailchimp_email(error), None)
                 if change is None:
                     continue
                 if error.get("error_code") == CONTACT_EXISTS:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from target_mailchimp.run_context import RunContext
-from target_mailchimp.values import iso, to_datetime
+from target_mailchimp.values import iso, mailchimp_email, to_datetime
 
 # Our clock vs Mailchimp's, when matching a change to a write of ours by its time.
 CLOCK_MARGIN = datetime.timedelta(minutes=2)
@@ -34,7 +34,7 @@ def read_back(context: RunContext, emails: set[str] | None, since: datetime.date
         {"since_last_changed": iso(since - CLOCK_MARGIN), "fields": CONFLICT_FIELDS},
     )
     for member in members:
-        email = str(member.get("email_address", "")).lower()
+        email = mailchimp_email(member)
         if emails is None or email in emails:
             confirmed[email] = member.get("last_changed")
     context.audit.settle_members(list_id, emails or (), confirmed)

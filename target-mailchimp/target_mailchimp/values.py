@@ -107,5 +107,12 @@ def clean_strings(value: Any, key: str | None = None) -> Any:
     return value
 
 
+def mailchimp_email(member: dict[str, Any]) -> str:
+    """A member's address from a Mailchimp answer, spelt as we spell it (IDNA domain): one
+    added in Mailchimp with its UTF-8 domain must still be recognised (archived, edited)."""
+    raw = str(member.get("email_address", ""))
+    return normalise_email(raw) or raw.lower()
+
+
 def drop_none(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}

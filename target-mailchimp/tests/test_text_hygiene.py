@@ -3,6 +3,7 @@ characters, merge-field limits enforced before sending (fixed where possible, el
 
 from __future__ import annotations
 
+import requests
 from target_mailchimp.client import subscriber_hash
 from target_mailchimp.testing import audit_rows, by_email, run_target, state, stream
 from target_mailchimp.values import clean_text, normalise_email
@@ -123,3 +124,19 @@ def test_utf8_before_the_at_is_refused_locally_with_the_reason(mailchimp_sandbox
     assert failed["record_key"] == "jürgen@example.de"
     assert "before the @" in failed["reason"]
     assert normalise_email("jürgen@example.de") is None
+
+
+def test_a_contact_archived_under_its_utf8_domain_is_not_re_added(mailchimp_sandbox, config):
+    # Added in Mailchimp (UI, a form) with the domain as typed, then archived there.
+    unicode_form = "user@müller.de"
+    url = (f"{mailchimp_sandbox.api_base}/lists/{mailchimp_sandbox.list_id}/members/"
+           f"{subscriber_hash(unicode_form)}")
+    auth = ("any", mailchimp_sandbox.api_key)
+    assert requests.put(url, auth=auth, timeout=5, json={
+        "email_address": unicode_form, "status_if_new": "unsubscribed"}).status_code == 200
+    assert requests.delete(url, auth=auth, timeout=5).status_code == 204
+
+    run_target(config, stream("members", [{"email": "User@Müller.de"}]))
+    assert [m["status"] for m in mailchimp_sandbox.members()] == ["archived"]
+    [skipped] = audit_rows(config, outcome="skipped")
+    assert "archived" in skipped["reason"]
