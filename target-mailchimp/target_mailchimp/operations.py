@@ -109,7 +109,7 @@ class WriteExecutor:
         for op_id, write in by_id.items():
             status, body = outcomes.get(op_id, (None, None))
             if (status is None or status == 429 or status >= 500
-                    or (status < 300 and isinstance(body, Unreadable))):
+                    or (status < 300 and status != 204 and not _readable(body))):
                 # Not applied, or we cannot tell: transient, like a direct call's 429/5xx
                 # or garbled answer. Sent again directly, with retries; an outage there
                 # raises and holds STATE back.
@@ -170,6 +170,11 @@ def _read_results(archive: bytes) -> dict[str, tuple[int, Any]]:
 
 class Unreadable(str):
     """An operation's answer that is not JSON (kept, shortened, for error messages)."""
+
+
+def _readable(body: Any) -> bool:
+    """A 2xx operation's answer (other than 204) must be a JSON object, as a direct call's."""
+    return isinstance(body, dict)
 
 
 def _parse(text: Any) -> Any:

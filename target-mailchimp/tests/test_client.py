@@ -66,17 +66,21 @@ def test_subscriber_hash_is_md5_of_lowercased_email():
         "62eeb292278cc15f5817cb78f7790b08")
 
 
-def _batch_answer(requests_mock, results):
+def _archive(results) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         data = json.dumps(results).encode()
         info = tarfile.TarInfo("results/0.json")
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _batch_answer(requests_mock, results):
     requests_mock.post(f"{BASE}/batches", json={"id": "b1", "status": "pending"})
     requests_mock.get(f"{BASE}/batches/b1", json={
         "id": "b1", "status": "finished", "response_body_url": f"{BASE}/results.tar.gz"})
-    requests_mock.get(f"{BASE}/results.tar.gz", content=buffer.getvalue())
+    requests_mock.get(f"{BASE}/results.tar.gz", content=_archive(results))
 
 
 def _puts(count):
@@ -106,3 +110,29 @@ def test_batch_operation_failing_on_every_retry_is_an_outage(requests_mock):
     with pytest.raises(OutageError):  # so the target stops before emitting STATE
         WriteExecutor(client(max_tries=2), batch_threshold=1, poll_interval=0).execute(
             _puts(1))
+
+
+def test_batch_operations_with_an_unreadable_2xx_answer_are_sent_again(requests_mock):
+    _batch_answer(requests_mock, [
+        {"status_code": 200, "operation_id": "op0", "response": '{"id": "P'},  # cut off
+        {"status_code": 200, "operation_id": "op1", "response": ""},
+        {"status_code": 204, "operation_id": "op2", "response": ""},  # legitimately empty
+    ])
+    for i in (0, 1):
+        requests_mock.put(f"{BASE}/ecommerce/stores/s/products/P{i}", json={"id": f"P{i}"})
+    results = WriteExecutor(client(), batch_threshold=1, poll_interval=0).execute(_puts(3))
+    assert [(r.ok, r.response) for r in results] == [
+        (True, {"id": "P0"}), (True, {"id": "P1"}), (True, None)]
+    assert [r.method for r in requests_mock.request_history].count("PUT") == 2
+
+
+def test_a_cut_off_results_archive_is_downloaded_again(requests_mock):
+    results = [{"status_code": 200, "operation_id": "op0", "response": '{"id": "P0"}'}]
+    _batch_answer(requests_mock, results)
+    good = _archive(results)
+    requests_mock.get(f"{BASE}/results.tar.gz", [{"content": good[: len(good) // 2]},
+                                                  {"content": b""}, {"content": good}])
+    [result] = WriteExecutor(client(), batch_threshold=1, poll_interval=0).execute(_puts(1))
+    assert result.ok and result.response == {"id": "P0"}
+    downloads = [r for r in requests_mock.request_history if r.path.endswith("tar.gz")]
+    assert len(downloads) == 3
