@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from target_mailchimp.client import ApiError, MailchimpClient
-from target_mailchimp.values import clean_text
+from target_mailchimp.values import clean_text, to_datetime
 
 LOGGER = logging.getLogger("target_mailchimp.merge_fields")
 # Mailchimp merge tags: upper-case letters, digits and underscores, at most 10 characters.
 TAG_PATTERN = re.compile(r"^[A-Z][A-Z0-9_]{0,9}$")
 ADDRESS_REQUIRED = ("addr1", "city", "state", "zip")
 TEXT_LIMIT = 255
+BIRTHDAY = re.compile(r"(0[1-9]|1[0-2])/(0[1-9]|[12]\d|3[01])")
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,20 @@ def fit_to_type(tag: str, value: Any, field_type: str) -> tuple[Any, str | None]
         if not math.isfinite(number):
             return None, f"{tag} left out ({text[:40]!r} is not a number)"
         return text, None
+    if field_type == "date":
+        # The API takes ISO dates whatever the field's display format.
+        day = to_datetime(value)
+        if day is None:
+            return None, f"{tag} left out ({str(value)[:40]!r} is not a date)"
+        return day.date().isoformat(), None
+    if field_type == "birthday":
+        text = str(value).strip()
+        if BIRTHDAY.fullmatch(text):
+            return text, None
+        day = to_datetime(text)
+        if day is None:
+            return None, f"{tag} left out ({text[:40]!r} is not a birthday, MM/DD)"
+        return day.strftime("%m/%d"), None
     return value, None
 
 

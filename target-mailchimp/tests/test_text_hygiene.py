@@ -140,3 +140,27 @@ def test_a_contact_archived_under_its_utf8_domain_is_not_re_added(mailchimp_sand
     assert [m["status"] for m in mailchimp_sandbox.members()] == ["archived"]
     [skipped] = audit_rows(config, outcome="skipped")
     assert "archived" in skipped["reason"]
+
+
+def test_date_and_birthday_values_are_fitted_or_left_out(mailchimp_sandbox, config):
+    config["merge_field_map"] = {"since": {"tag": "SINCE", "type": "date"},
+                                 "bday": {"tag": "BDAY", "type": "birthday"}}
+    run_target(config, [
+        *stream("members", [
+            {"email": "d1@example.com", "merge_fields": {"SINCE": "2024-05-01T08:00:00Z",
+                                                          "BDAY": "1980-07-04"}},
+            {"email": "d2@example.com", "merge_fields": {"SINCE": "2024-05-01",
+                                                          "BDAY": "07/04"}},
+            {"email": "d3@example.com", "merge_fields": {"SINCE": "yesterday", "BDAY": "July",
+                                                          "FNAME": "Kept"}},
+        ]),
+        state({"done": 1}),
+    ])
+    members = by_email(mailchimp_sandbox)
+    for email in ("d1@example.com", "d2@example.com"):
+        assert members[email]["merge_fields"]["SINCE"] == "2024-05-01"
+        assert members[email]["merge_fields"]["BDAY"] == "07/04"
+    assert members["d3@example.com"]["merge_fields"]["FNAME"] == "Kept"
+    assert audit_rows(config, outcome="failed") == []
+    [row] = audit_rows(config, record_key="d3@example.com")
+    assert "SINCE left out" in row["reason"] and "BDAY left out" in row["reason"]
