@@ -128,8 +128,8 @@ class ModifiedStream(IncrementalExactStream):
         # pages, but never past its start, so rows changed behind the read are read again.
         markers = state.get("progress_markers") or {}
         highest = _later(resume.get("highest"), markers.get("replication_key_value"))
-        bookmark = _earlier(highest, resume.get("started"))
-        if bookmark is not None:
+        if highest is not None:  # no row seen at all: keep the bookmark there was
+            bookmark = _earlier(highest, resume.get("started"))
             state["progress_markers"] = {
                 **markers, "replication_key": self.replication_key,
                 "replication_key_value": bookmark,

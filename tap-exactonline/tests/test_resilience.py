@@ -169,3 +169,28 @@ def test_division_move_is_seen_when_the_first_division_has_no_calls_left(
     kept = second.bookmark("accounts", 101)
     assert kept.pop("budget_turns_missed") == 1  # it goes first when calls are scarce again
     assert kept == first.bookmark("accounts", 101)
+
+
+def test_a_row_changed_behind_a_read_spread_over_runs_is_read_again(
+    exact_sandbox_factory, config_for, run_tap
+):
+    sandbox = exact_sandbox_factory(accounts_per_division=1100, daily_limit=2)
+    config = config_for(sandbox, divisions=[101], start_date="2000-01-01T00:00:00Z")
+    first = run_tap(config, select=["receivables"])  # page 1 of 2
+    read = {r["ID"] for r in first.records("receivables")}
+    rows = sandbox.rows("Receivables", 101)
+    behind = next(r["ID"] for r in rows if r["ID"] in read and not r["IsFullyPaid"])
+    ahead = next(r["ID"] for r in rows if r["ID"] not in read and not r["IsFullyPaid"])
+    sandbox.pay_receivable(behind)  # on a page already read
+    sandbox.advance_clock(3600)
+    sandbox.pay_receivable(ahead)  # later, on the page still to read
+
+    sandbox.start_new_day()
+    second = run_tap(config, state=first.state, select=["receivables"])  # page 2: read done
+    assert ahead in {r["ID"] for r in second.records("receivables")}
+    sandbox.start_new_day()
+    third = run_tap(config, state=second.state, select=["receivables"])
+
+    # The bookmark stopped at the read's start, not at the later change it saw on page 2.
+    paid = [r for r in third.records("receivables") if r["ID"] == behind]
+    assert paid and paid[0]["IsFullyPaid"] is True
