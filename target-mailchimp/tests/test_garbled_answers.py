@@ -8,13 +8,23 @@ persistent one fails the run (no STATE) without anything wrong written.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 from target_mailchimp.audit import AuditStore
 from target_mailchimp.auth import CredentialsError
 from target_mailchimp.client import MailchimpError
-from target_mailchimp.testing import audit_rows, base_config, run_target, state, stream
+from target_mailchimp.testing import (
+    audit_rows,
+    base_config,
+    run_target,
+    state,
+    stream,
+    to_lines,
+)
 
 SEGMENT_LIST = r"/lists/[^/]+/segments$"
 
@@ -233,3 +243,20 @@ def test_a_garbled_oauth_metadata_answer_is_retried(mailchimp_sandbox, tmp_path,
         run_target({**config, "retry_max_tries": 3},
                    stream("members", [{"email": "later@example.com"}]))
     assert mailchimp_sandbox.member("later@example.com") is None
+
+
+def test_a_persistent_garble_makes_the_target_exit_non_zero(mailchimp_sandbox, tmp_path):
+    config = {**seeded(mailchimp_sandbox, tmp_path), "retry_max_tries": 2}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "input.jsonl").write_text(to_lines([
+        *stream("members", [{"email": "gone@example.com"}]), state({"bookmark": 9})]))
+    mailchimp_sandbox.add_fault(path=r"/lists/[^/]+/members$", method="GET", kind="garble",
+                                body="", count=10_000)
+    done = subprocess.run(
+        [sys.executable, "-m", "target_mailchimp.target", "--config",
+         str(tmp_path / "config.json"), "--input", str(tmp_path / "input.jsonl")],
+        cwd=tmp_path, capture_output=True, timeout=120, check=False)
+    assert done.returncode != 0
+    assert done.stdout.strip() == b""  # no STATE: the next run repeats the batch
+    assert b"unreadable answer" in done.stderr
+    assert mailchimp_sandbox.member("gone@example.com")["status"] == "archived"
