@@ -563,3 +563,38 @@ def test_a_second_401_after_the_refresh_fails_without_looping(exact_sandbox, con
     assert statuses.count(401) == 2  # the call and its one retry
     assert token_statuses(exact_sandbox) == [200, 200]
     assert store_of(config).read().refresh_started_at is None
+
+
+def test_killed_tap_executable_during_bootstrap_then_two_runs(exact_sandbox, config_for,
+                                                              tmp_path: Path):
+    """The reported lock-out, end to end: kill -9 during the first token call, run twice."""
+    config = config_for(exact_sandbox, divisions=[101], lost_refresh_max_wait=30)
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    tap = str(Path(sys.executable).with_name("tap-exactonline"))
+    exact_sandbox.add_fault(path="oauth2/token", kind="slow", delay=2.0, count=1)
+    killed = subprocess.Popen([tap, "--config", str(config_path)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    for _ in range(500):
+        if store_of(config).read().refresh_started_at is not None:
+            break
+        time.sleep(0.02)
+    time.sleep(0.3)
+    killed.kill()
+    assert killed.wait(timeout=10) == -9
+    _wait_for_token_calls(exact_sandbox, 1)
+
+    soon = subprocess.run([tap, "--config", str(config_path)], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert soon.returncode != 0 and "next run recovers" in soon.stderr
+    assert "Re-authorize" not in soon.stderr
+    assert config["refresh_token"] not in soon.stderr + soon.stdout
+
+    exact_sandbox.advance_clock(600)  # the next scheduled run
+    later = subprocess.run([tap, "--config", str(config_path)], capture_output=True, text=True,
+                           timeout=120, check=False)
+    assert later.returncode == 0, later.stderr[-1500:]
+    records = [line for line in later.stdout.splitlines() if '"type":"RECORD"' in line
+               and '"stream":"accounts"' in line]
+    assert len(records) == len(exact_sandbox.rows("Accounts", 101))
+    assert token_statuses(exact_sandbox) == [200, 400, 200]
