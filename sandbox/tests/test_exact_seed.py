@@ -131,3 +131,17 @@ def test_control_api_invoice_lines_items_and_clock(exact_sandbox):
     assert (exact_sandbox.clock.now() - before).total_seconds() >= 3600
     assert requests.post(f"{exact_sandbox.url}/_sandbox/clock/advance", json={"seconds": -1},
                          timeout=10).status_code == 400
+
+
+def test_a_return_line_on_an_invoice_counts_negative_and_a_credit_note_always_does(exact_sandbox):
+    data = f"{exact_sandbox.url}/_sandbox/data"
+    invoice = exact_sandbox.rows("SalesInvoices", 102)[0]
+    item = exact_sandbox.rows("Items", 102)[1]
+    lines = [{"Item": item["ID"], "Quantity": 2, "UnitPrice": 50.0},
+             {"Item": item["ID"], "Quantity": -1, "UnitPrice": 50.0}]
+    changed = requests.patch(f"{data}/SalesInvoices/{invoice['InvoiceID']}", timeout=10,
+                             json={"SalesInvoiceLines": lines})
+    assert [line["AmountFC"] for line in changed.json()["SalesInvoiceLines"]] == [100.0, -50.0]
+    credit = requests.patch(f"{data}/SalesInvoices/{invoice['InvoiceID']}", timeout=10,
+                            json={"Type": 8021, "SalesInvoiceLines": lines})
+    assert [line["AmountFC"] for line in credit.json()["SalesInvoiceLines"]] == [-100.0, -50.0]

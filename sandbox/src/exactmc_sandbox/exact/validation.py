@@ -268,11 +268,14 @@ def _costcenter_description(store: DataStore, code: Any, division: Division) -> 
 
 
 def _compute_amounts(row: Row, division: Division) -> None:
-    sign = -1 if row["Type"] in CREDIT_TYPES else 1
+    credit = row["Type"] in CREDIT_TYPES
     rate = EXCHANGE_RATES[row["Currency"]]
     vat = VAT_RATES.get(division.country, 0.21)
     for line in row["SalesInvoiceLines"]:
-        amount = round(sign * abs(line["Quantity"]) * line["UnitPrice"], 2)
+        # A credit note's lines count negative whatever sign was typed; on an invoice a negative
+        # quantity (a return line) stays negative, as Exact computes Quantity × UnitPrice.
+        quantity = -abs(line["Quantity"]) if credit else line["Quantity"]
+        amount = round(quantity * line["UnitPrice"], 2)
         line["AmountFC"] = amount
         line["VATAmountFC"] = round(amount * vat, 2)
         line["AmountDC"] = round(amount * rate, 2)
