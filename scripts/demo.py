@@ -146,28 +146,32 @@ def meltano_env(boxes: Sandboxes, run_dir: Path) -> dict[str, str]:
     """Settings for this demo, as environment variables (they win over meltano.yml)."""
     store_key = os.environ.get("DEMO_SECRET_STORE_KEY") or _generate_key()
     env = dict(os.environ)
+    # The store's key only in the environment (read by the plugins, never a Meltano setting,
+    # so never written to Meltano's run files); every other secret only in the store.
+    for name in ("TAP_EXACTONLINE_CLIENT_SECRET", "TAP_EXACTONLINE_REFRESH_TOKEN",
+                 "TAP_EXACTONLINE_TOKEN_STORE_KEY", "TARGET_MAILCHIMP_API_KEY",
+                 "TARGET_MAILCHIMP_SECRET_STORE_KEY"):
+        env.pop(name, None)
     env.update(
         {
+            "SECRET_STORE_KEY": store_key,
             "MELTANO_ENVIRONMENT": "dev",
             "MELTANO_DATABASE_URI": f"sqlite:///{run_dir / 'meltano.db'}",
             "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
             "TAP_EXACTONLINE_BASE_URL": f"{boxes.exact_url}/nl",
             "TAP_EXACTONLINE_CLIENT_ID": boxes.client_id,
-            "TAP_EXACTONLINE_CLIENT_SECRET": boxes.client_secret,
             "TAP_EXACTONLINE_ALL_DIVISIONS": "true",
             "TAP_EXACTONLINE_TOKEN_STORE_PATH": str(run_dir / "secrets"),
-            "TAP_EXACTONLINE_TOKEN_STORE_KEY": store_key,
+            "TAP_EXACTONLINE_WEBHOOK_INBOX_PATH": str(run_dir / "webhook-inbox.jsonl"),
             "TARGET_MAILCHIMP_BASE_URL": f"{boxes.mailchimp_url}/3.0",
             "TARGET_MAILCHIMP_LOGIN_URL": boxes.mailchimp_url,
             "TARGET_MAILCHIMP_LIST_ID": boxes.list_id,
             "TARGET_MAILCHIMP_SECRET_STORE_PATH": str(run_dir / "secrets"),
-            "TARGET_MAILCHIMP_SECRET_STORE_KEY": store_key,
             "TARGET_MAILCHIMP_AUDIT_STORE_URL": f"sqlite:///{run_dir / 'audit.sqlite'}",
             "MAPPER_EXACT_MAILCHIMP_LOOKUP_STORE_PATH": str(run_dir / "lookup.sqlite"),
             "MAPPER_EXACT_MAILCHIMP_REJECTIONS_PATH": str(run_dir / "rejections.jsonl"),
         }
     )
-    env.pop("TARGET_MAILCHIMP_API_KEY", None)  # the key lives in the encrypted store
     return env
 
 
@@ -334,14 +338,18 @@ def audit_summary(run_dir: Path) -> Counter[tuple[str, str, str]]:
     return Counter({(stream, outcome, reason): n for stream, outcome, reason, n in rows})
 
 
-def leaked_secrets(run_dir: Path, secrets_: dict[str, str]) -> list[str]:
-    """Every file the run wrote (logs, state db, audit db, stores) that contains a secret."""
-    found = []
-    for path in sorted(p for p in run_dir.rglob("*") if p.is_file()):
-        content = path.read_bytes()
-        found += [f"{name} in {path.name}" for name, value in secrets_.items()
-                  if value.encode() in content]
-    return found
+def scanned_roots(run_dir: Path) -> list[Path]:
+    """Everything a run can write: this run's dir, Meltano's `.meltano/` (run files, logs;
+    plugin virtualenvs where changed), `.env`, `output/`."""
+    return [run_dir, ROOT / ".meltano", ROOT / ".env", ROOT / "output"]
+
+
+def leaked_secrets(run_dir: Path, secrets_: dict[str, str], since: float) -> list[str]:
+    """Every file holding a secret in any form (raw, URL-encoded, base64, JSON-escaped)."""
+    from secret_store.leaks import find_secrets
+
+    return [line.replace(str(ROOT) + "/", "")
+            for line in find_secrets(scanned_roots(run_dir), secrets_, changed_since=since)]
 
 
 def print_summary(boxes: Sandboxes, reports: list[RunReport], changes: list[str],
@@ -409,6 +417,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Starting the sandboxes (3 divisions × {args.accounts_per_division:,} accounts)…")
         boxes = start_sandboxes(stack, args, run_dir)
         env = meltano_env(boxes, run_dir)
+        started = time.time()
+        print("Storing the Exact client secret in the encrypted secret store…")
+        meltano(["invoke", "tap-exactonline:set-credential", "client_secret"], env, log,
+                stdin=boxes.client_secret + "\n")
         print("Authorizing the tap with Exact (OAuth authorization-code flow)…")
         meltano(["invoke", "tap-exactonline:authorize", "--fetch"], env, log)
         print("Storing the Mailchimp API key in the encrypted secret store…")
@@ -423,14 +435,17 @@ def main(argv: list[str] | None = None) -> int:
         reports.append(run_job("incremental", boxes, env, log))
         print_summary(boxes, reports, changes, run_dir)
     secrets_ = {"Exact client secret": boxes.client_secret, "Mailchimp API key": boxes.api_key,
-                "secret-store key": env["TAP_EXACTONLINE_TOKEN_STORE_KEY"]}
-    leaks = leaked_secrets(run_dir, secrets_)
-    files = sum(1 for p in run_dir.rglob("*") if p.is_file())
+                "secret-store key": env["SECRET_STORE_KEY"]}
+    leaks = leaked_secrets(run_dir, secrets_, started)
+    from secret_store.leaks import files_under
+
+    files = sum(1 for p in files_under(scanned_roots(run_dir)) if "venv" not in p.parts)
     if leaks:
         print("\nSECRETS FOUND IN PLAIN TEXT: " + "; ".join(leaks))
         return 1
-    print(f"Secrets check: none of the {len(secrets_)} secrets appears in the {files} files"
-          " this run wrote (tokens and the API key are stored encrypted).")
+    print(f"Secrets check: none of the {len(secrets_)} secrets appears, in any encoding, in the"
+          f" {files:,} files under {run_dir.relative_to(ROOT)}/, .meltano/, .env and output/"
+          " (tokens and keys are stored encrypted; the store's key only in the environment).")
     return 0
 
 

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import subprocess
 import time
-import urllib.parse
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet
 from secret_store import SecretStore
+from secret_store.leaks import find_secrets
 
 ROOT = Path(__file__).resolve().parent.parent
 MELTANO = ROOT / ".venv" / "bin" / "meltano"
@@ -84,57 +82,6 @@ class Pipeline:
     def mailchimp_writes(self) -> int:
         by_endpoint = self.mailchimp.calls()["by_endpoint"]
         return sum(n for label, n in by_endpoint.items() if not label.startswith("GET "))
-
-
-def secret_forms(value: str) -> dict[str, bytes]:
-    """The ways a secret could sit in a file: as is, URL-encoded, JSON-escaped, or base64
-    (standard or URL-safe, at any byte alignment, alone or as `user:secret` Basic auth)."""
-    raw = value.encode()
-    forms = {"raw": raw, "url": urllib.parse.quote(value, safe="").encode(),
-             "url+": urllib.parse.quote_plus(value).encode(),
-             "json": value.encode("unicode_escape")}
-    for offset in range(3):
-        for name, encode in (("b64", base64.b64encode), ("b64url", base64.urlsafe_b64encode)):
-            encoded = encode(b"\0" * offset + raw)
-            # Drop the quads touched by the padding bytes or by the end: the rest is stable.
-            core = encoded[((offset + 2) // 3) * 4 : max(0, len(encoded) - 4)]
-            if len(core) >= 8:
-                forms[f"{name}@{offset}"] = core
-    return {name: form for name, form in forms.items() if form}
-
-
-def find_secrets(
-    roots: Iterable[Path], secrets: dict[str, str], changed_since: float = 0.0
-) -> list[str]:
-    """Every file under `roots` holding any form of any secret. Virtualenvs are read only
-    where a file changed after `changed_since` (they hold installed packages, written by
-    `meltano install`, not by a run)."""
-    needles = [(f"{name} ({form})", data) for name, value in secrets.items() if value
-               for form, data in secret_forms(value).items()]
-    found = []
-    for path in _files(roots):
-        try:
-            if "venv" in path.parts and path.stat().st_mtime < changed_since:
-                continue
-            content = path.read_bytes()
-        except OSError:
-            continue  # removed meanwhile (Meltano cleans up) or unreadable socket/fifo
-        found += [f"{path}: {label}" for label, data in needles if data in content]
-    return found
-
-
-def _files(roots: Iterable[Path]) -> Iterable[Path]:
-    """Regular files under `roots`, not following symlinks (a pipeline's links to the
-    project's plugin installations are scanned once, under the project)."""
-    for root in roots:
-        if root.is_file():
-            yield root
-            continue
-        for directory, _, names in os.walk(root):
-            for name in names:
-                path = Path(directory, name)
-                if path.is_file() and not path.is_symlink():
-                    yield path
 
 
 def link_plugin_installations(sys_dir: Path) -> Path:
