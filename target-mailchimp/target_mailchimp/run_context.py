@@ -115,16 +115,26 @@ class RunContext:
             except ApiError as exc:
                 if exc.status != 404:
                     raise
-                self.client.request("POST", "ecommerce/stores", body={
-                    "id": self.store_id,
-                    "list_id": self.list_id,
-                    "name": self.config.get("store_name") or self.store_id,
-                    "currency_code": (self.config.get("store_currency") or "EUR").upper(),
-                    "is_syncing": True,
-                })
-                LOGGER.info("Created e-commerce store %s", self.store_id)
+                self._create_store(path)
             self._store_ready = True
             return self.store_id
+
+    def _create_store(self, path: str) -> None:
+        try:
+            self.client.request("POST", "ecommerce/stores", body={
+                "id": self.store_id,
+                "list_id": self.list_id,
+                "name": self.config.get("store_name") or self.store_id,
+                "currency_code": (self.config.get("store_currency") or "EUR").upper(),
+                "is_syncing": True,
+            })
+        except ApiError as exc:
+            # A create whose answer was lost and was retried: the first try made the store.
+            if exc.status != 400 or "already exists" not in exc.detail:
+                raise
+            self.client.request("PATCH", path, body={"is_syncing": True})
+            return
+        LOGGER.info("Created e-commerce store %s", self.store_id)
 
     def finish(self) -> None:
         """End of run: the store stops syncing so Mailchimp's automations resume.

@@ -260,3 +260,17 @@ def test_a_persistent_garble_makes_the_target_exit_non_zero(mailchimp_sandbox, t
     assert done.stdout.strip() == b""  # no STATE: the next run repeats the batch
     assert b"unreadable answer" in done.stderr
     assert mailchimp_sandbox.member("gone@example.com")["status"] == "archived"
+
+
+def test_a_garbled_store_create_is_retried_and_finds_the_store_it_made(mailchimp_sandbox,
+                                                                        tmp_path):
+    config = base_config(mailchimp_sandbox, tmp_path)
+    mailchimp_sandbox.add_fault(path=r"^/3\.0/ecommerce/stores$", method="POST", kind="garble")
+
+    states = run_target(config, [*stream("products", [{"id": "P1", "title": "W", "price": 5.0}]),
+                                 state({"bookmark": "done"})])
+
+    assert mailchimp_sandbox.context.faults.list() == [], "the garbled answer never happened"
+    assert states == [{"bookmark": "done"}]
+    store = mailchimp_sandbox.store("exact-store")
+    assert sorted(store["products"]) == ["P1"] and store["store"]["is_syncing"] is False
