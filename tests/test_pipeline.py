@@ -192,6 +192,8 @@ def test_a_run_killed_midway_is_completed_by_the_next_with_nothing_lost(
 
     # No secret in any file the killed run left behind (Meltano's run dirs included), and the
     # files holding customer data are private although Meltano ran with a lax umask.
+    left_behind = list((pipeline.workdir / ".meltano" / "run").rglob("*.config.json"))
+    assert left_behind  # the kill left Meltano's plugin config files: they were scanned
     assert pipeline.files_with_secrets() == []
     for private in ("audit.sqlite", "lookup.sqlite"):
         mode = (pipeline.workdir / private).stat().st_mode & 0o777

@@ -34,7 +34,7 @@ def records(stdout: str, stream: str) -> list[dict]:
 
 
 def test_secrets_come_from_the_store_and_the_key_from_the_environment(
-    exact_sandbox, config_for, tmp_path: Path
+    exact_sandbox, config_for, tmp_path: Path, monkeypatch
 ) -> None:
     full = config_for(exact_sandbox, divisions=[101])
     key = full["token_store_key"]
@@ -56,6 +56,15 @@ def test_secrets_come_from_the_store_and_the_key_from_the_environment(
     for secret in (full["client_secret"], full["refresh_token"], key):
         assert secret not in run.stdout + run.stderr
         assert secret not in config_path.read_text()
+
+    # The webhook receiver's secret comes from the store as well.
+    set_credential(config_path, "webhook_secret", "hook-secret-123456", key)
+    from tap_exactonline.authorize import load_config
+
+    with monkeypatch.context() as patch:
+        patch.setenv("SECRET_STORE_KEY", key)
+        assert load_config([str(config_path)], required=())["webhook_secret"] == (
+            "hook-secret-123456")
 
     # Without the key the tap says what is missing, and shows no secret.
     run = subprocess.run(
