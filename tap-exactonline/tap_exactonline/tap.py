@@ -8,7 +8,7 @@ from functools import cached_property
 from typing import Any
 
 from secret_store import restrict_new_files
-from secret_store.runlock import RunLock, acquire
+from secret_store.runlock import AlreadyRunning, RunLock, acquire
 from singer_sdk import Tap
 from singer_sdk import typing as th
 
@@ -181,7 +181,10 @@ class TapExactOnline(Tap):
                        f"{name} (divisions: {selection or 'current'})")
 
     def sync_all(self) -> None:
-        lock = self._run_lock()  # the OS frees it if the process dies, a kill included
+        try:
+            lock = self._run_lock()  # the OS frees it if the process dies, a kill included
+        except AlreadyRunning as exc:
+            raise SystemExit(f"error: {exc}") from None  # a clear line, exit 1, no traceback
         try:
             self._sync_all()
         finally:

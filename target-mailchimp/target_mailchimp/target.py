@@ -9,7 +9,7 @@ from functools import cached_property
 from typing import IO, Any
 
 from secret_store import restrict_new_files, store_key
-from secret_store.runlock import RunLock, acquire
+from secret_store.runlock import AlreadyRunning, RunLock, acquire
 from secret_store.settings import coerce_numbers
 from singer_sdk import typing as th
 from singer_sdk.sinks import Sink
@@ -184,7 +184,10 @@ class TargetMailchimp(Target):
         A failed run still tries to set `is_syncing` back to false (best effort, so the
         original error is what surfaces); if that fails too, the next run does it.
         """
-        lock = self._run_lock()  # the OS frees it if the process dies, a kill included
+        try:
+            lock = self._run_lock()  # the OS frees it if the process dies, a kill included
+        except AlreadyRunning as exc:
+            raise SystemExit(f"error: {exc}") from None  # a clear line, exit 1, no traceback
         completed = False
         try:
             super().listen(file_input)
