@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -106,6 +107,18 @@ def make_project(directory: Path, meltano_yml: dict[str, Any] | None = None) -> 
         (directory / source).symlink_to(ROOT / source, target_is_directory=True)
     link_plugin_installations(directory / ".meltano")
     return directory
+
+
+def dump_config(project: Path, plugin: str, env: dict[str, str]) -> dict[str, Any]:
+    """The config file Meltano would write for `plugin` (`meltano invoke --dump=config`)."""
+    result = subprocess.run(
+        [str(MELTANO), "invoke", "--dump=config", plugin], cwd=project, capture_output=True,
+        text=True, timeout=120, check=False,
+        env={**os.environ, "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+             "MELTANO_DATABASE_URI": f"sqlite:///{project / 'meltano.db'}", **env},
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    return json.loads(result.stdout[result.stdout.index("{"):])
 
 
 def make_pipeline(exact: Any, mailchimp: Any, workdir: Path) -> Pipeline:

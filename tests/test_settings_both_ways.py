@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from e2e_pipeline import MELTANO, ROOT, make_project
+from e2e_pipeline import MELTANO, ROOT, dump_config, make_project
 from mapper_exact_mailchimp.mapper import ExactToMailchimpMapper
 from tap_exactonline.tap import TapExactOnline
 from target_mailchimp.target import TargetMailchimp
@@ -74,17 +74,6 @@ def as_env(value: Any) -> str:
     if isinstance(value, list | dict):
         return json.dumps(value)
     return str(value)
-
-
-def dump_config(project: Path, plugin: str, env: dict[str, str]) -> dict[str, Any]:
-    result = subprocess.run(
-        [str(MELTANO), "invoke", "--dump=config", plugin], cwd=project, capture_output=True,
-        text=True, timeout=120, check=False,
-        env={**os.environ, "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-             "MELTANO_DATABASE_URI": f"sqlite:///{project / 'meltano.db'}", **env},
-    )
-    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    return json.loads(result.stdout[result.stdout.index("{"):])
 
 
 def parsed_by_plugin(plugin: str, config: dict[str, Any]) -> dict[str, Any]:
