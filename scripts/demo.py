@@ -1,8 +1,10 @@
 """The main job, end to end against the sandboxes, with a summary people can read at a glance.
 
 Starts both simulators with a seeded company, authorizes the tap through the real OAuth
-authorization-code flow, stores the Mailchimp key in the encrypted secret store, runs the Meltano
-job, changes data in Exact, runs it again incrementally, and prints what happened.
+authorization-code flow, stores the Exact client secret and the Mailchimp key in the encrypted
+secret store, runs the Meltano job (killed midway on purpose, then run again), changes data in
+Exact, runs it again incrementally, and prints what happened. After the kill and at the end it
+checks that no secret reached any file.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -20,6 +23,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,8 +197,28 @@ def meltano(args: list[str], env: dict[str, str], log: Path, stdin: str | None =
         raise SystemExit(f"`meltano {' '.join(args)}` failed (exit {result.returncode}); see {log}")
 
 
-def run_job(name: str, boxes: Sandboxes, env: dict[str, str], log: Path) -> RunReport:
-    """Run the Meltano job once, printing progress while it runs."""
+def kill_midway(boxes: Sandboxes, env: dict[str, str], log: Path) -> bool:
+    """Start the job and SIGKILL it (Meltano and its plugins) once members are arriving in
+    Mailchimp; False when it finished first (a small company)."""
+    with open(log, "ab") as handle:
+        handle.write(f"\n$ meltano run {JOB}   # killed midway on purpose\n".encode())
+        handle.flush()
+        process = subprocess.Popen([str(BIN / "meltano"), "run", JOB], cwd=ROOT, env=env,
+                                   stdout=handle, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        while process.poll() is None and not boxes.members():
+            time.sleep(0.2)
+        killed = process.poll() is None
+        if killed:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(30)
+    return killed
+
+
+def run_job(name: str, boxes: Sandboxes, env: dict[str, str], log: Path,
+            before_run: Callable[[], None] | None = None) -> RunReport:
+    """Run the Meltano job once, printing progress while it runs; `before_run` (counted in the
+    report) e.g. kills a first attempt."""
     report = RunReport(name)
     before_members = {m["email_address"]: m for m in boxes.members()}
     before_orders = {o["id"]: o.get("financial_status") for o in boxes.orders()}
@@ -216,7 +240,11 @@ def run_job(name: str, boxes: Sandboxes, env: dict[str, str], log: Path) -> RunR
     watcher = threading.Thread(target=progress, daemon=True)
     watcher.start()
     try:
-        meltano(["run", JOB], env, log)
+        if before_run:
+            before_run()
+        # --force: Meltano takes a killed run for a running one for 5 minutes; the plugins'
+        # own locks (one run per company and audience) make skipping that check safe.
+        meltano(["run", "--force", JOB], env, log)
     finally:
         done.set()
         watcher.join()
@@ -427,15 +455,26 @@ def main(argv: list[str] | None = None) -> int:
         meltano(["invoke", "target-mailchimp:set-credential"], env, log,
                 stdin=boxes.api_key + "\n")
         reports = []
-        print("Run 1: first sync")
-        reports.append(run_job("first sync", boxes, env, log))
+        secrets_ = {"Exact client secret": boxes.client_secret,
+                    "Mailchimp API key": boxes.api_key, "secret-store key": env["SECRET_STORE_KEY"]}
+
+        def kill_then_check() -> None:
+            if not kill_midway(boxes, env, log):
+                return
+            leaks = leaked_secrets(run_dir, secrets_, started)
+            if leaks:
+                raise SystemExit("SECRETS FOUND IN PLAIN TEXT AFTER THE KILL: " + "; ".join(leaks))
+            print(f"    killed with {len(boxes.members()):,} members written; no secret in any"
+                  " file it left behind. Running it again (--force: Meltano still thinks it"
+                  " runs)…", flush=True)
+
+        print("Run 1: first sync, killed midway (SIGKILL to Meltano and every plugin), rerun")
+        reports.append(run_job("first sync", boxes, env, log, kill_then_check))
         print("Changing data in Exact…")
         changes = change_exact_data(boxes)
         print("Run 2: incremental sync")
         reports.append(run_job("incremental", boxes, env, log))
         print_summary(boxes, reports, changes, run_dir)
-    secrets_ = {"Exact client secret": boxes.client_secret, "Mailchimp API key": boxes.api_key,
-                "secret-store key": env["SECRET_STORE_KEY"]}
     leaks = leaked_secrets(run_dir, secrets_, started)
     from secret_store.leaks import files_under
 
