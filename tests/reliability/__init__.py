@@ -1,0 +1,1 @@
+"""Reliability suite: kills, faults, bad input, parallel jobs and webhook attacks (issue 7)."""

@@ -1,0 +1,103 @@
+"""Two companies' jobs side by side in one project, and the same job started twice."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from secret_store import SecretStore
+
+from reliability.audience_history import seed_audience_history
+from reliability.case_spec import Case
+from reliability.stage import Factories, Stage, new_stage
+from reliability.verdict import Outcome
+
+COMPANY_DIVISIONS = {"nl": (101, 102, 103), "be": (201,)}
+WRITE_TOLERANCE = 5  # a second job that starts and stops may touch a few things
+
+
+def _company_stage(name: str, factories: Factories, workdir: Path, exact: Any,
+                   region: str) -> Stage:
+    """A pipeline for one Exact company (its own audience and token store)."""
+    _, mailchimp_factory = factories
+    stage = new_stage(name, ((lambda **_: exact), mailchimp_factory), workdir / region)
+    pipeline = stage.pipeline
+    refresh_token = exact.issue_refresh_token(region)
+    pipeline.env["TAP_EXACTONLINE_BASE_URL"] = exact.base_url(region)
+    # The bootstrap token goes where the e2e helper keeps it: the encrypted store.
+    store = SecretStore(pipeline.workdir / "secrets", pipeline.secrets["store_key"])
+    name_in_store = f"exactonline-{exact.client_id}-credentials"
+    stored = store.read(name_in_store) or {}
+    store.write(name_in_store, {**stored, "refresh_token": refresh_token})
+    pipeline.secrets[f"refresh_token_{region}"] = refresh_token
+    stage.divisions = COMPANY_DIVISIONS[region]
+    return stage
+
+
+def two_companies(factories: Factories, workdir: Path, rng: random.Random) -> Outcome:
+    exact_factory, _ = factories
+    exact = exact_factory(accounts_per_division=10, seed=rng.randint(1, 10_000))
+    stages = {region: _company_stage("parallel: two companies' jobs side by side", factories,
+                                     workdir, exact, region) for region in COMPANY_DIVISIONS}
+    shared_db = stages["nl"].pipeline.env["MELTANO_DATABASE_URI"]
+    stages["be"].pipeline.env["MELTANO_DATABASE_URI"] = shared_db  # one project, one system db
+    for stage in stages.values():
+        seed_audience_history(stage)
+    processes = {}
+    for region, stage in stages.items():
+        processes[region] = stage.start(f"--state-id-suffix={region}")
+        time.sleep(rng.uniform(0.2, 1.0))
+    for region, stage in stages.items():
+        stage.finish(processes[region])
+    outcome = Outcome(stages["nl"].name, tried=1)
+    for region, stage in stages.items():
+        part = stage.outcome()
+        _merge(outcome, part, prefix=f"[{region}] ")
+    return outcome
+
+
+def doubled_job(factories: Factories, workdir: Path, rng: random.Random) -> Outcome:
+    """The same job twice, 1–3 s apart (the second with --force, as after a crash): it must not
+    write everything twice. Compared with the writes of one run on an identical twin."""
+    seed = rng.randint(1, 10_000)
+    twin = new_stage("twin", factories, workdir / "twin", seed=seed)
+    seed_audience_history(twin)
+    twin.run()
+    single = twin.pipeline.mailchimp_writes()
+
+    stage = new_stage("parallel: the same job started twice", factories, workdir / "doubled",
+                      seed=seed)
+    seed_audience_history(stage)
+    first = stage.start()
+    time.sleep(rng.uniform(1.0, 3.0))
+    second = stage.start("--force")
+    second_rc = stage.finish(second)
+    first_rc = stage.finish(first)
+    stage.last_returncode = first_rc
+    outcome = stage.outcome()
+    outcome.notes.append(f"second job exited {second_rc}")
+    total = stage.pipeline.mailchimp_writes()
+    if twin.last_returncode == 0 and total > single + WRITE_TOLERANCE:
+        outcome.add("duplicated", f"{total} Mailchimp writes for what one run does in {single}",
+                    total - single)
+    return outcome
+
+
+def _merge(into: Outcome, part: Outcome, prefix: str) -> None:
+    for name in ("lost", "duplicated", "wrong", "resubscribed", "secrets_found",
+                 "failed_runs", "unexercised"):
+        setattr(into, name, getattr(into, name) + getattr(part, name))
+    into.notes += [prefix + note for note in part.notes]
+
+
+def _unused(stage: Stage, rng: random.Random) -> None:
+    raise AssertionError("custom cases play themselves")
+
+
+PARALLEL = [
+    Case("parallel: two companies' jobs side by side", "parallel", _unused,
+         custom=two_companies),
+    Case("parallel: the same job started twice", "parallel", _unused, custom=doubled_job),
+]
