@@ -20,5 +20,6 @@ class Case:
     exact_options: dict[str, Any] = field(default_factory=dict)
     mailchimp_options: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, str] = field(default_factory=dict)
+    ci: bool = True  # False: only in the soak (bench/soak.py), to keep CI within minutes
     # Cases with their own sandboxes and pipelines (parallel jobs, webhook receiver).
     custom: Callable[[Factories, Path, random.Random], Outcome] | None = None
