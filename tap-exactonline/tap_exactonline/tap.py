@@ -7,7 +7,7 @@ import time
 from functools import cached_property
 from typing import Any
 
-from secret_store import restrict_new_files
+from secret_store import SecretStoreError, restrict_new_files
 from secret_store.runlock import AlreadyRunning, RunLock, acquire
 from singer_sdk import Tap
 from singer_sdk import typing as th
@@ -135,6 +135,9 @@ class TapExactOnline(Tap):
 
     @cached_property
     def token_store(self) -> TokenStore:
+        if not self.config.get("token_store_key"):
+            raise SecretStoreError("No key for the token store: set the SECRET_STORE_KEY "
+                                   "environment variable (or token_store_key in the config).")
         return TokenStore(
             self.config["token_store_path"], self.config["token_store_key"],
             self.config["client_id"], name=token_store_name(self.config),

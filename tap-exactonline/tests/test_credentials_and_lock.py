@@ -110,3 +110,19 @@ def test_each_company_has_its_own_token_entry(
     acme, globex = store.read("exactonline-acme"), store.read("exactonline-globex")
     assert acme and globex and acme["refresh_token"] != globex["refresh_token"]
     assert store.read(f"exactonline-{exact_sandbox.client_id}") is None
+
+
+def test_without_a_store_key_the_tap_says_where_to_put_it(
+    exact_sandbox, config_for, tmp_path: Path
+) -> None:
+    config = {k: v for k, v in config_for(exact_sandbox, divisions=[101]).items()
+              if k != "token_store_key"}  # a plain-Singer config with its secrets, but no key
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    run = subprocess.run(
+        [str(BIN / "tap-exactonline"), "--config", str(config_path)], capture_output=True,
+        text=True, timeout=120, check=False,
+        env={k: v for k, v in os.environ.items() if k != "SECRET_STORE_KEY"},
+    )
+    assert run.returncode != 0 and "SECRET_STORE_KEY" in run.stderr
+    assert config["client_secret"] not in run.stderr
