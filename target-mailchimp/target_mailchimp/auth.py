@@ -72,7 +72,8 @@ def load_credentials(config: Mapping[str, Any]) -> Credentials:
         )
     raise CredentialsError(
         "No Mailchimp credential: set `api_key` or `oauth_token`, or `secret_store_path` and "
-        "`secret_store_key` pointing at a store holding one."
+        "the store's key (the SECRET_STORE_KEY environment variable, or `secret_store_key`) "
+        "pointing at a store holding one."
     )
 
 
