@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ Spec = dict[str, Any]
 
 
 # -- kills --------------------------------------------------------------------------------------
-def killed_at(hold: Hold, *, jitter: int = 0, before: list[tuple[str, Spec]] = ()
+def killed_at(hold: Hold, *, jitter: int = 0, before: Sequence[tuple[str, Spec]] = ()
               ) -> Callable[[Stage, random.Random], None]:
     """Kill at `hold` (the soak moves the N-th call by up to `jitter`), then rerun; if that
     rerun stops cleanly on Exact's "too early", the next scheduled one must finish."""

@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,16 +95,18 @@ class Stage:
     def next_scheduled_run(self, *args: str) -> int:
         """A run that stopped cleanly because Exact said "too early" (a token rotation whose
         answer was lost) is followed by the next scheduled run, once Exact allows a refresh
-        again: the sandbox's clock moves on instead of the test waiting ~10 minutes."""
-        if self.last_returncode == 0:
-            return 0
-        self.note_log(f"run {self.runs} exited {self.last_returncode}: next scheduled run")
+        again: the sandbox's clock moves on instead of the test waiting ~10 minutes. Any other
+        failure stands."""
+        if self.last_returncode == 0 or "too early" not in self.last_output().lower():
+            return self.last_returncode
+        self.note_log(f"run {self.runs} stopped on Exact's 'too early': next scheduled run")
         # Exact allows the next refresh this long after the last one (570 s by default); the
         # previous refresh token still lingers then (600 s by default).
         self.exact.advance_clock(self.exact.authority.settings.refresh_too_early_seconds + 5)
         return self.run(*args)
 
-    def run_killed_at(self, hold: Hold, *, before: list[tuple[str, dict[str, Any]]] = ()) -> bool:
+    def run_killed_at(self, hold: Hold, *, before: Sequence[tuple[str, dict[str, Any]]] = ()
+                      ) -> bool:
         """Start a run, SIGKILL its process group once the sandbox has taken the held call.
 
         `before`: (api, fault spec) injected first, e.g. to bring a token refresh about.
@@ -155,10 +157,13 @@ class Stage:
             outcome.notes[:0] = [f"last run: {line}" for line in self.last_errors()]
         return outcome
 
+    def last_output(self) -> str:
+        log = self.pipeline.workdir / f"run-{self.runs:02d}.log"
+        return log.read_text(errors="replace") if log.exists() else ""
+
     def last_errors(self, count: int = 4) -> list[str]:
         """The last lines of the last run's output that name an error (log prefixes cut)."""
-        log = self.pipeline.workdir / f"run-{self.runs:02d}.log"
-        lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+        lines = self.last_output().splitlines()
         errors = [line.split("] ", 1)[-1][:240] for line in lines
                   if "rror" in line or "failed" in line.lower() or "refus" in line]
         return errors[-count:]
