@@ -20,7 +20,7 @@ from typing import Any
 
 from e2e_pipeline import PIPELINE, Pipeline, make_pipeline
 
-from reliability.verdict import Outcome, judge
+from reliability.verdict import Outcome, files_with_secrets, judge
 
 RUN_TIMEOUT = 90  # a run that needs longer is stalled (issue 7 item 7)
 HOLD_WAIT = 120  # most seconds to wait for a kill point to be reached
@@ -53,6 +53,7 @@ class Stage:
     unexercised: list[str] = field(default_factory=list)
     runs: int = 0
     divisions: tuple[int, ...] | None = None  # the company's; None: the seed's main company
+    left_by_kills: list[str] = field(default_factory=list)  # secrets on disk right after a kill
 
     @property
     def exact(self) -> Any:
@@ -126,6 +127,8 @@ class Stage:
         reached = marker.count == 0
         kill_group(process)
         self.last_returncode = -9
+        # What a kill leaves on disk, before the next run could tidy it away (issue 7 item 8).
+        self.left_by_kills += [f"after the kill: {f}" for f in files_with_secrets(self.pipeline)]
         time.sleep(hold.delay + 0.3)  # the held call is served (into the dead socket) first
         for api in ("exact", "mailchimp"):
             fault_plan(self.sandbox(api)).clear()
@@ -153,6 +156,8 @@ class Stage:
                         last_returncode=self.last_returncode, divisions=self.divisions)
         for problem in self.unexercised:
             outcome.add("unexercised", problem)
+        for finding in self.left_by_kills:
+            outcome.add("secrets_found", finding)
         if outcome.failed_runs:
             outcome.notes[:0] = [f"last run: {line}" for line in self.last_errors()]
         return outcome
