@@ -81,10 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     name = credentials_name(config)
     try:
         store = SecretStore(config["token_store_path"], config["token_store_key"])
-        with store.locked(name):
-            document = store.read(name) or {}
-            document[args.field] = value
-            store.write(name, document)
+        store.update(name, **{args.field: value})
     except SecretStoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

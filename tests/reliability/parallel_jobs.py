@@ -28,9 +28,7 @@ def _company_stage(name: str, factories: Factories, workdir: Path, exact: Any,
     pipeline.env["TAP_EXACTONLINE_BASE_URL"] = exact.base_url(region)
     # The bootstrap token goes where the e2e helper keeps it: the encrypted store.
     store = SecretStore(pipeline.workdir / "secrets", pipeline.secrets["store_key"])
-    name_in_store = f"exactonline-{exact.client_id}-credentials"
-    stored = store.read(name_in_store) or {}
-    store.write(name_in_store, {**stored, "refresh_token": refresh_token})
+    store.update(f"exactonline-{exact.client_id}-credentials", refresh_token=refresh_token)
     pipeline.secrets[f"refresh_token_{region}"] = refresh_token
     stage.divisions = COMPANY_DIVISIONS[region]
     return stage

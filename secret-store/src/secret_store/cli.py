@@ -32,10 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         store = SecretStore(args.dir, key)
-        with store.locked(args.name):
-            document = store.read(args.name) or {}
-            document[args.field] = value
-            store.write(args.name, document)
+        store.update(args.name, **{args.field: value})
     except SecretStoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

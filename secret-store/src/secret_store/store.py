@@ -88,6 +88,11 @@ class SecretStore:
         finally:
             os.close(dir_fd)
 
+    def update(self, name: str, **fields: Any) -> None:
+        """Set some fields of the document `name` (created if absent), under its lock."""
+        with self.locked(name):
+            self.write(name, {**(self.read(name) or {}), **fields})
+
     @contextmanager
     def locked(self, name: str, timeout: float = 60.0) -> Iterator[None]:
         """Hold the exclusive lock for `name` across processes and threads."""
