@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from secret_store import SecretStore
 
 from reliability.audience_history import seed_audience_history
 from reliability.case_spec import Case
-from reliability.stage import Factories, Stage, new_stage
+from reliability.stage import HOLD_WAIT, Factories, Stage, fault_plan, new_stage
 from reliability.verdict import Outcome
 
 COMPANY_DIVISIONS = {"nl": (101, 102, 103), "be": (201,)}
@@ -56,20 +57,33 @@ def two_companies(factories: Factories, workdir: Path, rng: random.Random) -> Ou
     return outcome
 
 
-def doubled_job(factories: Factories, workdir: Path, rng: random.Random) -> Outcome:
-    """The same job twice, 1–3 s apart (the second with --force, as after a crash): it must not
-    write everything twice. Compared with the writes of one run on an identical twin."""
+def doubled_job(factories: Factories, workdir: Path, rng: random.Random, *,
+                as_first_finishes: bool = False) -> Outcome:
+    """The same job twice (the second with --force, as after a crash): it must not write
+    everything twice. Compared with the writes of one run on an identical twin.
+
+    The second starts 1–3 s after the first, or, `as_first_finishes`, once the first is held at
+    its last write (the store's PATCH): the window where the second read no state yet."""
     seed = rng.randint(1, 10_000)
     twin = new_stage("twin", factories, workdir / "twin", seed=seed)
     seed_audience_history(twin)
     twin.run()
     single = twin.pipeline.mailchimp_writes()
 
-    stage = new_stage("parallel: the same job started twice", factories, workdir / "doubled",
-                      seed=seed)
+    name = ("parallel: the same job started again as the first finishes" if as_first_finishes
+            else "parallel: the same job started twice, 1–3 s apart")
+    stage = new_stage(name, factories, workdir / "doubled", seed=seed)
     seed_audience_history(stage)
+    if as_first_finishes:
+        last_write = fault_plan(stage.mailchimp).add(
+            path=r"^/3\.0/ecommerce/stores/[^/]+$", method="PATCH", kind="slow", delay=1.5)
     first = stage.start()
-    time.sleep(rng.uniform(1.0, 3.0))
+    if as_first_finishes:
+        deadline = time.monotonic() + HOLD_WAIT
+        while last_write.count and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+    else:
+        time.sleep(rng.uniform(1.0, 3.0))
     second = stage.start("--force")
     second_rc = stage.finish(second)
     first_rc = stage.finish(first)
@@ -97,5 +111,8 @@ def _unused(stage: Stage, rng: random.Random) -> None:
 PARALLEL = [
     Case("parallel: two companies' jobs side by side", "parallel", _unused,
          custom=two_companies),
-    Case("parallel: the same job started twice", "parallel", _unused, custom=doubled_job),
+    Case("parallel: the same job started twice, 1–3 s apart", "parallel", _unused,
+         custom=doubled_job, ci=False),
+    Case("parallel: the same job started again as the first finishes", "parallel", _unused,
+         custom=partial(doubled_job, as_first_finishes=True)),
 ]
