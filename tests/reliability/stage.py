@@ -54,6 +54,7 @@ class Stage:
     runs: int = 0
     divisions: tuple[int, ...] | None = None  # the company's; None: the seed's main company
     left_by_kills: list[str] = field(default_factory=list)  # secrets on disk right after a kill
+    judged_run: int | None = None  # the run whose exit status counts (default: the last)
 
     @property
     def exact(self) -> Any:
@@ -159,16 +160,17 @@ class Stage:
         for finding in self.left_by_kills:
             outcome.add("secrets_found", finding)
         if outcome.failed_runs:
-            outcome.notes[:0] = [f"last run: {line}" for line in self.last_errors()]
+            outcome.notes[:0] = [f"last run: {line}"
+                                 for line in self.last_errors(run=self.judged_run)]
         return outcome
 
-    def last_output(self) -> str:
-        log = self.pipeline.workdir / f"run-{self.runs:02d}.log"
+    def last_output(self, run: int | None = None) -> str:
+        log = self.pipeline.workdir / f"run-{run or self.runs:02d}.log"
         return log.read_text(errors="replace") if log.exists() else ""
 
-    def last_errors(self, count: int = 4) -> list[str]:
-        """The last lines of the last run's output that name an error (log prefixes cut)."""
-        lines = self.last_output().splitlines()
+    def last_errors(self, count: int = 4, run: int | None = None) -> list[str]:
+        """The last lines of a run's output (the last run's) that name an error."""
+        lines = self.last_output(run).splitlines()
         errors = [line.split("] ", 1)[-1][:240] for line in lines
                   if "rror" in line or "failed" in line.lower() or "refus" in line]
         return errors[-count:]
