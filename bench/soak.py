@@ -56,12 +56,14 @@ def play(case: Case, index: int, base: Path, rng: random.Random, accounts: int) 
             return outcome
 
 
-def table(rows: list[dict]) -> str:
-    lines = ["| case | " + " | ".join(HEADINGS) + " |",
+def table(rows: list[dict], by_group: bool = False) -> str:
+    """Figures per case (or per group: kill, fault, input, parallel, webhook) and in total."""
+    lines = [f"| {'group' if by_group else 'case'} | " + " | ".join(HEADINGS) + " |",
              "|---|" + "---:|" * len(HEADINGS)]
     by_case: dict[str, dict[str, int]] = {}
     for row in rows:
-        into = by_case.setdefault(row["case"], dict.fromkeys(COLUMNS, 0))
+        key = row["case"].split(":")[0] if by_group else row["case"]
+        into = by_case.setdefault(key, dict.fromkeys(COLUMNS, 0))
         for column in COLUMNS:
             into[column] += row[column]
     for name, figures in [*sorted(by_case.items()), ("**total**", _total(rows))]:
@@ -111,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                                "total": _total(rows), "cases": rows}, indent=1))
     print()
     print(table(rows))
+    print()
+    print(table(rows, by_group=True))
     print(f"\nResults: {out} (workdirs under {base})")
     failed = sum(1 for row in rows if any(row[c] for c in COLUMNS if c != "tried"))
     return 1 if failed else 0
