@@ -103,6 +103,9 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property("webhook_inbox_path", th.StringType,
                 description="File where the webhook receiver notes changed keys; a completed "
                 "run clears the entries it covered."),
+    th.Property("webhook_callback_url", th.StringType,
+                description="Public URL Exact delivers webhooks to; the default callback of "
+                "`tap-exactonline-webhooks subscribe` (meltano: `webhooks-subscribe`)."),
     *WEBHOOK_SERVE_SETTINGS,  # `tap-exactonline-webhooks serve` limits
     th.Property("lost_refresh_max_wait", th.NumberType, default=660,
                 description="Longest wait, after a token refresh that got no answer, until Exact "

@@ -6,7 +6,12 @@ is worth starting now, and shows which keys changed; a completed tap run clears 
 
     tap-exactonline-webhooks serve --config config.json --port 8765
     tap-exactonline-webhooks subscribe --config config.json --topic Accounts --callback URL
+    tap-exactonline-webhooks subscribe --config config.json --all-topics   # every division
+    tap-exactonline-webhooks list --config config.json [--division 101]
+    tap-exactonline-webhooks remove --config config.json [--id ID] [--callback URL] [--topic T]
     tap-exactonline-webhooks pending --config config.json
+
+The callback defaults to the `webhook_callback_url` setting; divisions to the tap's own.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any
 import requests
 from filelock import FileLock
 
+from tap_exactonline.subscriptions import ALL_TOPICS, SubscriptionError, Subscriptions
 from tap_exactonline.webhook_seen import SeenDeliveries, durable_append, durable_replace
 
 LOGGER = logging.getLogger("tap_exactonline.webhooks")
@@ -189,20 +195,60 @@ def subscribe(config: dict, division: int, topic: str, callback: str) -> dict[st
     return response.json().get("d", {})
 
 
+def manage_subscriptions(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    """`subscribe`, `list` and `remove`: one line per subscription on stdout."""
+    manager = Subscriptions(config)
+    try:
+        divisions = manager.divisions(args.division)
+        if args.command == "list":
+            for row in manager.listing(divisions):
+                print(_subscription_line(row))
+            return 0
+        if args.command == "remove":
+            for row in manager.remove(divisions, subscription_id=args.subscription_id,
+                                      callback=args.callback, topic=args.topic):
+                print("Removed:", _subscription_line(row))
+            return 0
+        callback = args.callback or config.get("webhook_callback_url")
+        topics = list(ALL_TOPICS) if args.all_topics else [args.topic] if args.topic else []
+        if not callback or not topics:
+            print("subscribe needs a callback (--callback or webhook_callback_url) and "
+                  "--topic or --all-topics.", file=sys.stderr)
+            return 1
+        for row, created in manager.subscribe(divisions, topics, callback):
+            print("Subscribed:" if created else "Kept:", _subscription_line(row))
+    except (SubscriptionError, ValueError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+def _subscription_line(row: dict[str, Any]) -> str:
+    return f"{row.get('Division')}\t{row.get('Topic')}\t{row.get('CallbackURL')}\t{row.get('ID')}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tap-exactonline-webhooks")
     commands = parser.add_subparsers(dest="command", required=True)
-    for name in ("serve", "subscribe", "pending"):
+    for name in ("serve", "subscribe", "list", "remove", "pending"):
         sub = commands.add_parser(name)
         sub.add_argument("--config", required=True,
                          help="the tap's config JSON, or ENV for TAP_EXACTONLINE_* variables")
         if name == "serve":
             sub.add_argument("--host", default="127.0.0.1")
             sub.add_argument("--port", type=int, default=8765)
+        if name in ("subscribe", "list", "remove"):
+            sub.add_argument("--division", type=int, default=None,
+                             help="one division (default: every division the tap reads)")
+        if name in ("subscribe", "remove"):
+            sub.add_argument("--topic", default=None)
+            sub.add_argument("--callback", default=None,
+                             help="callback URL (subscribe: default webhook_callback_url)")
         if name == "subscribe":
-            sub.add_argument("--division", type=int, required=True)
-            sub.add_argument("--topic", required=True)
-            sub.add_argument("--callback", required=True)
+            sub.add_argument("--all-topics", action="store_true",
+                             help=f"subscribe {', '.join(ALL_TOPICS)} (existing ones are kept)")
+        if name == "remove":
+            sub.add_argument("--id", dest="subscription_id", default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     # Imported here: authorize imports the tap, which imports this module.
@@ -214,10 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     except AuthorizeError as exc:
         print(exc, file=sys.stderr)
         return 1
-    if args.command == "subscribe":
-        created = subscribe(config, args.division, args.topic, args.callback)
-        print(f"Subscribed: {created.get('Topic')} → {created.get('CallbackURL')}")
-        return 0
+    if args.command in ("subscribe", "list", "remove"):
+        return manage_subscriptions(args, config)
     inbox = WebhookInbox(config.get("webhook_inbox_path") or "webhook-inbox.jsonl")
     if args.command == "pending":
         print(json.dumps(inbox.pending(), indent=1))
