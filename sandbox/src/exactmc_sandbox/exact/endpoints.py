@@ -136,12 +136,13 @@ def read_page(store: DataStore, endpoint: Endpoint, division: int, args: dict[st
 
 
 def _sync_rows(store: DataStore, endpoint: Endpoint, division: int,
-               conditions: list[Condition], args: dict[str, str], size: int
+               conditions: list[Any], args: dict[str, str], size: int
                ) -> tuple[list[dict[str, Any]], int | None]:
     """Rows in Timestamp order after the bookmark; the sync API filters on nothing else."""
     after = 0
     for condition in conditions:
-        if condition.op != "gt" or not isinstance(condition.value, int):
+        if (not isinstance(condition, Condition) or condition.op != "gt"
+                or not isinstance(condition.value, int)):
             raise ODataError(400, "Only 'Timestamp gt <number>' is allowed on sync endpoints")
         after = max(after, condition.value)
     skip = args.get("$skiptoken")
@@ -158,7 +159,7 @@ def _sync_rows(store: DataStore, endpoint: Endpoint, division: int,
 
 
 def _keyed_rows(store: DataStore, endpoint: Endpoint, division: int,
-                conditions: list[Condition], args: dict[str, str], size: int
+                conditions: list[Any], args: dict[str, str], size: int
                 ) -> tuple[list[dict[str, Any]], str | None]:
     """Rows in key (ID) order after the $skiptoken key, as Exact pages its other endpoints."""
     key = endpoint.key

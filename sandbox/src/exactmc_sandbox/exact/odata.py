@@ -18,8 +18,6 @@ OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "eq": operator.eq, "ne": operator.ne, "gt": operator.gt, "ge": operator.ge,
     "lt": operator.lt, "le": operator.le,
 }
-_CONDITION = re.compile(r"^\(?\s*(\w+)\s+(eq|ne|gt|ge|lt|le)\s+(.+?)\s*\)?$")
-_AND = re.compile(r"\s+and\s+", re.IGNORECASE)
 
 
 class ODataError(Exception):
@@ -77,21 +75,103 @@ def parse_literal(text: str) -> Any:
     raise ODataError(400, f"Unrecognized literal in $filter: {text}")
 
 
-def parse_filter(text: str | None, allowed: Iterable[str]) -> list[Condition]:
-    """Conditions joined by `and`; fields outside `allowed` are refused."""
+class _AnyOf:
+    """Terms joined by `or`: a row matches when one of them does."""
+
+    def __init__(self, terms: list[Any]) -> None:
+        self.terms = terms
+
+    def matches(self, row: dict[str, Any]) -> bool:
+        return any(term.matches(row) for term in self.terms)
+
+
+class _AllOf(_AnyOf):
+    """Terms joined by `and` (inside parentheses)."""
+
+    def matches(self, row: dict[str, Any]) -> bool:
+        return all(term.matches(row) for term in self.terms)
+
+
+# Parentheses, quoted literals (with an optional datetime/guid prefix; '' is a quote inside),
+# and any other run of characters: `and`/`or` inside a quoted address never splits it.
+_TOKEN = re.compile(r"\s*(\(|\)|(?:datetime|guid)?'(?:[^']|'')*'|[^\s()]+)")
+
+
+def _tokens(text: str) -> list[str]:
+    tokens, at = [], 0
+    text = text.strip()
+    while at < len(text):
+        m = _TOKEN.match(text, at)
+        if not m:
+            raise ODataError(400, f"Syntax error in $filter near '{text[at:].strip()}'")
+        tokens.append(m.group(1))
+        at = m.end()
+    return tokens
+
+
+class _FilterParser:
+    """expr := conj ('or' conj)* ; conj := atom ('and' atom)* ; atom := '(' expr ')' | cond."""
+
+    def __init__(self, tokens: list[str], allowed: set[str]) -> None:
+        self.tokens, self.at, self.allowed = tokens, 0, allowed
+
+    def peek(self) -> str | None:
+        return self.tokens[self.at] if self.at < len(self.tokens) else None
+
+    def take(self) -> str:
+        token = self.peek()
+        if token is None:
+            raise ODataError(400, "Syntax error in $filter: it ends too early")
+        self.at += 1
+        return token
+
+    def expr(self) -> list[Any]:
+        """The `or` alternatives, each a list of `and`ed terms."""
+        alternatives = [self.conj()]
+        while (self.peek() or "").lower() == "or":
+            self.take()
+            alternatives.append(self.conj())
+        return alternatives
+
+    def conj(self) -> list[Any]:
+        terms = [self.atom()]
+        while (self.peek() or "").lower() == "and":
+            self.take()
+            terms.append(self.atom())
+        return terms
+
+    def atom(self) -> Any:
+        if self.peek() == "(":
+            self.take()
+            inner = self.expr()
+            if self.take() != ")":
+                raise ODataError(400, "Syntax error in $filter: unbalanced parentheses")
+            return _combine(inner)
+        name, op, literal = self.take(), self.take().lower(), self.take()
+        if not re.fullmatch(r"\w+", name) or op not in OPERATORS:
+            raise ODataError(400, f"Syntax error in $filter near '{name} {op} {literal}'")
+        if name not in self.allowed:
+            raise ODataError(400, f"$filter on '{name}' is not supported here")
+        return Condition(name, op, parse_literal(literal))
+
+
+def _combine(alternatives: list[list[Any]]) -> Any:
+    terms = [conj[0] if len(conj) == 1 else _AllOf(conj) for conj in alternatives]
+    return terms[0] if len(terms) == 1 else _AnyOf(terms)
+
+
+def parse_filter(text: str | None, allowed: Iterable[str]) -> list[Any]:
+    """The terms that must all match: Conditions, or groups joined by `or` (with parentheses).
+
+    Fields outside `allowed` are refused. A filter of plain `and`s gives plain Conditions.
+    """
     if not text or not text.strip():
         return []
-    allowed = set(allowed)
-    conditions = []
-    for part in _AND.split(text.strip()):
-        m = _CONDITION.match(part.strip())
-        if not m:
-            raise ODataError(400, f"Syntax error in $filter near '{part.strip()}'")
-        name, op, literal = m.groups()
-        if name not in allowed:
-            raise ODataError(400, f"$filter on '{name}' is not supported here")
-        conditions.append(Condition(name, op, parse_literal(literal)))
-    return conditions
+    parser = _FilterParser(_tokens(text), set(allowed))
+    alternatives = parser.expr()
+    if parser.peek() is not None:
+        raise ODataError(400, f"Syntax error in $filter near '{parser.peek()}'")
+    return alternatives[0] if len(alternatives) == 1 else [_combine(alternatives)]
 
 
 def parse_select(text: str | None, available: tuple[str, ...], required: bool,

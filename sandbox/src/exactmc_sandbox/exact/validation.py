@@ -188,6 +188,9 @@ def _finish_contact(store: DataStore, row: Row, division: Division) -> None:
     row["AccountName"] = account["Name"]
     if not (row["FirstName"] or row["LastName"]):
         raise InvalidInputError("a contact needs a FirstName or a LastName")
+    for flag in ("IsMailingExcluded", "IsMainContact"):
+        if not isinstance(row[flag], bool):
+            raise InvalidInputError(f"{flag} must be true or false")
     parts = (row["FirstName"], row["MiddleName"], row["LastName"])
     row["FullName"] = " ".join(p for p in parts if p)
 
@@ -290,6 +293,11 @@ def _finish_costcenter(store: DataStore, row: Row, division: Division) -> None:
     _require_text(row, "Code", "Description")
     if not isinstance(row["Active"], bool):
         raise InvalidInputError("Active must be true or false")
+    code = row["Code"].strip().lower()
+    for other in store.table("Costcenters", division.code).values():
+        if other["ID"] != row["ID"] and str(other["Code"]).strip().lower() == code:
+            # Exact: a cost center's Code is unique in its division.
+            raise InvalidInputError(f"Code {row['Code']!r} already exists")
 
 
 def _finish_item(store: DataStore, row: Row, division: Division) -> None:
