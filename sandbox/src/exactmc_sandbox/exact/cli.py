@@ -30,6 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="block an endpoint for an hour after this many 4xx (Exact: 10)")
     parser.add_argument("--webhook-secret", default=None,
                         help="enable webhooks, signing deliveries with this secret")
+    parser.add_argument("--webhook-drop-rate", type=float, default=0.0,
+                        help="lose this fraction of webhook deliveries (0..1, seeded by --seed)")
+    parser.add_argument("--webhook-delay", type=float, default=0.0,
+                        help="seconds each webhook delivery is held after the change")
     parser.set_defaults(run=run)
 
 
@@ -42,7 +46,8 @@ def run(args: argparse.Namespace) -> None:
         minute_seconds=args.minute_seconds, day_seconds=args.day_seconds,
         access_token_seconds=args.access_token_seconds,
         refresh_too_early_seconds=args.refresh_too_early_seconds,
-        webhook_secret=args.webhook_secret, error_limit=args.error_limit, host=args.host,
+        webhook_secret=args.webhook_secret, webhook_drop_rate=args.webhook_drop_rate,
+        webhook_delay=args.webhook_delay, error_limit=args.error_limit, host=args.host,
     )
     root = f"http://{args.host}:{args.port}"
     secret_note = "as given" if (args.client_secret or os.environ.get(SECRET_ENV)) else \

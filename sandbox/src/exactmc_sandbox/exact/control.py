@@ -98,6 +98,17 @@ def register_exact_control(app: Flask, sandbox: ExactSandbox) -> None:
         return jsonify({"subscriptions": sandbox.webhooks.subscriptions(),
                         "deliveries": sandbox.webhook_deliveries()})
 
+    @app.post("/_sandbox/webhooks/faults")
+    def _webhook_faults() -> Any:
+        if sandbox.webhooks is None:
+            return _error(404, "webhooks are off (start the sandbox with a webhook secret)")
+        body = _json_body()
+        try:
+            return jsonify(sandbox.webhooks.set_faults(
+                drop_rate=body.get("drop_rate"), delay=body.get("delay"), seed=body.get("seed")))
+        except ValueError as exc:
+            return _error(400, str(exc))
+
     @app.post("/_sandbox/divisions/<int:division>/move")
     def _move(division: int) -> Any:
         return jsonify(sandbox.move_division(division))

@@ -23,7 +23,8 @@ class ExactSandbox:
     Options: seed, accounts_per_division, client_id, client_secret (random when omitted),
     minutely_limit, daily_limit, minute_seconds, day_seconds, access_token_seconds,
     refresh_token_seconds, refresh_too_early_seconds, refresh_linger_seconds, code_seconds,
-    webhook_secret (enables webhooks), webhook_validation_delay, error_limit (None: off;
+    webhook_secret (enables webhooks), webhook_validation_delay, webhook_drop_rate (0..1,
+    seeded by `seed`), webhook_delay (seconds before each delivery), error_limit (None: off;
     Exact's is 10 errors per endpoint per hour) and error_window_seconds.
     """
 
@@ -45,6 +46,8 @@ class ExactSandbox:
         code_seconds: float = 180,
         webhook_secret: str | None = None,
         webhook_validation_delay: float = 1.0,
+        webhook_drop_rate: float = 0.0,
+        webhook_delay: float = 0.0,
         error_limit: int | None = None,
         error_window_seconds: float = 3600,
         host: str = "127.0.0.1",
@@ -69,7 +72,9 @@ class ExactSandbox:
             from exactmc_sandbox.exact.webhooks import WebhookHub
 
             self.webhooks = WebhookHub(self.store, client_id, webhook_secret, self.clock,
-                                       validation_delay=webhook_validation_delay)
+                                       validation_delay=webhook_validation_delay,
+                                       drop_rate=webhook_drop_rate, delay=webhook_delay,
+                                       seed=seed)
             self.webhooks.base_url = self.base_url
         self.errors = ErrorLimiter(error_limit, error_window_seconds)
         self.app = create_app(Components(self.store, self.authority, self.limiter,
@@ -166,4 +171,11 @@ class ExactSandbox:
         return self.store.move_division(division)
 
     def pay_receivable(self, key: str, paid_at: str | None = None) -> dict[str, Any]:
-        return self.store.pay_receivable(key, paid_at)
+        paid = self.store.pay_receivable(key, paid_at)
+        if self.webhooks is not None:  # announced as a change of the invoice it settles
+            invoice = next((i for i in self.store.rows("SalesInvoices", paid["Division"])
+                            if i["InvoiceNumber"] == paid["InvoiceNumber"]), None)
+            if invoice is not None:
+                self.webhooks.announce("SalesInvoices", paid["Division"], "Update",
+                                       invoice["InvoiceID"])
+        return paid

@@ -6,6 +6,12 @@ Choices (unconfirmed in the real API):
 - Actions are spelled "Create", "Update", "Delete"; topics are the entity names (Accounts,
   Contacts, SalesInvoices, Items, Costcenters).
 - A failed delivery is not retried (polling stays the safety net); every attempt is logged.
+- A payment (control API `Receivables/<key>/pay`) is announced as an `Update` of the invoice it
+  settles (topic SalesInvoices, Key = InvoiceID): the real topic for payments is unconfirmed.
+
+Faults (construction, CLI `--webhook-drop-rate/--webhook-delay`, `POST /_sandbox/webhooks/faults`):
+`drop_rate` loses that fraction of deliveries (seeded, logged as "dropped"), `delay` holds each
+delivery that many seconds after the change (deliveries keep their order).
 - Plain http callbacks are accepted (the real service demands https).
 """
 
@@ -15,6 +21,7 @@ import hashlib
 import hmac
 import json
 import queue
+import random
 import threading
 import time
 import urllib.error
@@ -61,7 +68,8 @@ def _post(url: str, body: bytes, timeout: float) -> int:
 
 class WebhookHub:
     def __init__(self, store: DataStore, client_id: str, secret: str, clock: SandboxClock,
-                 validation_delay: float = 1.0, timeout: float = 5.0) -> None:
+                 validation_delay: float = 1.0, timeout: float = 5.0, *,
+                 drop_rate: float = 0.0, delay: float = 0.0, seed: int = 42) -> None:
         self.store = store
         self.client_id = client_id
         self._secret = secret
@@ -73,6 +81,9 @@ class WebhookHub:
         self._subscriptions: dict[str, dict[str, Any]] = {}
         self._deliveries: deque[dict[str, Any]] = deque(maxlen=1000)
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.drop_rate, self.delay = 0.0, 0.0
+        self._random = random.Random(seed)
+        self.set_faults(drop_rate=drop_rate, delay=delay, seed=seed)
         self._pending = 0  # queued changes not yet delivered
         self._settled = threading.Condition(self._lock)
         self._thread = threading.Thread(target=self._deliver_loop, daemon=True)
@@ -121,12 +132,42 @@ class WebhookHub:
     def _render(subscription: dict[str, Any]) -> dict[str, Any]:
         return render(subscription, SUBSCRIPTION_FIELDS)
 
+    # -- faults -------------------------------------------------------------------------------
+    def set_faults(self, *, drop_rate: float | None = None, delay: float | None = None,
+                   seed: int | None = None) -> dict[str, float]:
+        """Change the drop rate (0..1) and delay (seconds); a seed restarts the drop sequence."""
+        if drop_rate is not None and not (isinstance(drop_rate, int | float)
+                                          and 0 <= drop_rate <= 1):
+            raise ValueError("drop_rate must be a number from 0 to 1")
+        if delay is not None and not (isinstance(delay, int | float) and 0 <= delay <= 3600):
+            raise ValueError("delay must be a number of seconds from 0 to 3600")
+        with self._lock:
+            if drop_rate is not None:
+                self.drop_rate = float(drop_rate)
+            if delay is not None:
+                self.delay = float(delay)
+            if seed is not None:
+                self._random = random.Random(seed)
+            return self.faults()
+
+    def faults(self) -> dict[str, float]:
+        return {"drop_rate": self.drop_rate, "delay": self.delay}
+
+    def _dropped(self) -> bool:
+        with self._lock:
+            return self.drop_rate > 0 and self._random.random() < self.drop_rate
+
     # -- deliveries ---------------------------------------------------------------------------
     def _on_change(self, event: dict[str, Any]) -> None:
         if event["entity"] in TOPICS:
             with self._lock:
                 self._pending += 1
-            self._queue.put({**event, "at": self.clock.now()})
+                due = time.monotonic() + self.delay
+            self._queue.put({**event, "at": self.clock.now(), "due": due})
+
+    def announce(self, entity: str, division: int, action: str, key: str) -> None:
+        """A change the data store does not report itself (a payment): deliver it like one."""
+        self._on_change({"entity": entity, "division": division, "action": action, "key": key})
 
     def _deliver_loop(self) -> None:
         while True:
@@ -134,6 +175,7 @@ class WebhookHub:
             if event is None:
                 return
             try:
+                time.sleep(max(0.0, event["due"] - time.monotonic()))  # FIFO: dues ascend
                 self._deliver(event)
             finally:
                 with self._lock:
@@ -152,6 +194,10 @@ class WebhookHub:
                    "ExactOnlineEndpoint": endpoint, "EventCreatedOn": to_iso(event["at"])}
         body = signed_body(content, self._secret)
         for subscription in targets:
+            if self._dropped():  # lost on the way: the receiver never hears of it
+                self._log({"kind": "dropped", "url": subscription["CallbackURL"],
+                           "status": None, "content": content})
+                continue
             status = _post(subscription["CallbackURL"], body, self.timeout)
             self._log({"kind": "delivery", "url": subscription["CallbackURL"],
                        "status": status, "content": content})
