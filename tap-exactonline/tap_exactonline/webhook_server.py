@@ -116,12 +116,18 @@ def receiver_app(secret: str, inbox: WebhookInbox, max_body_bytes: int) -> Calla
 class WebhookServer:
     """waitress serving `receiver_app` on one address, with `ReceiverLimits` applied."""
 
-    def __init__(self, host: str, port: int, secret: str, inbox: WebhookInbox,
-                 limits: ReceiverLimits | None = None) -> None:
+    def __init__(self, host: str, port: int, secret: str, inbox: WebhookInbox | None,
+                 limits: ReceiverLimits | None = None, app: Callable[..., Any] | None = None,
+                 ident: str = "tap-exactonline-webhooks") -> None:
+        """`app` replaces the Exact-only receiver (the `exactmc-webhooks` service routes
+        several receivers through these same limits); `secret` and `inbox` are then unused."""
         limits = limits or ReceiverLimits()
         self.limits = limits
+        if app is None:
+            assert inbox is not None, "an inbox or an app"
+            app = receiver_app(secret, inbox, limits.max_body_bytes)
         self._server = create_server(
-            receiver_app(secret, inbox, limits.max_body_bytes),
+            app,
             host=host, port=port,
             threads=limits.threads,
             connection_limit=limits.max_connections,
@@ -131,7 +137,7 @@ class WebhookServer:
             max_request_header_size=MAX_HEADER_BYTES,
             asyncore_use_poll=True,  # select() breaks past 1024 descriptors
             expose_tracebacks=False,
-            ident="tap-exactonline-webhooks",
+            ident=ident,
         )
         self._close_trickling_clients(limits.client_timeout)
 

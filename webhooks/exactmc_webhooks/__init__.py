@@ -1,0 +1,1 @@
+"""The webhook service: Exact and Mailchimp deliveries stored durably, debounced runs triggered."""

@@ -1,0 +1,111 @@
+"""The service's settings: from a JSON file, or from the environment as Meltano passes them.
+
+Meltano gives a utility its settings as `WEBHOOKS_<NAME>` variables (its plugin name) and
+`EXACTMC_WEBHOOKS_<NAME>` (its namespace); `--config ENV` reads those. No secret is a setting:
+the Exact webhook secret and the Mailchimp callback secret live in the encrypted store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIXES = ("WEBHOOKS_", "EXACTMC_WEBHOOKS_")
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    kind: str  # string | integer | number
+    default: Any
+    description: str
+
+
+SETTINGS = [
+    Setting("client_id", "string", None,
+            "OAuth client id of the Exact app (names the store entry holding the Exact webhook "
+            "secret, as the tap's client_id does)."),
+    Setting("token_store_name", "string", None,
+            "The tap's store entry, when it sets one (default exactonline-<client_id>)."),
+    Setting("secret_store_path", "string", ".secrets",
+            "Directory of the encrypted store (key in SECRET_STORE_KEY)."),
+    Setting("webhook_inbox_path", "string", "webhook-inbox.jsonl",
+            "The tap's Exact webhook inbox (same value as the tap's webhook_inbox_path)."),
+    Setting("mailchimp_inbox_path", "string", "mailchimp-inbox.jsonl",
+            "JSONL inbox of Mailchimp list-webhook events, read by tap-mailchimp."),
+    Setting("mailchimp_secret_name", "string", "mailchimp-webhook",
+            "Store entry holding the secret of the Mailchimp callback URL."),
+    Setting("trigger_command", "string", "meltano run exactonline-to-mailchimp",
+            "Command run (debounced) after Exact deliveries; empty: no trigger."),
+    Setting("mailchimp_trigger_command", "string", "meltano run mailchimp-to-exactonline",
+            "Command run (debounced) after Mailchimp unsubscribe/cleaned events; empty: none."),
+    Setting("debounce_seconds", "number", 2.0,
+            "Quiet time after the last delivery before a run starts (a burst is one run)."),
+    Setting("max_delay_seconds", "number", 30.0,
+            "Longest a run waits behind a steady stream of deliveries."),
+    Setting("retry_backoff_seconds", "number", 60.0,
+            "Wait before retrying a failed run when no delivery comes first; doubles, "
+            "up to 15 minutes (the schedule's interval)."),
+    Setting("webhook_max_body_bytes", "integer", 65536,
+            "Largest delivery accepted, in bytes; a larger one gets 413 unread."),
+    Setting("webhook_client_timeout", "integer", 10,
+            "Seconds a connection may stay silent, or take to send one request."),
+    Setting("webhook_max_connections", "integer", 100,
+            "Open connections served at once; more wait in the listen backlog."),
+    Setting("webhook_threads", "integer", 4,
+            "Worker threads that verify and record complete deliveries."),
+]
+# Allowed in a config file of the user's own (never a Meltano setting): wins over the store.
+FILE_ONLY_SECRETS = ("webhook_secret", "mailchimp_webhook_secret", "secret_store_key")
+
+
+def _typed(setting: Setting, value: Any) -> Any:
+    if value is None or setting.kind == "string":
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{setting.name} must be a number, not {value!r}") from None
+    if setting.kind == "integer":
+        if number != int(number) or number < 1:
+            raise ValueError(f"{setting.name} must be a positive integer, not {value!r}")
+        return int(number)
+    if number < 0:
+        raise ValueError(f"{setting.name} must not be negative")
+    return number
+
+
+def load_config(source: str) -> dict[str, Any]:
+    """Every setting typed and defaulted, from a JSON file or `ENV`."""
+    given: dict[str, Any] = {}
+    if source == "ENV":
+        for setting in reversed(SETTINGS):  # plugin-name prefix wins over the namespace's
+            for prefix in reversed(ENV_PREFIXES):
+                value = os.environ.get(prefix + setting.name.upper())
+                if value not in (None, ""):
+                    given[setting.name] = value
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ValueError(f"Config file not found: {source}")
+        given = json.loads(path.read_text())
+        if not isinstance(given, dict):
+            raise ValueError("The config file must hold a JSON object")
+    config: dict[str, Any] = {}
+    for setting in SETTINGS:
+        value = given.get(setting.name)
+        config[setting.name] = _typed(setting, setting.default if value is None else value)
+    config.update({name: given[name] for name in FILE_ONLY_SECRETS if given.get(name)})
+    return config
+
+
+def about() -> str:
+    """The settings as the `about` command shows them."""
+    lines = ["exactmc-webhooks settings (config file keys; WEBHOOKS_<NAME> with --config ENV):"]
+    for s in SETTINGS:
+        default = "" if s.default is None else f" (default {s.default})"
+        lines.append(f"  {s.name} [{s.kind}]{default}: {s.description}")
+    return "\n".join(lines)
