@@ -119,7 +119,7 @@ PARALLEL = [
     Case("parallel: two companies' jobs side by side", "parallel", _unused,
          custom=two_companies),
     Case("parallel: the same job started twice, 1–3 s apart", "parallel", _unused,
-         custom=doubled_job, ci=False),
+         custom=doubled_job),
     Case("parallel: the same job started again while the first writes", "parallel", _unused,
          custom=partial(doubled_job, interleaved=True)),
 ]
