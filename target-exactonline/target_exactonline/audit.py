@@ -1,0 +1,89 @@
+"""The audit trail: every decision and every write, one row each (any SQLAlchemy backend).
+
+Nothing secret is stored: the record's key, the Exact entity touched, what was decided and why.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+# Outcomes: a write Exact accepted; none needed (already equal); a finding not written (the
+# setting is off, or Exact's value wins); not ours to act on; a write Exact refused.
+WRITTEN, UNCHANGED, REPORTED, IGNORED, FAILED = "written", "unchanged", "reported", "ignored", \
+    "failed"
+SHORT = 500
+DEFAULT_URL = "sqlite:///.meltano/target-exactonline/audit.sqlite"
+
+metadata = sa.MetaData()
+
+decisions = sa.Table(
+    "exact_audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(36), nullable=False, index=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("stream", sa.String(64), nullable=False),
+    sa.Column("record_key", sa.String(320), nullable=False, index=True),
+    sa.Column("division", sa.Integer),
+    sa.Column("entity", sa.String(64)),
+    sa.Column("entity_key", sa.String(64)),
+    sa.Column("operation", sa.String(64), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False, index=True),
+    sa.Column("reason", sa.Text),
+)
+
+
+@dataclass
+class Decision:
+    stream: str
+    record_key: str
+    operation: str
+    outcome: str
+    reason: str | None = None
+    division: int | None = None
+    entity: str | None = None
+    entity_key: str | None = None
+
+
+class AuditTrail:
+    def __init__(self, url: str, run_id: str) -> None:
+        self.run_id = run_id
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            # Created under the target's umask (restrict_new_files): 0600 from the start.
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        self.engine = sa.create_engine(url)
+        metadata.create_all(self.engine)
+        self.counts: dict[str, int] = {}
+
+    def record(self, *entries: Decision) -> None:
+        at = datetime.datetime.now(datetime.timezone.utc)
+        rows = [{"run_id": self.run_id, "at": at, "stream": e.stream,
+                 "record_key": str(e.record_key)[:320], "division": e.division,
+                 "entity": e.entity, "entity_key": e.entity_key, "operation": e.operation,
+                 "outcome": e.outcome, "reason": _short(e.reason)} for e in entries]
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(decisions.insert(), rows)
+        for e in entries:
+            self.counts[e.outcome] = self.counts.get(e.outcome, 0) + 1
+
+    def entries(self, **filters: Any) -> list[dict[str, Any]]:
+        query = sa.select(decisions).order_by(decisions.c.id)
+        for name, value in filters.items():
+            query = query.where(decisions.c[name] == value)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _short(text: str | None) -> str | None:
+    return text if text is None or len(text) <= SHORT else text[: SHORT - 1] + "…"

@@ -1,0 +1,192 @@
+"""target-exactonline against the Exact sandbox over real HTTP: what Exact ends up holding."""
+
+from __future__ import annotations
+
+import os
+import stat
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from target_exactonline.testing import audit_rows, base_config, run_target, stream
+
+NOW = datetime.now(timezone.utc)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _writes(sandbox) -> list[str]:
+    return [f"{c['method']} {c['endpoint']}" for c in sandbox.calls()["calls"]
+            if c["method"] in {"PUT", "POST", "DELETE", "PATCH"} and "oauth2" not in c["endpoint"]]
+
+
+def _contact(sandbox, division: int, **fields):
+    account = sandbox.rows("Accounts", division)[0]
+    return sandbox.create("Contacts", {"Division": division, "Account": account["ID"],
+                                       "LastName": "Opt-out", **fields})
+
+
+def _contact_now(sandbox, key: str):
+    return next(r for r in sandbox.rows("Contacts") if r["ID"] == key)
+
+
+def _exclusion(email: str, status: str = "unsubscribed", source: str = "webhook") -> dict:
+    return {"email": email, "status": status, "changed_at": _iso(NOW), "source": source,
+            "list_id": "demo"}
+
+
+@pytest.fixture
+def people(exact_sandbox):
+    """One address on three contacts in two divisions (Email, BusinessEmail, any case)."""
+    return {
+        "a": _contact(exact_sandbox, 101, Email="ann.o'neil@example.com"),
+        "b": _contact(exact_sandbox, 102, Email="private@example.com",
+                      BusinessEmail="Ann.O'Neil@Example.com"),
+        "c": _contact(exact_sandbox, 101, Email="ANN.O'NEIL@example.com"),
+        "other": _contact(exact_sandbox, 101, Email="someone@example.com"),
+    }
+
+
+def test_exclusion_written_on_every_matching_contact_in_every_division_once(
+        exact_sandbox, tmp_path, people):
+    config = base_config(exact_sandbox, tmp_path, divisions=[101, 102], write_exclusions=True)
+    messages = stream("mailing_exclusions", [_exclusion("ann.o'neil@example.com"),
+                                             _exclusion("nobody@example.com", "cleaned")])
+    exact_sandbox.reset_calls()
+    run_target(config, messages)
+
+    for key in ("a", "b", "c"):
+        assert _contact_now(exact_sandbox, people[key]["ID"])["IsMailingExcluded"] is True
+    assert _contact_now(exact_sandbox, people["other"]["ID"])["IsMailingExcluded"] is False
+    assert sorted(_writes(exact_sandbox)) == ["PUT crm/Contacts"] * 3
+    # One lookup per division for the whole batch, not one per address.
+    lookups = [c for c in exact_sandbox.calls()["calls"]
+               if c["method"] == "GET" and c["endpoint"] == "crm/Contacts"]
+    assert len(lookups) == 2
+    written = audit_rows(config, outcome="written")
+    assert sorted(r["entity_key"] for r in written) == sorted(
+        people[k]["ID"] for k in ("a", "b", "c"))
+    assert {r["division"] for r in written} == {101, 102}
+    assert [r["record_key"] for r in audit_rows(config, outcome="reported")] == [
+        "nobody@example.com", "nobody@example.com"]  # reported in each division
+    assert stat.S_IMODE(os.stat(tmp_path / "audit.sqlite").st_mode) == 0o600
+
+    # The same input again (or our own change coming back): nothing is written.
+    exact_sandbox.reset_calls()
+    run_target(config, messages)
+    assert _writes(exact_sandbox) == []
+    second = audit_rows(config)[-4:]
+    assert {r["outcome"] for r in second} == {"unchanged", "reported"}
+
+
+def test_no_exclusion_written_when_disabled(exact_sandbox, tmp_path, people):
+    config = base_config(exact_sandbox, tmp_path, all_divisions=True)  # write_exclusions off
+    exact_sandbox.reset_calls()
+    run_target(config, stream("mailing_exclusions", [_exclusion("ann.o'neil@example.com")]))
+    assert _writes(exact_sandbox) == []
+    for key in ("a", "b", "c"):
+        assert _contact_now(exact_sandbox, people[key]["ID"]) == people[key]
+    reported = [r for r in audit_rows(config, outcome="reported") if r["entity_key"]]
+    assert sorted(r["entity_key"] for r in reported) == sorted(
+        people[k]["ID"] for k in ("a", "b", "c"))
+    assert all("write_exclusions is off" in r["reason"] for r in reported)
+
+
+def test_already_excluded_contact_and_other_statuses_are_not_written(exact_sandbox, tmp_path):
+    done = _contact(exact_sandbox, 101, Email="done@example.com", IsMailingExcluded=True)
+    kept = _contact(exact_sandbox, 101, Email="kept@example.com")
+    config = base_config(exact_sandbox, tmp_path, divisions=[101], write_exclusions=True)
+    exact_sandbox.reset_calls()
+    run_target(config, stream("mailing_exclusions", [
+        _exclusion("done@example.com"), _exclusion("kept@example.com", status="subscribed"),
+        {"email": "", "status": "unsubscribed"}]))
+    assert _writes(exact_sandbox) == []
+    assert _contact_now(exact_sandbox, done["ID"]) == done
+    assert _contact_now(exact_sandbox, kept["ID"]) == kept
+    outcomes = {r["record_key"]: r["outcome"] for r in audit_rows(config)}
+    assert outcomes == {"done@example.com": "unchanged", "kept@example.com": "ignored",
+                        "?": "ignored"}
+
+
+def _tag(name: str, updated_at: datetime, segment_id: int = 1) -> dict:
+    return {"segment_id": segment_id, "name": name, "member_count": 3,
+            "created_at": _iso(updated_at - timedelta(days=1)), "updated_at": _iso(updated_at),
+            "list_id": "demo"}
+
+
+def _center(sandbox, division: int, code: str):
+    found = [r for r in sandbox.rows("Costcenters", division) if r["Code"] == code]
+    return found[0] if found else None
+
+
+def test_tag_renamed_in_mailchimp_later_renames_the_cost_center_once(exact_sandbox, tmp_path):
+    before = _center(exact_sandbox, 101, "200")
+    config = base_config(exact_sandbox, tmp_path, divisions=[101, 102])
+    messages = stream("tags", [_tag("CC 200 · Service & Repairs (101)", NOW + timedelta(seconds=5)),
+                               _tag("CC 100 · Sales (101)", NOW, segment_id=2)])
+    exact_sandbox.reset_calls()
+    run_target(config, messages)
+    after = _center(exact_sandbox, 101, "200")
+    assert after["Description"] == "Service & Repairs" and after["Modified"] > before["Modified"]
+    assert _center(exact_sandbox, 102, "200")["Description"] == "Service"  # another division
+    assert _writes(exact_sandbox) == ["PUT hrm/Costcenters"]
+    assert [r["outcome"] for r in audit_rows(config, operation="rename_cost_center")] == [
+        "unchanged", "written"]  # codes in order: 100 is already named so, 200 renamed
+
+    exact_sandbox.reset_calls()
+    run_target(config, messages)
+    assert _writes(exact_sandbox) == []
+    assert _center(exact_sandbox, 101, "200") == after
+
+
+def test_tag_renamed_before_exact_changed_leaves_exact_alone(exact_sandbox, tmp_path):
+    before = _center(exact_sandbox, 101, "300")
+    config = base_config(exact_sandbox, tmp_path, divisions=[101])
+    old = datetime(2001, 1, 1, tzinfo=timezone.utc)
+    exact_sandbox.reset_calls()
+    run_target(config, stream("tags", [_tag("CC 300 · Old name (101)", old)]))
+    assert _writes(exact_sandbox) == []
+    assert _center(exact_sandbox, 101, "300") == before
+    [row] = audit_rows(config)
+    assert row["outcome"] == "reported" and "forward flow" in row["reason"]
+
+
+def test_unknown_cost_center_tag_reported_then_created_when_enabled(exact_sandbox, tmp_path):
+    messages = stream("tags", [_tag("CC 555 · Events (101)", NOW),
+                               _tag("VIP customers", NOW, segment_id=9),
+                               _tag("CC 556 · Elsewhere (999)", NOW, segment_id=10)])
+    config = base_config(exact_sandbox, tmp_path, divisions=[101])
+    exact_sandbox.reset_calls()
+    run_target(config, messages)
+    assert _writes(exact_sandbox) == [] and _center(exact_sandbox, 101, "555") is None
+    outcomes = {r["record_key"]: (r["operation"], r["outcome"]) for r in audit_rows(config)}
+    assert outcomes == {"1": ("create_cost_center", "reported"),
+                        "9": ("cost_center", "ignored"), "10": ("cost_center", "ignored")}
+
+    config["create_cost_centers"] = True
+    run_target(config, messages)
+    created = _center(exact_sandbox, 101, "555")
+    assert created["Description"] == "Events"
+    assert _writes(exact_sandbox) == ["POST hrm/Costcenters"]
+    [row] = audit_rows(config, outcome="written")
+    assert row["entity_key"] == created["ID"] and row["operation"] == "create_cost_center"
+
+    exact_sandbox.reset_calls()
+    run_target(config, messages)
+    assert _writes(exact_sandbox) == []
+
+
+def test_custom_template_and_email_changes_are_only_reported(exact_sandbox, tmp_path):
+    config = base_config(exact_sandbox, tmp_path, divisions=[101],
+                         tag_name_template="{description} [{code}]", create_cost_centers=True)
+    exact_sandbox.reset_calls()
+    run_target(config, [
+        *stream("tags", [_tag("Trade fairs [TF1]", NOW)]),
+        *stream("email_changes", [{"old_email": "a@example.com", "new_email": "b@example.com",
+                                   "fired_at": _iso(NOW), "list_id": "demo"}]),
+    ])
+    assert _center(exact_sandbox, 101, "TF1")["Description"] == "Trade fairs"
+    assert _writes(exact_sandbox) == ["POST hrm/Costcenters"]
+    [change] = audit_rows(config, stream="email_changes")
+    assert change["outcome"] == "reported" and change["record_key"] == "a@example.com→b@example.com"
