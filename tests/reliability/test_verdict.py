@@ -31,9 +31,10 @@ def test_every_kind_of_damage_is_counted(factories: Factories, tmp_path: Path) -
     state = mailchimp.context.state
     with state.lock:
         orders = state.stores["exact-online"].orders
-        gone, changed = sorted(orders)[:2]
+        gone, changed, recounted = sorted(orders)[:3]
         del orders[gone]  # lost
-        orders[changed]["order_total"] += 1  # wrong
+        orders[changed]["order_total"] += 1  # wrong: not Exact's amount
+        orders[recounted]["lines"][0]["quantity"] += 1  # wrong: lines no longer add up
         audience = state.lists[mailchimp.list_id]
         name = next(iter(audience.segments.values())).name
         audience.segments[99999] = Segment(99999, name.upper(), "", "")  # duplicated tag
@@ -43,6 +44,6 @@ def test_every_kind_of_damage_is_counted(factories: Factories, tmp_path: Path) -
     outcome = stage.outcome()
     assert outcome.resubscribed == 3, outcome.report()
     assert outcome.lost == 2, outcome.report()
-    assert outcome.wrong == 1, outcome.report()
+    assert outcome.wrong == 2, outcome.report()
     assert outcome.duplicated == 1, outcome.report()
     assert outcome.secrets_found >= 1, outcome.report()

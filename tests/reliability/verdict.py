@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import e2e_expectation as expectation
@@ -14,7 +15,7 @@ from e2e_pipeline import ROOT, Pipeline, find_secrets
 CONSENT_KEPT = ("unsubscribed", "cleaned")  # statuses only the person may change
 MARKETABLE = ("subscribed", "pending")
 SECRET_SUFFIXES = ("SECRET", "_KEY", "_TOKEN", "PASSWORD")  # settings holding a secret value
-ABSURD_AMOUNT = 1e12  # no invoice is worth this: such an order is refused as bad input
+ABSURD_AMOUNT = 1e13  # a double no longer holds every cent: such an invoice is dead-lettered
 COUNTED = ("lost", "duplicated", "wrong", "resubscribed", "secrets_found", "failed_runs")
 
 
@@ -206,8 +207,30 @@ def _check_orders(pipeline: Pipeline, expected: expectation.Expected, outcome: O
             outcome.add("wrong", f"order {order_id} total {order.get('order_total')} "
                         f"{order.get('currency_code')}, Exact says {total} "
                         f"{invoice.get('Currency')}")
+        elif problem := _line_problem(order, invoice):
+            outcome.add("wrong", f"order {order_id}: {problem}")
     for order_id in set(orders) - set(expected.orders):
         outcome.add("wrong", f"unexpected order {order_id}")
+
+
+def _line_problem(order: dict[str, Any], invoice: dict[str, Any]) -> str | None:
+    """Mailchimp's order arithmetic (transform/README.md, "Order values"): whole quantities of
+    at least 1, no negative price, tax = |VATAmountFC|, and Σ(quantity × price) − discount +
+    tax = total, to the cent."""
+    cent = Decimal("0.01")
+    lines = order.get("lines", [])
+    for line in lines:
+        quantity, price = line.get("quantity"), Decimal(str(line.get("price", 0)))
+        if not isinstance(quantity, int) or quantity < 1 or price < 0:
+            return f"line {line.get('id')} is {quantity} × {price}"
+    tax = Decimal(str(order.get("tax_total") or 0))
+    if abs(tax - abs(Decimal(str(invoice.get("VATAmountFC") or 0)))) > cent / 2:
+        return f"tax_total {tax}, Exact's VAT is {invoice.get('VATAmountFC')}"
+    revenue = sum((line["quantity"] * Decimal(str(line["price"])) for line in lines), Decimal(0))
+    total = revenue - Decimal(str(order.get("discount_total") or 0)) + tax
+    if abs(total - Decimal(str(order.get("order_total") or 0))) > cent / 2 * max(1, len(lines)):
+        return f"lines add up to {total}, not {order.get('order_total')}"
+    return None
 
 
 def _check_duplicates(pipeline: Pipeline, outcome: Outcome) -> None:
