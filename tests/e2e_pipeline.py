@@ -103,7 +103,8 @@ def make_project(directory: Path, meltano_yml: dict[str, Any] | None = None) -> 
     directory.mkdir(parents=True, exist_ok=True)
     config = meltano_yml or yaml.safe_load((ROOT / "meltano.yml").read_text())
     (directory / "meltano.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-    for source in ("secret-store", "tap-exactonline", "target-mailchimp", "transform"):
+    for source in ("secret-store", "tap-exactonline", "target-mailchimp", "transform",
+                   "tap-mailchimp"):
         (directory / source).symlink_to(ROOT / source, target_is_directory=True)
     link_plugin_installations(directory / ".meltano")
     return directory
@@ -157,6 +158,11 @@ def make_pipeline(exact: Any, mailchimp: Any, workdir: Path) -> Pipeline:
         "TARGET_MAILCHIMP_LIST_ID": mailchimp.list_id,
         "TARGET_MAILCHIMP_AUDIT_STORE_URL": f"sqlite:///{workdir / 'audit.sqlite'}",
         "TARGET_MAILCHIMP_SECRET_STORE_PATH": str(workdir / "secrets"),
+        "TAP_MAILCHIMP_BASE_URL": mailchimp.api_base,
+        "TAP_MAILCHIMP_LOGIN_URL": mailchimp.url,
+        "TAP_MAILCHIMP_LIST_ID": mailchimp.list_id,
+        "TAP_MAILCHIMP_SECRET_STORE_PATH": str(workdir / "secrets"),
+        "TAP_MAILCHIMP_MAILCHIMP_INBOX_PATH": str(workdir / "mailchimp-inbox.jsonl"),
         "MAPPER_EXACT_MAILCHIMP_LOOKUP_STORE_PATH": str(workdir / "lookup.sqlite"),
         "MAPPER_EXACT_MAILCHIMP_REJECTIONS_PATH": str(workdir / "rejections.jsonl"),
     }
