@@ -25,7 +25,8 @@ def _debouncer(name: str, command: str, config: dict[str, Any]) -> Debouncer | N
         return None
     return Debouncer(name, command_runner(command), debounce=config["debounce_seconds"],
                      max_delay=config["max_delay_seconds"],
-                     backoff=config["retry_backoff_seconds"])
+                     backoff=config["retry_backoff_seconds"],
+                     min_interval=config["min_interval_seconds"])
 
 
 class WebhookService:

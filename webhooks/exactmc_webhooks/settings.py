@@ -46,6 +46,9 @@ SETTINGS = [
             "Quiet time after the last delivery before a run starts (a burst is one run)."),
     Setting("max_delay_seconds", "number", 30.0,
             "Longest a run waits behind a steady stream of deliveries."),
+    Setting("min_interval_seconds", "number", 0.0,
+            "Least time between the starts of two triggered runs of one command (each "
+            "whole-job run costs ~1 Exact call per stream and division)."),
     Setting("retry_backoff_seconds", "number", 60.0,
             "Wait before retrying a failed run when no delivery comes first; doubles, "
             "up to 15 minutes (the schedule's interval)."),

@@ -42,13 +42,15 @@ def command_runner(command: str, timeout: float | None = None) -> Callable[[], b
 
 class Debouncer:
     def __init__(self, name: str, run: Callable[[], bool], debounce: float = 2.0,
-                 max_delay: float = 30.0, backoff: float = 60.0,
+                 max_delay: float = 30.0, backoff: float = 60.0, min_interval: float = 0.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
         self._run = run
         self.debounce = debounce
         self.max_delay = max(max_delay, debounce)
         self.backoff = backoff
+        self.min_interval = min_interval  # between run starts: caps Exact calls per hour
+        self._last_start: float | None = None
         self._clock = clock
         self._cond = threading.Condition()
         self._first: float | None = None  # first delivery not yet covered by a run
@@ -82,6 +84,8 @@ class Debouncer:
             due = min(self._last + self.debounce, self._first + self.max_delay)
         if self._retry_at is not None:
             due = self._retry_at if due is None else min(due, self._retry_at)
+        if due is not None and self._last_start is not None:
+            due = max(due, self._last_start + self.min_interval)
         return due
 
     def _loop(self) -> None:
@@ -97,6 +101,7 @@ class Debouncer:
                 # Everything up to now is covered by this run; later deliveries want another.
                 self._first = None
                 self._retry_at = None
+                self._last_start = self._clock()
                 self.runs += 1
             LOGGER.info("Trigger %s: run %d starts", self.name, self.runs)
             try:

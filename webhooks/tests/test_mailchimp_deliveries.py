@@ -22,9 +22,10 @@ def register(sandbox, url: str) -> None:
     assert answer.ok, answer.text  # the sandbox validated the URL with a GET first
 
 
-def form(**fields: str) -> dict:
-    return {"data": urlencode(fields).encode(),
-            "headers": {"Content-Type": "application/x-www-form-urlencoded"}, "timeout": 5}
+def post_form(url: str, fields: dict[str, str]) -> requests.Response:
+    """A delivery as Mailchimp sends it: form-encoded."""
+    return requests.post(url, data=urlencode(fields).encode(), timeout=5,
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
 
 
 UNSUBSCRIBE = {"type": "unsubscribe", "fired_at": "2026-11-27 10:00:00",
@@ -65,17 +66,17 @@ def test_repeats_and_non_triggering_events_are_stored_once_and_start_nothing(mak
     running = make_service()
     profile = {**UNSUBSCRIBE, "type": "profile"}
     for _ in range(3):
-        assert requests.post(running.mailchimp_url, **form(**profile)).status_code == 200
+        assert post_form(running.mailchimp_url, profile).status_code == 200
     changed = {"type": "upemail", "fired_at": "2026-11-27 10:00:01",
                "data[old_email]": "old@example.com", "data[new_email]": "New@example.com"}
-    assert requests.post(running.mailchimp_url, **form(**changed)).status_code == 200
+    assert post_form(running.mailchimp_url, changed).status_code == 200
     time.sleep(1.5)
     assert [(e["type"], e.get("email"), e.get("new_email")) for e in running.mailchimp_inbox()
             ] == [("profile", "anna@example.com", None), ("upemail", None, "new@example.com")]
     assert running.mailchimp_log() == []
 
-    assert requests.post(running.mailchimp_url, **form(**UNSUBSCRIBE)).status_code == 200
-    assert requests.post(running.mailchimp_url, **form(**UNSUBSCRIBE)).text.strip() == (
+    assert post_form(running.mailchimp_url, UNSUBSCRIBE).status_code == 200
+    assert post_form(running.mailchimp_url, UNSUBSCRIBE).text.strip() == (
         "already recorded")
     assert running.wait_for(lambda: running.mailchimp_log() == ["start", "end"])
 
@@ -85,7 +86,7 @@ def test_a_wrong_secret_is_404_and_stores_nothing(make_service):
     secret = running.service.mailchimp_secret
     for wrong in ("", "x", secret[:-1], secret + "x", secret.upper()):
         url = f"{running.service.url}/mailchimp/{wrong}"
-        assert requests.post(url, **form(**UNSUBSCRIBE)).status_code == 404
+        assert post_form(url, UNSUBSCRIBE).status_code == 404
         assert requests.get(url, timeout=5).status_code == 404
     assert requests.get(running.mailchimp_url, timeout=5).status_code == 200  # validation
     time.sleep(1)
@@ -104,7 +105,7 @@ def test_malformed_deliveries_are_400_and_store_nothing(make_service):
         {"type": "upemail", "fired_at": "2026-11-27 10:00:00", "data[new_email]": "a@b.c"},
     ]
     for fields in bad:
-        assert requests.post(running.mailchimp_url, **form(**fields)).status_code == 400, fields
+        assert post_form(running.mailchimp_url, fields).status_code == 400, fields
     as_json = requests.post(running.mailchimp_url, json=UNSUBSCRIBE, timeout=5)
     assert as_json.status_code == 400
     not_a_form = requests.post(running.mailchimp_url, data=b"\xff\xfe&&==",
