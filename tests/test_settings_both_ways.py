@@ -20,15 +20,18 @@ import yaml
 from e2e_pipeline import MELTANO, ROOT, dump_config, make_project
 from mapper_exact_mailchimp.mapper import ExactToMailchimpMapper
 from tap_exactonline.tap import TapExactOnline
+from target_exactonline.target import TargetExactOnline
 from target_mailchimp.target import TargetMailchimp
 
 PLUGINS = {
     "tap-exactonline": ("extractors", TapExactOnline),
     "mapper-exact-mailchimp": ("mappers", ExactToMailchimpMapper),
     "target-mailchimp": ("loaders", TargetMailchimp),
+    "target-exactonline": ("loaders", TargetExactOnline),
 }
 # Plugin-side secrets (from the store at run time) the test adds to the dumped config.
-RUNTIME_SECRETS = {"tap-exactonline": {"client_secret": "not-a-real-secret"}}
+RUNTIME_SECRETS = {"tap-exactonline": {"client_secret": "not-a-real-secret"},
+                   "target-exactonline": {"client_secret": "not-a-real-secret"}}
 
 
 def declared(plugin: str) -> list[dict[str, Any]]:
