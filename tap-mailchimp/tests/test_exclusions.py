@@ -105,3 +105,16 @@ def test_webhook_events_from_the_inbox(mailchimp_sandbox, config, tmp_path: Path
 def test_missing_inbox_is_no_events(mailchimp_sandbox, config):
     records, _ = run_tap(config)  # the file does not exist
     assert records.get("mailing_exclusions", []) == []
+
+
+def test_start_date_bounds_a_list_without_bookmark(mailchimp_sandbox, audience, config):
+    audience.subscribe("ann@example.com")
+    mailchimp_sandbox.set_member_status("ann@example.com", "unsubscribed")
+    changed = mailchimp_sandbox.member("ann@example.com")["last_changed"]
+
+    before, _ = run_tap({**config, "start_date": "2000-01-01"})
+    after, _ = run_tap({**config, "start_date": "2999-01-01T00:00:00Z"})
+
+    assert [r["changed_at"] for r in before["mailing_exclusions"]] == [
+        format_time(datetime.fromisoformat(changed))]
+    assert after.get("mailing_exclusions", []) == []
