@@ -45,6 +45,8 @@ class WebhookService:
         if self.exact_secret:
             notify = self.exact_trigger.notify if self.exact_trigger else (lambda: None)
             exact_inbox = NotifyingInbox(config["webhook_inbox_path"], notify)
+            if exact_inbox.pending():  # recorded before a restart, not yet covered by a run
+                notify()
         self.mailchimp_inbox = MailchimpInbox(config["mailchimp_inbox_path"])
         on_mailchimp = (self.mailchimp_trigger.notify if self.mailchimp_trigger
                         else (lambda: None))

@@ -88,7 +88,7 @@ def load_config(source: str) -> dict[str, Any]:
         for setting in reversed(SETTINGS):  # plugin-name prefix wins over the namespace's
             for prefix in reversed(ENV_PREFIXES):
                 value = os.environ.get(prefix + setting.name.upper())
-                if value not in (None, ""):
+                if value is not None:  # set but empty: e.g. a trigger command turned off
                     given[setting.name] = value
     else:
         path = Path(source)
@@ -100,7 +100,9 @@ def load_config(source: str) -> dict[str, Any]:
     config: dict[str, Any] = {}
     for setting in SETTINGS:
         value = given.get(setting.name)
-        config[setting.name] = _typed(setting, setting.default if value is None else value)
+        if value is None or (value == "" and setting.kind != "string"):
+            value = setting.default
+        config[setting.name] = _typed(setting, value)
     config.update({name: given[name] for name in FILE_ONLY_SECRETS if given.get(name)})
     return config
 

@@ -60,3 +60,18 @@ def test_serve_without_any_secret_stops_with_a_clear_error(tmp_path):
                           timeout=30, check=False)
     assert done.returncode == 1
     assert "No webhook secret in the store" in done.stderr
+
+
+def test_an_empty_trigger_command_in_the_environment_turns_that_trigger_off(tmp_path,
+                                                                           monkeypatch):
+    from exactmc_webhooks.settings import load_config
+
+    for name, value in environment(tmp_path).items():
+        if name.startswith("WEBHOOKS_"):
+            monkeypatch.setenv(name, value)
+    monkeypatch.setenv("WEBHOOKS_MAILCHIMP_TRIGGER_COMMAND", "")
+    monkeypatch.setenv("WEBHOOKS_WEBHOOK_THREADS", "")  # empty number: its default
+    config = load_config("ENV")
+    assert config["mailchimp_trigger_command"] == ""
+    assert config["trigger_command"] == "meltano run exactonline-to-mailchimp"
+    assert (config["webhook_threads"], config["debounce_seconds"]) == (4, 0.2)

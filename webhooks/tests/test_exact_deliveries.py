@@ -98,3 +98,12 @@ def test_an_oversized_body_is_refused_unread(make_service):
     assert answer.status_code == 413
     threading.Event().wait(0.1)
     assert running.exact_inbox() == []
+
+
+def test_deliveries_left_pending_before_a_restart_start_one_run(make_service, tmp_path):
+    from tap_exactonline.webhooks import WebhookInbox
+
+    WebhookInbox(tmp_path / "exact-inbox.jsonl").add(
+        {"Topic": "Accounts", "Division": 101, "Key": "k", "HashCode": "1"})
+    running = make_service()
+    assert running.wait_for(lambda: running.exact_log() == ["start", "end"])
