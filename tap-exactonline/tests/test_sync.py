@@ -99,7 +99,7 @@ def test_modified_streams_filter_on_amsterdam_local_time(exact_sandbox, config_f
     assert first.records("cost_centers")
 
     changed = exact_sandbox.create("Costcenters", {
-        "Division": 101, "Code": "900", "Description": "New"})
+        "Division": 101, "Code": "950", "Description": "New"})
     receivable = next(r for r in exact_sandbox.rows("Receivables", 101) if not r["IsFullyPaid"])
     exact_sandbox.pay_receivable(receivable["ID"])
     second = run_tap(config, state=first.state, select=["cost_centers", "receivables"])
