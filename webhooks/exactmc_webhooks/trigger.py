@@ -109,6 +109,8 @@ class Debouncer:
             except Exception:  # a bug in a runner must not end the trigger thread
                 LOGGER.exception("Trigger %s: run failed", self.name)
                 ok = False
+            LOGGER.info("Trigger %s: run %d ended %s", self.name, self.runs,
+                        "ok" if ok else "failed")
             with self._cond:
                 if ok:
                     self._failures = 0
