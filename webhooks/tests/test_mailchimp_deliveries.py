@@ -115,3 +115,11 @@ def test_malformed_deliveries_are_400_and_store_nothing(make_service):
     time.sleep(1)
     assert running.mailchimp_inbox() == []
     assert running.mailchimp_log() == []
+
+
+def test_the_receiver_limits_apply_to_mailchimp_too(make_service):
+    running = make_service(webhook_max_body_bytes=1000)
+    padded = {**UNSUBSCRIBE, "data[merges][FNAME]": "x" * 5000}
+    assert post_form(running.mailchimp_url, padded).status_code == 413
+    assert post_form(running.mailchimp_url, UNSUBSCRIBE).status_code == 200  # still serving
+    assert [e["email"] for e in running.mailchimp_inbox()] == ["anna@example.com"]
