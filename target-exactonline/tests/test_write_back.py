@@ -190,3 +190,27 @@ def test_custom_template_and_email_changes_are_only_reported(exact_sandbox, tmp_
     assert _writes(exact_sandbox) == ["POST hrm/Costcenters"]
     [change] = audit_rows(config, stream="email_changes")
     assert change["outcome"] == "reported" and change["record_key"] == "a@example.com→b@example.com"
+
+
+def test_many_addresses_are_looked_up_in_few_calls_of_short_urls(exact_sandbox, tmp_path):
+    from target_exactonline.client import query_string
+    from target_exactonline.lookups import MAX_URL, batched_filters
+
+    # 40: the writes stay under the sandbox's 60 calls a minute (no wait for the reset).
+    emails = [f"person.{n:03d}.with-a-longer-name@example-company.com" for n in range(40)]
+    base = f"{exact_sandbox.base_url()}/api/v1/101/crm/Contacts"
+    batches = list(batched_filters(base, ("Email", "BusinessEmail"), emails, "ID,Email"))
+    assert [e for values, _ in batches for e in values] == emails
+    assert len(batches) > 1
+    for _, where in batches:
+        url = f"{base}?{query_string({'$filter': where, '$select': 'ID,Email'})}"
+        assert len(url) <= MAX_URL < 2000
+
+    people = [_contact(exact_sandbox, 101, Email=e) for e in emails]
+    config = base_config(exact_sandbox, tmp_path, divisions=[101], write_exclusions=True)
+    exact_sandbox.reset_calls()
+    run_target(config, stream("mailing_exclusions", [_exclusion(e) for e in emails]))
+    assert all(_contact_now(exact_sandbox, p["ID"])["IsMailingExcluded"] for p in people)
+    lookups = [c for c in exact_sandbox.calls()["calls"]
+               if c["method"] == "GET" and c["endpoint"] == "crm/Contacts"]
+    assert 1 < len(lookups) < len(emails) / 5
