@@ -15,6 +15,7 @@ from target_mailchimp.auth import resolve_connection
 from target_mailchimp.client import ApiError, MailchimpClient
 from target_mailchimp.merge_fields import MergeFieldRegistry, parse_merge_field_map
 from target_mailchimp.operations import WriteExecutor
+from target_mailchimp.written import WrittenRecords
 
 LOGGER = logging.getLogger("target_mailchimp")
 
@@ -56,6 +57,14 @@ class RunContext:
     def audit(self) -> AuditStore:
         return AuditStore(self.config.get("audit_store_url") or default_audit_url(), self.run_id,
                           clock=lambda: self.clock())
+
+    @cached_property
+    def written(self) -> WrittenRecords | None:
+        """Fingerprints of what this audience and store already hold (None: switched off)."""
+        if not self.config.get("skip_unchanged_records", True):
+            return None
+        scope = f"{self.list_id}/{self.config.get('store_id') or ''}"
+        return WrittenRecords(self.audit.engine, scope, self.run_id)
 
     @cached_property
     def executor(self) -> WriteExecutor:

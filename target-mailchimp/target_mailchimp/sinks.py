@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk.sinks import BatchSink
@@ -10,6 +11,7 @@ from target_mailchimp.deletions import write_deletions
 from target_mailchimp.ecommerce import write_store_objects
 from target_mailchimp.members import MemberWriter
 from target_mailchimp.tags import write_member_tags, write_tags
+from target_mailchimp.written import WrittenRecords, fingerprint, record_key
 
 if TYPE_CHECKING:
     from target_mailchimp.run_context import RunContext
@@ -38,9 +40,34 @@ class MailchimpSink(BatchSink):
     def process_batch(self, context: dict) -> None:
         self.mailchimp_target.drain_streams(self.depends_on)
         records = context.get("records", [])
-        if records:
+        if not records:
+            return
+        written = self.run.written
+        if written is None:
             self.write(records)
-            self.tally_record_written(len(records))
+        else:
+            self._write_changed(written, records)
+        self.tally_record_written(len(records))
+
+    def _write_changed(self, written: WrittenRecords, records: list[dict[str, Any]]) -> None:
+        """Write only the records that differ from what was last written for their key."""
+        keys = [record_key(record, self.key_properties) for record in records]
+        counts = Counter(key for key in keys if key is not None)
+        # A key twice in one batch: the writer picks the newest; remember neither version.
+        digests = {key: fingerprint(record) for key, record in zip(keys, records, strict=True)
+                   if key is not None and counts[key] == 1}
+        same = written.unchanged(self.stream_name, digests)
+        changed = [record for key, record in zip(keys, records, strict=True) if key not in same]
+        if same:
+            self.logger.info("%s: %d records unchanged since written, not sent again",
+                             self.stream_name, len(same))
+        if not changed:
+            return
+        failures = written.failures_so_far(self.stream_name)
+        self.write(changed)
+        if written.failures_so_far(self.stream_name) == failures:
+            written.remember(self.stream_name,
+                             {key: digest for key, digest in digests.items() if key not in same})
 
     def write(self, records: list[dict[str, Any]]) -> None:
         raise NotImplementedError
@@ -90,6 +117,9 @@ class DeletionsSink(MailchimpSink):
     depends_on = ("members", "member_tags", "customers", "products", "orders")
 
     def write(self, records: list[dict[str, Any]]) -> None:
+        if self.run.written is not None:
+            self.run.written.forget_deleted(
+                (str(r.get("entity") or ""), str(r.get("key"))) for r in records)
         write_deletions(self.run, records)
 
 

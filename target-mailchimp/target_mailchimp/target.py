@@ -106,6 +106,11 @@ class TargetMailchimp(Target):
                     description="Base seconds of the exponential backoff between tries."),
         th.Property("request_timeout", th.NumberType, default=120.0,
                     description="Seconds before a request is abandoned (and retried)."),
+        th.Property("skip_unchanged_records", th.BooleanType, default=True,
+                    description="Send nothing for a record identical to the last one written "
+                                "for its key (a rerun after a kill, or the same job started "
+                                "twice, then writes only what changed). A deletion forgets the "
+                                "key; a batch with a failed write is not remembered."),
         th.Property("heal_max_attempts", th.IntegerType(minimum=0), default=5,
                     description="Times a run sends an earlier failed write again (retriable "
                                 "refusals only) before giving it up to `replay` by hand. "

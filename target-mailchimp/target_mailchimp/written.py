@@ -1,0 +1,111 @@
+"""What the audience already holds from us: one fingerprint per record key, of the last record
+whose writes all went through.
+
+Why: a record identical to one already written needs no call. Without this, a rerun after a
+kill, or the same job started twice (`meltano run --force` while the first still writes: the
+second reads the state the first has not saved yet and syncs from it), writes everything
+again. With it, only what changed is sent.
+
+Safe because every write is an upsert of the record's whole content: an identical record would
+only repeat it. A batch in which any write failed is not remembered (healing and the next run
+see it whole), a deletion forgets its key (a record sent again after it is written again), and
+the scope is the audience and store (another list_id or store_id starts afresh).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from target_mailchimp.audit import FAILED, metadata, writes
+from target_mailchimp.client import json_default
+
+written_records = sa.Table(
+    "written_records",
+    metadata,
+    sa.Column("scope", sa.String(200), primary_key=True),
+    sa.Column("stream", sa.String(64), primary_key=True),
+    sa.Column("record_key", sa.String(400), primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Deleting an entity forgets these streams' records of its key (member tags: by email).
+FORGOTTEN_BY_DELETION = {"member": ("members", "member_tags"), "order": ("orders",),
+                         "customer": ("customers",), "product": ("products",)}
+QUERY_CHUNK = 500  # keys per IN (...) query: well under every database's parameter limit
+
+
+def record_key(record: dict[str, Any], key_properties: Sequence[str]) -> str | None:
+    """The record's key as JSON (`["a@x.nl"]`, `["a@x.nl", "T1"]`); None without a full key."""
+    values = [record.get(name) for name in key_properties]
+    if not key_properties or any(value in (None, "") for value in values):
+        return None
+    return json.dumps([str(value) for value in values], ensure_ascii=False)
+
+
+def fingerprint(record: dict[str, Any]) -> str:
+    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), default=json_default)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class WrittenRecords:
+    def __init__(self, engine: sa.Engine, scope: str, run_id: str) -> None:
+        self.engine = engine
+        self.scope = scope
+        self.run_id = run_id
+
+    def unchanged(self, stream: str, digests: dict[str, str]) -> set[str]:
+        """The keys whose record is identical to the last one written."""
+        same: set[str] = set()
+        keys = list(digests)
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), QUERY_CHUNK):
+                rows = conn.execute(
+                    sa.select(written_records.c.record_key, written_records.c.digest).where(
+                        written_records.c.scope == self.scope,
+                        written_records.c.stream == stream,
+                        written_records.c.record_key.in_(keys[start:start + QUERY_CHUNK])))
+                same.update(key for key, digest in rows if digests.get(key) == digest)
+        return same
+
+    def failures_so_far(self, stream: str) -> int:
+        """Failed writes this run has audited for `stream` (compared before and after a batch)."""
+        query = sa.select(sa.func.count()).select_from(writes).where(
+            writes.c.run_id == self.run_id, writes.c.stream == stream,
+            writes.c.outcome == FAILED)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def remember(self, stream: str, digests: dict[str, str]) -> None:
+        if not digests:
+            return
+        at = datetime.datetime.now(datetime.timezone.utc)
+        keys = list(digests)
+        with self.engine.begin() as conn:
+            for start in range(0, len(keys), QUERY_CHUNK):
+                chunk = keys[start:start + QUERY_CHUNK]
+                conn.execute(written_records.delete().where(
+                    written_records.c.scope == self.scope, written_records.c.stream == stream,
+                    written_records.c.record_key.in_(chunk)))
+                conn.execute(written_records.insert(), [
+                    {"scope": self.scope, "stream": stream, "record_key": key,
+                     "digest": digests[key], "at": at} for key in chunk])
+
+    def forget_deleted(self, deletions: Iterable[tuple[str, str]]) -> None:
+        """Forget what was written for each deleted (entity, key)."""
+        with self.engine.begin() as conn:
+            for entity, key in deletions:
+                prefix = json.dumps([key], ensure_ascii=False)[:-1]  # '["a@x.nl"' ...
+                for stream in FORGOTTEN_BY_DELETION.get(entity, ()):
+                    conn.execute(written_records.delete().where(
+                        written_records.c.scope == self.scope,
+                        written_records.c.stream == stream,
+                        sa.or_(written_records.c.record_key == prefix + "]",
+                               written_records.c.record_key.startswith(prefix + ",",
+                                                                       autoescape=True))))
