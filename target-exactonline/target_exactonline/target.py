@@ -11,6 +11,7 @@ from singer_sdk import typing as th
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
 from tap_exactonline.credentials import prepare_config, token_store_name
+from tap_exactonline.rate_limit import DailyLimitReached
 from tap_exactonline.tap import CONFIG_SCHEMA as TAP_SCHEMA
 from tap_exactonline.tap import resolve_base_url
 
@@ -86,7 +87,12 @@ class TargetExactOnline(Target):
         except AlreadyRunning as exc:
             raise SystemExit(f"error: {exc}") from None
         try:
-            super().listen(file_input)
+            try:
+                super().listen(file_input)
+            except DailyLimitReached as exc:
+                # No STATE for the unfinished batch: the next run gets the same records again,
+                # and what this run wrote is then found equal (no second write).
+                raise SystemExit(f"error: {exc} Stopped; the next run goes on.") from None
             run = self.__dict__.get("run")
             counts = run.audit.counts if run and "audit" in run.__dict__ else {}
             client = run.__dict__.get("client") if run else None

@@ -74,3 +74,13 @@ def test_a_second_run_for_the_same_company_is_refused(exact_sandbox, tmp_path):
     finally:
         held.release()
     assert _excluded(exact_sandbox, person["ID"]) is False
+
+
+def test_a_spent_daily_budget_stops_the_run_with_one_line(exact_sandbox_factory, tmp_path):
+    sandbox = exact_sandbox_factory(daily_limit=1)
+    person = _contact(sandbox, "budget@example.com")
+    config = base_config(sandbox, tmp_path, divisions=[101], write_exclusions=True)
+    with pytest.raises(SystemExit, match="daily call limit"):
+        run_target(config, [*_exclusions("budget@example.com"),
+                            {"type": "STATE", "value": {"x": 1}}])
+    assert _excluded(sandbox, person["ID"]) is False
