@@ -30,6 +30,19 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from demo_webhooks import (
+    Boxes,
+    Change,
+    Service,
+    WayBack,
+    make_changes,
+    pick_member,
+    register_mailchimp,
+    subscribe_exact,
+    time_changes,
+    unsubscribe_one,
+    way_back_env,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
@@ -64,6 +77,7 @@ class Sandboxes:
     client_secret: str
     api_key: str
     list_id: str
+    webhook_secret: str  # Exact's, signing its webhook deliveries
 
     def exact(self, method: str, path: str, **kwargs: Any) -> Any:
         url = f"{self.exact_url}/_sandbox/{path}"
@@ -108,13 +122,15 @@ def start_sandboxes(stack: ExitStack, args: argparse.Namespace, logs: Path) -> S
     exact_port, mailchimp_port = free_port(), free_port()
     key_file = logs / "sandbox-api-key"  # written by the Mailchimp sandbox, mode 0600
     client_id, client_secret = f"demo-{secrets.token_hex(4)}", secrets.token_urlsafe(24)
+    webhook_secret = secrets.token_urlsafe(24)
     list_id = secrets.token_hex(5)
     commands = {
         "exact": (
             [str(BIN / "exactmc-sandbox"), "exact", "--port", str(exact_port),
              "--seed", str(args.seed), "--accounts-per-division", str(args.accounts_per_division),
              "--client-id", client_id],
-            {"EXACT_SANDBOX_CLIENT_SECRET": client_secret},
+            {"EXACT_SANDBOX_CLIENT_SECRET": client_secret,
+             "EXACT_SANDBOX_WEBHOOK_SECRET": webhook_secret},
             f"http://127.0.0.1:{exact_port}",
         ),
         "mailchimp": (
@@ -135,6 +151,7 @@ def start_sandboxes(stack: ExitStack, args: argparse.Namespace, logs: Path) -> S
     return Sandboxes(
         exact_url=commands["exact"][2], mailchimp_url=commands["mailchimp"][2],
         client_id=client_id, client_secret=client_secret, api_key=api_key, list_id=list_id,
+        webhook_secret=webhook_secret,
     )
 
 
@@ -144,6 +161,17 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
         process.wait(10)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+def own_sys_dir(run_dir: Path) -> Path:
+    """A Meltano system dir of the demo's own (run files, logs) using the project's plugin
+    installations: Meltano's run files are per plugin, so other `meltano` commands in this
+    project at the same time would otherwise overwrite or delete the demo's."""
+    sys_dir = run_dir / ".meltano"
+    sys_dir.mkdir(parents=True, exist_ok=True)
+    for kind in ("extractors", "loaders", "mappers", "utilities"):
+        (sys_dir / kind).symlink_to(ROOT / ".meltano" / kind, target_is_directory=True)
+    return sys_dir
 
 
 def meltano_env(boxes: Sandboxes, run_dir: Path) -> dict[str, str]:
@@ -161,6 +189,7 @@ def meltano_env(boxes: Sandboxes, run_dir: Path) -> dict[str, str]:
             "SECRET_STORE_KEY": store_key,
             "MELTANO_ENVIRONMENT": "dev",
             "MELTANO_DATABASE_URI": f"sqlite:///{run_dir / 'meltano.db'}",
+            "MELTANO_SYS_DIR_ROOT": str(own_sys_dir(run_dir)),
             "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
             "TAP_EXACTONLINE_BASE_URL": f"{boxes.exact_url}/nl",
             "TAP_EXACTONLINE_CLIENT_ID": boxes.client_id,
@@ -176,6 +205,8 @@ def meltano_env(boxes: Sandboxes, run_dir: Path) -> dict[str, str]:
             "MAPPER_EXACT_MAILCHIMP_REJECTIONS_PATH": str(run_dir / "rejections.jsonl"),
         }
     )
+    # The way back and the webhook service (demo_webhooks.py), write_exclusions on.
+    env.update(way_back_env(env, run_dir, boxes.exact_url, boxes.mailchimp_url, boxes.list_id))
     return env
 
 
@@ -366,6 +397,11 @@ def audit_summary(run_dir: Path) -> Counter[tuple[str, str, str]]:
     return Counter({(stream, outcome, reason): n for stream, outcome, reason, n in rows})
 
 
+def shown(path: Path) -> str:
+    """A path as printed: relative to the project when inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def scanned_roots(run_dir: Path) -> list[Path]:
     """Everything a run can write: this run's dir, Meltano's `.meltano/` (run files, logs;
     plugin virtualenvs where changed), `.env`, `output/`."""
@@ -381,7 +417,7 @@ def leaked_secrets(run_dir: Path, secrets_: dict[str, str], since: float) -> lis
 
 
 def print_summary(boxes: Sandboxes, reports: list[RunReport], changes: list[str],
-                  run_dir: Path) -> None:
+                  run_dir: Path, live: Live | None = None) -> None:
     members = boxes.members()
     statuses = Counter(m["status"] for m in members)
     tags = Counter(tag for m in members for tag in m["tags"])
@@ -427,7 +463,88 @@ def print_summary(boxes: Sandboxes, reports: list[RunReport], changes: list[str]
     print("\nChanges made in Exact before the incremental run")
     for change in changes:
         print(f"  - {change}")
-    print(f"\nLogs and stores of this run: {run_dir.relative_to(ROOT)}/")
+    if live:
+        print_live(live)
+    print(f"\nLogs and stores of this run: {shown(run_dir)}/")
+
+
+@dataclass
+class Live:
+    changes: list[Change]
+    way_back: WayBack
+    mailchimp_secret: str
+    service_runs: int
+    way_back_audit: Counter[str] = field(default_factory=Counter)
+
+
+def near_real_time(boxes: Sandboxes, env: dict[str, str], run_dir: Path, log: Path) -> Live:
+    """The webhook service receives both sandboxes' webhooks and runs the jobs; we only change
+    data and watch (demo_webhooks.py)."""
+    control = Boxes(boxes.exact_url, boxes.mailchimp_url, boxes.list_id, boxes.api_key)
+    service = Service(env, run_dir / "webhooks-service.log", free_port())
+    mailchimp_url = service.mailchimp_url()
+    service.start()
+    try:
+        print(f"    webhook service on {service.base} (meltano invoke webhooks:serve);"
+              " subscribing Exact's topics…", flush=True)
+        subscribe_exact(env, service, log)
+        register_mailchimp(control, mailchimp_url)
+        print("    5 changes in Exact, seconds until Mailchimp holds each…", flush=True)
+        changes = make_changes(control)
+        time_changes(control, changes)
+        service.wait_idle()
+        email = pick_member(control)
+        print(f"    {email} unsubscribes in Mailchimp…", flush=True)
+        way_back = unsubscribe_one(control, service, email)
+        runs = service.runs()[0]
+    finally:
+        service.stop()
+    return Live(changes, way_back, mailchimp_url.rsplit("/", 1)[1], runs,
+                exclusion_audit(run_dir / "exact-audit.sqlite"))
+
+
+def exclusion_audit(path: Path) -> Counter[str]:
+    """target-exactonline's decisions on opt-outs: 'written (webhook)', 'unchanged (poll)', …"""
+    if not path.exists():
+        return Counter()
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT outcome, reason FROM exact_audit"
+                          " WHERE stream = 'mailing_exclusions'").fetchall()
+    return Counter(f"{outcome}" + (" (webhook)" if "(webhook)" in (reason or "") else "")
+                   for outcome, reason in rows)
+
+
+def live_failures(live: Live) -> list[str]:
+    back = live.way_back
+    failures = [f"not in Mailchimp: {c.what}" for c in live.changes if c.seconds is None]
+    if back.seconds is None:
+        failures.append(f"{back.email} not excluded in Exact")
+    if back.status_after_forward_run != "unsubscribed":
+        failures.append(f"{back.email} is {back.status_after_forward_run} after the forward run")
+    return failures
+
+
+def print_live(live: Live) -> None:
+    print("\nExact → Mailchimp while the webhook service runs (no job started by the demo)")
+    for change in live.changes:
+        took = f"{change.seconds:5.1f} s" if change.seconds is not None else "  not in 120 s"
+        print(f"  {took}  {change.what}")
+    back = live.way_back
+    print("\nMailchimp → Exact: an unsubscribe written back (write_exclusions on)")
+    took = f"after {back.seconds:.1f} s" if back.seconds is not None else "NOT within 120 s"
+    print(f"  {back.email} unsubscribed in Mailchimp; excluded in Exact {took}:")
+    for contact in back.contacts:
+        field_ = "Email" if (contact.get("Email") or "").strip().lower() == back.email \
+            else "BusinessEmail"
+        print(f"    contact {contact.get('FullName') or contact.get('LastName')!r}"
+              f" (division {contact.get('Division')}, by its {field_}): IsMailingExcluded"
+              f" {contact.get('IsMailingExcluded')}")
+    print(f"  forward runs started by that write's own webhook: {back.forward_runs}; the member"
+          f" is still {back.status_after_forward_run} in Mailchimp")
+    print(f"  the service started {live.service_runs} runs in all (debounced, one at a time)")
+    outcomes = ", ".join(f"{n:,} {what}" for what, n in live.way_back_audit.most_common())
+    print(f"  target-exactonline's audit trail (exact-audit.sqlite), opt-outs: {outcomes or 'none'}"
+          " (earlier unsubscribes, found by polling, are written back too)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -449,6 +566,9 @@ def main(argv: list[str] | None = None) -> int:
         print("Storing the Exact client secret in the encrypted secret store…")
         meltano(["invoke", "tap-exactonline:set-credential", "client_secret"], env, log,
                 stdin=boxes.client_secret + "\n")
+        print("Storing Exact's webhook secret in the encrypted secret store…")
+        meltano(["invoke", "tap-exactonline:set-credential", "webhook_secret"], env, log,
+                stdin=boxes.webhook_secret + "\n")
         print("Authorizing the tap with Exact (OAuth authorization-code flow)…")
         meltano(["invoke", "tap-exactonline:authorize", "--fetch"], env, log)
         print("Storing the Mailchimp API key in the encrypted secret store…")
@@ -474,7 +594,12 @@ def main(argv: list[str] | None = None) -> int:
         changes = change_exact_data(boxes)
         print("Run 2: incremental sync")
         reports.append(run_job("incremental", boxes, env, log))
-        print_summary(boxes, reports, changes, run_dir)
+        print("Near real time: the webhook service running, changes made both ways")
+        live = near_real_time(boxes, env, run_dir, log)
+        secrets_["Exact webhook secret"] = boxes.webhook_secret
+        secrets_["Mailchimp callback secret"] = live.mailchimp_secret
+        print_summary(boxes, reports, changes, run_dir, live)
+        failures = live_failures(live)
     leaks = leaked_secrets(run_dir, secrets_, started)
     from secret_store.leaks import files_under
 
@@ -482,8 +607,13 @@ def main(argv: list[str] | None = None) -> int:
     if leaks:
         print("\nSECRETS FOUND IN PLAIN TEXT: " + "; ".join(leaks))
         return 1
-    print(f"Secrets check: none of the {len(secrets_)} secrets appears, in any encoding, in the"
-          f" {files:,} files under {run_dir.relative_to(ROOT)}/, .meltano/, .env and output/"
+    if failures:
+        print("\nNEAR REAL TIME FAILED: " + "; ".join(failures))
+        return 1
+    print(f"Secrets check: none of the {len(secrets_)} secrets (the two webhook secrets"
+          f" included) appears, in any encoding, in the {files:,} files under"
+          f" {shown(run_dir)}/ (the webhook service's log and inboxes, the demo's"
+          " Meltano run files), .meltano/, .env and output/"
           " (tokens and keys are stored encrypted; the store's key only in the environment).")
     return 0
 

@@ -9,6 +9,7 @@ import sys
 from exactmc_sandbox.exact.sandbox import ExactSandbox
 
 SECRET_ENV = "EXACT_SANDBOX_CLIENT_SECRET"  # noqa: S105 (a variable name, not a secret)
+WEBHOOK_SECRET_ENV = "EXACT_SANDBOX_WEBHOOK_SECRET"  # noqa: S105 (kept off the command line)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,8 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refresh-too-early-seconds", type=float, default=570)
     parser.add_argument("--error-limit", type=int, default=None,
                         help="block an endpoint for an hour after this many 4xx (Exact: 10)")
-    parser.add_argument("--webhook-secret", default=None,
-                        help="enable webhooks, signing deliveries with this secret")
+    parser.add_argument("--webhook-secret", default=os.environ.get(WEBHOOK_SECRET_ENV),
+                        help="enable webhooks, signing deliveries with this secret"
+                             f" (or env {WEBHOOK_SECRET_ENV})")
     parser.add_argument("--webhook-drop-rate", type=float, default=0.0,
                         help="lose this fraction of webhook deliveries (0..1, seeded by --seed)")
     parser.add_argument("--webhook-delay", type=float, default=0.0,
