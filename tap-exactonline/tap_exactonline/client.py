@@ -217,6 +217,8 @@ class ExactStream(RESTStream):
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         division = (context or {}).get(PARTITION_KEY)
+        if not self.in_scope(context):
+            return  # not this run's (sync_scope): its state stays as it came in
         limiter = self.tap.rate_limiter
         state = self.get_context_state(context) if context else {}
         key = self.share_key
@@ -237,6 +239,10 @@ class ExactStream(RESTStream):
             self.on_partition_complete(context)
         finally:
             limiter.shares.end(division, key)
+
+    def in_scope(self, context: Context | None) -> bool:
+        division = (context or {}).get(PARTITION_KEY)
+        return division is None or self.tap.sync_scope.covers(self.name, division)
 
     def _share_keys(self) -> list[str]:
         """The budget shares of every selected stream, in sync order."""

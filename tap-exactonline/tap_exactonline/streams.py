@@ -242,6 +242,8 @@ class InvoiceFeedStream(SyncStream):
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         context = context or {}
+        if not self.in_scope(context):
+            return  # before the spool: an out-of-scope read must not leave the sibling empty
         division = context["division"]
         own_start = self.sync_start(context)
         spool = self.tap.line_spool

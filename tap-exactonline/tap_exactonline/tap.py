@@ -19,6 +19,7 @@ from tap_exactonline.divisions import DivisionPlan, plan_divisions
 from tap_exactonline.invoice_feed import LineSpool
 from tap_exactonline.rate_limit import RateLimiter
 from tap_exactonline.streams import STREAM_TYPES
+from tap_exactonline.sync_scope import ALL, PENDING_WEBHOOKS, SCOPES, SyncScope, entry_partitions
 from tap_exactonline.token_store import TokenStore
 from tap_exactonline.webhook_server import SERVE_SETTINGS as WEBHOOK_SERVE_SETTINGS
 from tap_exactonline.webhooks import TOPIC_STREAMS, WebhookInbox
@@ -103,6 +104,11 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property("webhook_inbox_path", th.StringType,
                 description="File where the webhook receiver notes changed keys; a completed "
                 "run clears the entries it covered."),
+    th.Property("sync_scope", th.StringType, default=ALL, allowed_values=list(SCOPES),
+                description="What a run reads: `all` (every stream and division; the schedule) "
+                "or `pending_webhooks` (only the stream/division partitions with entries in "
+                "the webhook inbox; nothing when it is empty; other bookmarks are kept as they "
+                "came in). The webhook service's runs use `pending_webhooks`."),
     th.Property("webhook_callback_url", th.StringType,
                 description="Public URL Exact delivers webhooks to; the default callback of "
                 "`tap-exactonline-webhooks subscribe` (meltano: `webhooks-subscribe`)."),
@@ -178,6 +184,15 @@ class TapExactOnline(Tap):
     def division_move_dates(self) -> dict[int, str | None]:
         return self.division_plan.move_dates
 
+    @cached_property
+    def sync_scope(self) -> SyncScope:
+        """The partitions this run reads (`sync_scope`), fixed once, at the start of the run."""
+        if (self.config.get("sync_scope") or ALL) != PENDING_WEBHOOKS:
+            return SyncScope()
+        if not self.config.get("webhook_inbox_path"):
+            raise SystemExit("error: sync_scope pending_webhooks needs webhook_inbox_path.")
+        return SyncScope.from_entries(WebhookInbox(self.config["webhook_inbox_path"]).pending())
+
     def _run_lock(self) -> RunLock:
         """One sync at a time per company and division selection (a second would duplicate)."""
         selection = "all" if self.config.get("all_divisions") else sorted(
@@ -198,6 +213,12 @@ class TapExactOnline(Tap):
 
     def _sync_all(self) -> None:
         started = time.time()
+        scope = self.sync_scope  # read after `started`: every entry it covers is older
+        if scope.empty:  # a webhook-triggered run with nothing pending: no call at all
+            LOGGER.info("sync_scope pending_webhooks: the webhook inbox is empty, nothing to read.")
+            return
+        if not scope.everything:
+            LOGGER.info("sync_scope pending_webhooks: reading %s.", scope.describe())
         try:
             super().sync_all()
         finally:
@@ -223,7 +244,9 @@ class TapExactOnline(Tap):
         """Whether this run read what a webhook entry announced: its division and its topic."""
         stream = self.streams.get(TOPIC_STREAMS.get(entry.get("Topic") or "", ""))
         read = {str(division) for division in self.divisions}  # Exact may send "101" or 101
-        return str(entry.get("Division")) in read and (stream is None or stream.selected)
+        in_scope = all(self.sync_scope.covers(*p) for p in entry_partitions(entry))
+        return (str(entry.get("Division")) in read and (stream is None or stream.selected)
+                and in_scope)
 
 
 if __name__ == "__main__":
