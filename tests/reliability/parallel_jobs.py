@@ -99,9 +99,18 @@ def doubled_job(factories: Factories, workdir: Path, rng: random.Random, *,
     outcome.notes.append(f"second job exited {second_rc}")
     total = stage.pipeline.mailchimp_writes()
     if twin.last_returncode == 0 and total > single + WRITE_TOLERANCE:
-        outcome.add("duplicated", f"{total} Mailchimp writes for what one run does in {single}",
-                    total - single)
+        outcome.add("duplicated", f"{total} Mailchimp writes for what one run does in {single}; "
+                    f"extra: {_extra_writes(twin, stage)}", total - single)
     return outcome
+
+
+def _extra_writes(single: Stage, doubled: Stage) -> str:
+    """Which endpoints the doubled job wrote to more often than one run did."""
+    once = single.mailchimp.calls()["by_endpoint"]
+    twice = doubled.mailchimp.calls()["by_endpoint"]
+    extra = {label: n - once.get(label, 0) for label, n in twice.items()
+             if not label.startswith("GET ") and n > once.get(label, 0)}
+    return ", ".join(f"{label} +{n}" for label, n in sorted(extra.items(), key=lambda x: -x[1]))
 
 
 def _merge(into: Outcome, part: Outcome, prefix: str) -> None:
