@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIXES = ("WEBHOOKS_", "EXACTMC_WEBHOOKS_")
+# Commands run without a shell, so the tap's setting goes in through `env` (a Meltano setting
+# as an environment variable): the same job and state ID as the schedule's, which reads all.
+EXACT_TRIGGER_COMMAND = (
+    "env TAP_EXACTONLINE_SYNC_SCOPE=pending_webhooks meltano run exactonline-to-mailchimp")
 
 
 @dataclass(frozen=True)
@@ -38,8 +42,10 @@ SETTINGS = [
             "JSONL inbox of Mailchimp list-webhook events, read by tap-mailchimp."),
     Setting("mailchimp_secret_name", "string", "mailchimp-webhook",
             "Store entry holding the secret of the Mailchimp callback URL."),
-    Setting("trigger_command", "string", "meltano run exactonline-to-mailchimp",
-            "Command run (debounced) after Exact deliveries; empty: no trigger."),
+    Setting("trigger_command", "string", EXACT_TRIGGER_COMMAND,
+            "Command run (debounced) after Exact deliveries; empty: no trigger. The default "
+            "runs the job with the tap's sync_scope pending_webhooks: only the stream/division "
+            "partitions the deliveries named are read (the schedule still reads everything)."),
     Setting("mailchimp_trigger_command", "string", "meltano run mailchimp-to-exactonline",
             "Command run (debounced) after Mailchimp unsubscribe/cleaned events; empty: none."),
     Setting("debounce_seconds", "number", 2.0,

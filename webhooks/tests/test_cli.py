@@ -73,5 +73,6 @@ def test_an_empty_trigger_command_in_the_environment_turns_that_trigger_off(tmp_
     monkeypatch.setenv("WEBHOOKS_WEBHOOK_THREADS", "")  # empty number: its default
     config = load_config("ENV")
     assert config["mailchimp_trigger_command"] == ""
-    assert config["trigger_command"] == "meltano run exactonline-to-mailchimp"
+    assert config["trigger_command"] == (
+        "env TAP_EXACTONLINE_SYNC_SCOPE=pending_webhooks meltano run exactonline-to-mailchimp")
     assert (config["webhook_threads"], config["debounce_seconds"]) == (4, 0.2)

@@ -87,3 +87,60 @@ def test_an_incremental_run_costs_the_same_for_1_or_25_changes_fetch_by_key_grow
     assert narrow_cost <= 2
     # One call per feed and division (6 × 3) and one for the divisions: 19 in the sandbox.
     assert cost[1] <= 6 * len(DIVISIONS) + 2
+
+
+def test_a_webhook_triggered_run_costs_the_affected_partitions_only(
+    exact_sandbox_factory, tmp_path
+):
+    """sync_scope pending_webhooks (the service's default trigger): real deliveries, real calls."""
+    import threading
+
+    from tap_exactonline.subscriptions import Subscriptions
+    from tap_exactonline.webhook_server import WebhookServer
+    from tap_exactonline.webhooks import WebhookInbox
+
+    secret = "cost-test-webhook-secret"
+    sandbox = exact_sandbox_factory(accounts_per_division=30, webhook_secret=secret)
+    inbox = WebhookInbox(tmp_path / "inbox.jsonl")
+    server = WebhookServer("127.0.0.1", 0, secret, inbox)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    config = {"client_id": sandbox.client_id, "client_secret": sandbox.client_secret,
+              "refresh_token": sandbox.issue_refresh_token("nl"),
+              "base_url": sandbox.base_url("nl"), "token_store_path": str(tmp_path / "s"),
+              "token_store_key": generate_key(), "divisions": DIVISIONS,
+              "retry_initial_wait": 0.05, "webhook_inbox_path": str(inbox.path)}
+    try:
+        list(Subscriptions(config).subscribe(DIVISIONS, ["Accounts", "Contacts", "SalesInvoices"],
+                                             f"http://127.0.0.1:{server.port}/exact"))
+        state = run_tap(config, {})  # the schedule's full first sync
+        assert sandbox.webhooks.wait_idle(10) and inbox.pending() == []
+        scoped = {**config, "sync_scope": "pending_webhooks"}
+        accounts = sandbox.rows("Accounts", 101)
+        cost = {}
+        for changes in (1, 25):
+            for account in accounts[:changes]:
+                name = f"w{changes} {account['ID'][:6]}"
+                sandbox.update("Accounts", account["ID"], {"Name": name})
+            assert sandbox.webhooks.wait_idle(10) and len(inbox.pending()) == changes
+            sandbox.reset_calls()
+            state = run_tap(scoped, state)
+            cost[changes] = data_calls(sandbox)
+            assert inbox.pending() == []  # covered, cleared
+        # A payment: the invoice feed (headers and lines, one read) and receivables.
+        receivable = next(r for r in sandbox.rows("Receivables", 101) if not r["IsFullyPaid"])
+        sandbox.pay_receivable(receivable["ID"])
+        assert sandbox.webhooks.wait_idle(10)
+        sandbox.reset_calls()
+        state = run_tap(scoped, state)
+        payment = data_calls(sandbox)
+        sandbox.reset_calls()
+        run_tap(scoped, state)  # nothing pending
+        idle = data_calls(sandbox)
+    finally:
+        server.close()
+
+    print(f"\nExact calls, webhook-triggered run (sync_scope pending_webhooks): {cost} "
+          f"(changes → calls), a payment {payment}, nothing pending {idle}")
+    assert cost == {1: 2, 25: 2}  # system/Divisions + the accounts feed of division 101
+    assert payment == 3           # system/Divisions + invoice feed + receivables
+    assert idle == 0
