@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from functools import cached_property
+from pathlib import Path, PurePath
 from typing import Any
 
 from secret_store import SecretStoreError, restrict_new_files
@@ -13,6 +14,7 @@ from singer_sdk import Tap
 from singer_sdk import typing as th
 
 from tap_exactonline.auth import ExactAuthenticator
+from tap_exactonline.catalog_file import read_settled_catalog
 from tap_exactonline.credentials import prepare_config, token_store_name
 from tap_exactonline.dates import DATE_INTERPRETATIONS
 from tap_exactonline.divisions import DivisionPlan, plan_divisions
@@ -127,6 +129,8 @@ class TapExactOnline(Tap):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         restrict_new_files()  # the webhook inbox, spools and stores hold customer data
+        if isinstance(kwargs.get("catalog"), str | PurePath):
+            kwargs["catalog"] = read_settled_catalog(Path(kwargs["catalog"]))
         super().__init__(*args, **kwargs)
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
