@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from functools import cached_property
-from pathlib import Path, PurePath
-from typing import Any
+from typing import IO, Any
 
 from secret_store import SecretStoreError, restrict_new_files
 from secret_store.runlock import AlreadyRunning, RunLock, acquire
@@ -14,12 +13,12 @@ from singer_sdk import Tap
 from singer_sdk import typing as th
 
 from tap_exactonline.auth import ExactAuthenticator
-from tap_exactonline.catalog_file import read_settled_catalog
 from tap_exactonline.credentials import prepare_config, token_store_name
 from tap_exactonline.dates import DATE_INTERPRETATIONS
 from tap_exactonline.divisions import DivisionPlan, plan_divisions
 from tap_exactonline.invoice_feed import LineSpool
 from tap_exactonline.rate_limit import RateLimiter
+from tap_exactonline.run_files import settled
 from tap_exactonline.streams import STREAM_TYPES
 from tap_exactonline.sync_scope import ALL, PENDING_WEBHOOKS, SCOPES, SyncScope, entry_partitions
 from tap_exactonline.token_store import TokenStore
@@ -129,9 +128,13 @@ class TapExactOnline(Tap):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         restrict_new_files()  # the webhook inbox, spools and stores hold customer data
-        if isinstance(kwargs.get("catalog"), str | PurePath):
-            kwargs["catalog"] = read_settled_catalog(Path(kwargs["catalog"]))
         super().__init__(*args, **kwargs)
+
+    @classmethod
+    def invoke(cls, *, state: IO[str] | None = None, catalog: IO[str] | None = None,
+               **kwargs: Any) -> None:
+        # Meltano's run files may be rewritten by another run starting right now (run_files).
+        super().invoke(state=settled(state), catalog=settled(catalog), **kwargs)
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         # Secrets from the store and numbers from text, before the schema judges the config.
