@@ -170,6 +170,19 @@ class AuditStore:
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
 
+    def latest_reasons(self, stream: str, keys: Iterable[str]) -> dict[str, str | None]:
+        """Per key, the reason of the newest audit row of `stream` (None: a row without one)."""
+        wanted = list(dict.fromkeys(keys))
+        latest: dict[str, str | None] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), 500):
+                rows = conn.execute(sa.select(writes.c.record_key, writes.c.reason)
+                                    .where(writes.c.stream == stream,
+                                           writes.c.record_key.in_(wanted[start:start + 500]))
+                                    .order_by(writes.c.id))
+                latest.update({key: reason for key, reason in rows})
+        return latest
+
     def failed_unreplayed(self) -> Iterator[dict[str, Any]]:
         """Failed writes not yet settled: never re-sent, or re-sent and refused again.
 

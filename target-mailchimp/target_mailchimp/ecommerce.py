@@ -126,6 +126,10 @@ def write_store_objects(context: RunContext, stream: str, records: list[dict[str
     store_id = context.ensure_store() if latest else None
     archived = archived_emails(context.client, context.list_id) if (
         latest and stream == "customers") else set()
+    # An order would recreate its customer, and so restore the archived contact behind it.
+    customers_left_out = {key for key, reason in context.audit.latest_reasons(
+        "customers", (str(r.get("customer_id")) for r in latest.values())).items()
+        if reason == ARCHIVED_REASON} if stream == "orders" else set()
     for key, record in latest.items():
         try:
             body = clean_strings(build(record))
@@ -133,7 +137,8 @@ def write_store_objects(context: RunContext, stream: str, records: list[dict[str
             entries.append(AuditEntry(stream, key, "upsert", FAILED,
                                       reason=f"invalid record: {exc}", payload=record))
             continue
-        if body.get("email_address") in archived:
+        if body.get("email_address") in archived or (
+                str(record.get("customer_id")) in customers_left_out):
             # Upserting the customer would restore the contact (subscribed, if opted in).
             entries.append(AuditEntry(stream, key, "upsert", SKIPPED, reason=ARCHIVED_REASON))
             continue

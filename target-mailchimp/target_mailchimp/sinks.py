@@ -11,7 +11,7 @@ from target_mailchimp.deletions import write_deletions
 from target_mailchimp.ecommerce import write_store_objects
 from target_mailchimp.members import MemberWriter
 from target_mailchimp.tags import write_member_tags, write_tags
-from target_mailchimp.written import WrittenRecords, fingerprint, record_key
+from target_mailchimp.written import WrittenRecords, audit_key, fingerprint, record_key
 
 if TYPE_CHECKING:
     from target_mailchimp.run_context import RunContext
@@ -63,11 +63,16 @@ class MailchimpSink(BatchSink):
                              self.stream_name, len(same))
         if not changed:
             return
-        failures = written.failures_so_far(self.stream_name)
+        before = written.last_audit_id()
         self.write(changed)
-        if written.failures_so_far(self.stream_name) == failures:
-            written.remember(self.stream_name,
-                             {key: digest for key, digest in digests.items() if key not in same})
+        failed = written.failed_since(self.stream_name, before)
+        by_audit_key = {audit_key(record, self.key_properties): key
+                        for key, record in zip(keys, records, strict=True) if key in digests}
+        if not failed <= by_audit_key.keys():
+            return  # a refusal we cannot tie to its record: remember nothing of this batch
+        refused = {by_audit_key[key] for key in failed}
+        written.remember(self.stream_name, {key: digest for key, digest in digests.items()
+                                            if key not in same and key not in refused})
 
     def write(self, records: list[dict[str, Any]]) -> None:
         raise NotImplementedError

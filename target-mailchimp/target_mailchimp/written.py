@@ -49,6 +49,11 @@ def record_key(record: dict[str, Any], key_properties: Sequence[str]) -> str | N
     return json.dumps([str(value) for value in values], ensure_ascii=False)
 
 
+def audit_key(record: dict[str, Any], key_properties: Sequence[str]) -> str:
+    """The key the writers give the audit trail: the key values joined by `/`, lower-cased."""
+    return "/".join(str(record.get(name)) for name in key_properties).lower()
+
+
 def fingerprint(record: dict[str, Any]) -> str:
     canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), default=json_default)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -74,13 +79,17 @@ class WrittenRecords:
                 same.update(key for key, digest in rows if digests.get(key) == digest)
         return same
 
-    def failures_so_far(self, stream: str) -> int:
-        """Failed writes this run has audited for `stream` (compared before and after a batch)."""
-        query = sa.select(sa.func.count()).select_from(writes).where(
-            writes.c.run_id == self.run_id, writes.c.stream == stream,
+    def last_audit_id(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.max(writes.c.id))).scalar() or 0)
+
+    def failed_since(self, stream: str, audit_id: int) -> set[str]:
+        """Audit keys (lower-cased) of `stream`'s writes this run refused after `audit_id`."""
+        query = sa.select(writes.c.record_key).where(
+            writes.c.id > audit_id, writes.c.run_id == self.run_id, writes.c.stream == stream,
             writes.c.outcome == FAILED)
         with self.engine.connect() as conn:
-            return int(conn.execute(query).scalar_one())
+            return {str(key).lower() for key in conn.execute(query).scalars()}
 
     def remember(self, stream: str, digests: dict[str, str]) -> None:
         if not digests:

@@ -251,6 +251,19 @@ def test_a_customer_never_restores_an_archived_contact(mailchimp_sandbox, config
     assert row["outcome"] == "skipped" and "archived" in row["reason"]
 
 
+def test_an_order_of_a_customer_left_out_as_archived_is_left_out_too(mailchimp_sandbox, config):
+    run_target(config, stream("members", [{"email": "gone@example.com"}]))
+    run_target(config, stream("deletions", [{"entity": "member", "key": "gone@example.com"}]))
+    run_target(config, [*stream("products", PRODUCTS),
+                        *stream("customers", [{"id": "C7", "email": "gone@example.com"}]),
+                        *stream("orders", [_order("O7", customer_id="C7")])])
+
+    assert by_email(mailchimp_sandbox)["gone@example.com"]["status"] == "archived"
+    assert "O7" not in mailchimp_sandbox.store("exact-store")["orders"]
+    [row] = audit_rows(config, stream="orders")
+    assert row["outcome"] == "skipped" and "archived" in row["reason"]
+
+
 def test_order_lines_carry_unit_prices_and_fractional_quantities_keep_revenue(
     mailchimp_sandbox, config
 ):

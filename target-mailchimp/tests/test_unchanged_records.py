@@ -60,16 +60,19 @@ def test_a_deleted_product_sent_again_is_written_again(mailchimp_sandbox, tmp_pa
     assert "P1" in mailchimp_sandbox.store("exact-store")["products"]
 
 
-def test_a_batch_with_a_failed_write_is_sent_again(mailchimp_sandbox, tmp_path):
+def test_only_the_refused_record_of_a_batch_is_sent_again(mailchimp_sandbox, tmp_path):
     config = base_config(mailchimp_sandbox, tmp_path, heal_max_attempts=0,
                          fail_on_unhealed_writes="never")
+    products = [*PRODUCTS, {"id": "P2", "title": "Gadget", "price": 7.0}]
     mailchimp_sandbox.add_fault(path=r"/products/P1$", method="PUT", status=400, count=1)
-    run_target(config, stream("products", PRODUCTS))
-    assert "P1" not in mailchimp_sandbox.store("exact-store")["products"]
+    run_target(config, stream("products", products))
+    assert sorted(mailchimp_sandbox.store("exact-store")["products"]) == ["P2"]
+    mailchimp_sandbox.reset_calls()
 
-    run_target(config, stream("products", PRODUCTS))
+    run_target(config, stream("products", products))
 
-    assert "P1" in mailchimp_sandbox.store("exact-store")["products"]
+    assert sorted(mailchimp_sandbox.store("exact-store")["products"]) == ["P1", "P2"]
+    assert writes(mailchimp_sandbox, "PUT ") == 1
 
 
 def test_switched_off_every_record_is_sent(mailchimp_sandbox, tmp_path):
