@@ -9,6 +9,7 @@ from typing import Any
 
 from target_mailchimp.audit import FAILED, OK, SKIPPED, AuditEntry
 from target_mailchimp.client import ApiError, subscriber_hash
+from target_mailchimp.members import ARCHIVED_REASON, archived_emails
 from target_mailchimp.own_writes import member_side_effects, now, read_back
 from target_mailchimp.run_context import RunContext
 from target_mailchimp.values import clean_text, normalise_email, to_datetime
@@ -240,6 +241,7 @@ def _bulk_segment_update(context: RunContext, list_id: str, segment_id: int, tag
             return add, remove, exc
 
     entries: list[AuditEntry] = []
+    archived: set[str] | None = None  # read once, only when Mailchimp refuses an address
     for add, remove, answer in context.client.map_parallel(send, calls):
         failures: dict[str, str] = {}
         if isinstance(answer, ApiError):
@@ -248,10 +250,17 @@ def _bulk_segment_update(context: RunContext, list_id: str, segment_id: int, tag
             for error in answer["errors"]:
                 for email in error.get("email_addresses") or []:
                     failures[str(email).lower()] = str(error.get("error") or "rejected")
+        if failures and archived is None and not isinstance(answer, ApiError):
+            # "do not belong to this list or are archived": not yet a member is worth a retry,
+            # archived is for good (tagging would not restore the contact anyway).
+            archived = archived_emails(context.client, list_id)
         for op, emails, active in (("tag", add, "active"), ("untag", remove, "inactive")):
             for email in emails:
                 key = f"{email}/{tag_key}"
-                if email in failures and op == "untag" and not isinstance(answer, ApiError):
+                if email in failures and email in (archived or ()):
+                    entries.append(AuditEntry("member_tags", key, op, SKIPPED,
+                                              reason=ARCHIVED_REASON))
+                elif email in failures and op == "untag" and not isinstance(answer, ApiError):
                     # Not on the list (or archived): there is no tag to remove.
                     entries.append(AuditEntry("member_tags", key, op, SKIPPED,
                                               reason=failures[email]))

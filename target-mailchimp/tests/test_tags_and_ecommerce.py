@@ -251,6 +251,22 @@ def test_a_customer_never_restores_an_archived_contact(mailchimp_sandbox, config
     assert row["outcome"] == "skipped" and "archived" in row["reason"]
 
 
+def test_a_tag_for_an_archived_member_is_left_out_not_retried(mailchimp_sandbox, config):
+    run_target(config, stream("members", [{"email": "gone@example.com"},
+                                          {"email": "here@example.com"}]))
+    run_target(config, stream("deletions", [{"entity": "member", "key": "gone@example.com"}]))
+    run_target(config, [*stream("tags", [{"tag_key": "T1", "name": "Gold"}]),
+                        *stream("member_tags", [
+                            {"email": e, "tag_key": "T1", "tag_name": "Gold"}
+                            for e in ("gone@example.com", "here@example.com")])])
+
+    rows = {r["record_key"]: r for r in audit_rows(config, stream="member_tags")}
+    assert rows["gone@example.com/T1"]["outcome"] == "skipped"
+    assert "archived" in rows["gone@example.com/T1"]["reason"]
+    assert rows["here@example.com/T1"]["outcome"] == "ok"
+    assert by_email(mailchimp_sandbox)["gone@example.com"]["status"] == "archived"
+
+
 def test_an_order_of_a_customer_left_out_as_archived_is_left_out_too(mailchimp_sandbox, config):
     run_target(config, stream("members", [{"email": "gone@example.com"}]))
     run_target(config, stream("deletions", [{"entity": "member", "key": "gone@example.com"}]))
