@@ -503,6 +503,10 @@ def near_real_time(boxes: Sandboxes, env: dict[str, str], run_dir: Path, log: Pa
                 exclusion_audit(run_dir / "exact-audit.sqlite"))
 
 
+def _outcomes(counts: Counter[str]) -> str:
+    return ", ".join(f"{n:,} {what}" for what, n in counts.most_common() if n > 0) or "none"
+
+
 def exclusion_audit(path: Path) -> Counter[str]:
     """target-exactonline's decisions on opt-outs: 'written (webhook)', 'unchanged (poll)', …"""
     if not path.exists():
@@ -531,7 +535,7 @@ def print_live(live: Live) -> None:
         print(f"  {took}  {change.what}")
     back = live.way_back
     print("\nMailchimp → Exact: an unsubscribe written back (write_exclusions on)")
-    took = f"after {back.seconds:.1f} s" if back.seconds is not None else "NOT within 120 s"
+    took = f"after {back.seconds:.1f} s" if back.seconds is not None else "NOT within 300 s"
     print(f"  {back.email} unsubscribed in Mailchimp; excluded in Exact {took}:")
     for contact in back.contacts:
         field_ = "Email" if (contact.get("Email") or "").strip().lower() == back.email \
@@ -542,9 +546,10 @@ def print_live(live: Live) -> None:
     print(f"  forward runs started by that write's own webhook: {back.forward_runs}; the member"
           f" is still {back.status_after_forward_run} in Mailchimp")
     print(f"  the service started {live.service_runs} runs in all (debounced, one at a time)")
-    outcomes = ", ".join(f"{n:,} {what}" for what, n in live.way_back_audit.most_common())
-    print(f"  target-exactonline's audit trail (exact-audit.sqlite), opt-outs: {outcomes or 'none'}"
-          " (earlier unsubscribes, found by polling, are written back too)")
+    print(f"  target-exactonline's audit trail (exact-audit.sqlite), opt-outs:"
+          f" {_outcomes(live.way_back_audit)}; its first run also writes back the audience's"
+          " earlier opt-outs (most made by the forward flow's consent rules), within Exact's"
+          " 60 calls a minute")
 
 
 def main(argv: list[str] | None = None) -> int:
