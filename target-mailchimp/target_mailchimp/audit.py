@@ -21,6 +21,7 @@ from target_mailchimp.client import json_default
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 SHORT = 500
+QUERY_CHUNK = 500  # keys per IN (...) query: well under every database's parameter limit
 
 metadata = sa.MetaData()
 
@@ -175,10 +176,11 @@ class AuditStore:
         wanted = list(dict.fromkeys(keys))
         latest: dict[str, str | None] = {}
         with self.engine.connect() as conn:
-            for start in range(0, len(wanted), 500):
+            for start in range(0, len(wanted), QUERY_CHUNK):
+                chunk = wanted[start : start + QUERY_CHUNK]
                 rows = conn.execute(sa.select(writes.c.record_key, writes.c.reason)
                                     .where(writes.c.stream == stream,
-                                           writes.c.record_key.in_(wanted[start:start + 500]))
+                                           writes.c.record_key.in_(chunk))
                                     .order_by(writes.c.id))
                 latest.update({key: reason for key, reason in rows})
         return latest
@@ -247,10 +249,10 @@ class AuditStore:
         wanted = list(set(emails))
         found: dict[str, OwnWrite] = {}
         with self.engine.connect() as conn:
-            for start in range(0, len(wanted), 500):
+            for start in range(0, len(wanted), QUERY_CHUNK):
                 query = sa.select(member_writes).where(
                     member_writes.c.list_id == list_id,
-                    member_writes.c.email.in_(wanted[start : start + 500]),
+                    member_writes.c.email.in_(wanted[start : start + QUERY_CHUNK]),
                 )
                 found.update({row.email: OwnWrite(row.last_changed, row.pending_since)
                               for row in conn.execute(query)})
@@ -266,10 +268,10 @@ class AuditStore:
     def _replace_members(self, list_id: str, rows: dict[str, OwnWrite]) -> None:
         emails = list(rows)
         with self.engine.begin() as conn:
-            for start in range(0, len(emails), 500):
+            for start in range(0, len(emails), QUERY_CHUNK):
                 conn.execute(member_writes.delete().where(
                     member_writes.c.list_id == list_id,
-                    member_writes.c.email.in_(emails[start : start + 500]),
+                    member_writes.c.email.in_(emails[start : start + QUERY_CHUNK]),
                 ))
             values = [{"list_id": list_id, "email": email, "last_changed": own.last_changed,
                        "pending_since": own.pending_since}

@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from target_mailchimp.audit import FAILED, metadata, writes
+from target_mailchimp.audit import FAILED, QUERY_CHUNK, metadata, writes
 from target_mailchimp.client import json_default
 
 written_records = sa.Table(
@@ -38,7 +38,6 @@ written_records = sa.Table(
 # Deleting an entity forgets these streams' records of its key (member tags: by email).
 FORGOTTEN_BY_DELETION = {"member": ("members", "member_tags"), "order": ("orders",),
                          "customer": ("customers",), "product": ("products",)}
-QUERY_CHUNK = 500  # keys per IN (...) query: well under every database's parameter limit
 
 
 def record_key(record: dict[str, Any], key_properties: Sequence[str]) -> str | None:
