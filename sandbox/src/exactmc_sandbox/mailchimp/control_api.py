@@ -57,6 +57,13 @@ def dump_members(list_id: str) -> Response:
         })
 
 
+@bp.get("/_sandbox/lists/<list_id>/count")
+def count_members(list_id: str) -> Response:
+    """How many members the audience holds, without listing them (cheap enough to poll)."""
+    with ctx().state.lock:
+        return jsonify({"members": len(audience(list_id).members)})
+
+
 @bp.post("/_sandbox/lists/<list_id>/members/<member_key>/status")
 def set_status(list_id: str, member_key: str) -> Response:
     body = object_body()
