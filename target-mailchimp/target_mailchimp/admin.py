@@ -95,6 +95,14 @@ def replay(args: argparse.Namespace) -> int:
     return 0 if counts[FAILED] == 0 and not report.interrupted else 1
 
 
+def check(args: argparse.Namespace) -> int:
+    from target_mailchimp.check import MailchimpCheck
+
+    report = MailchimpCheck(load_config(args.config)).run()
+    print(report.render(args.format))
+    return report.exit_code
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="target-mailchimp-admin", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -111,9 +119,15 @@ def main(argv: list[str] | None = None) -> int:
                      help="also re-send permanent refusals (after fixing their cause)")
     rep.add_argument("--verbose", action="store_true",
                      help="also list the failed writes that are not re-sent, and why")
+    chk = sub.add_parser("check", help="check credentials, audience, store, merge fields, tags "
+                                       "(read-only; exit 0 ok, 1 warnings, 2 errors)")
+    chk.add_argument("--config", required=True, help="the target's config: JSON file, or ENV")
+    chk.add_argument("--format", choices=("text", "json"), default="text")
     args = parser.parse_args(argv)
     if args.command == "set-credential":
         return set_credential(args)
+    if args.command == "check":
+        return check(args)
     return replay(args)
 
 
