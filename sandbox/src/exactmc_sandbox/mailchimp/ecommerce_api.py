@@ -266,14 +266,15 @@ def list_entities(store_id: str, kind: str) -> Response:
     _, to_api = _entity(kind)
     with ctx().state.lock:
         store = _store(store_id)
-        records = list(_records(store, kind).values())
+        customer_id = request.args.get("customer_id")
+        if kind == "orders" and customer_id:
+            records = list(store.orders.of_customer(customer_id))
+        else:
+            records = list(_records(store, kind).values())
         email = request.args.get("email_address")
         if kind == "customers" and email:
             records = [r for r in records if str(r.get("email_address", "")).lower()
                        == email.lower()]
-        customer_id = request.args.get("customer_id")
-        if kind == "orders" and customer_id:
-            records = [r for r in records if r["customer"]["id"] == customer_id]
         return respond({kind: [to_api(store, r) for r in page(records)], "store_id": store_id,
                         "total_items": len(records), "_links": []})
 

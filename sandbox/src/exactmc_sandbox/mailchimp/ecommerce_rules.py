@@ -121,6 +121,5 @@ def counts_toward_spend(order: dict[str, Any]) -> bool:
 
 
 def customer_totals(store: Store, customer_id: str) -> tuple[int, float]:
-    orders = [o for o in store.orders.values()
-              if o["customer"]["id"] == customer_id and counts_toward_spend(o)]
+    orders = [o for o in store.orders.of_customer(customer_id) if counts_toward_spend(o)]
     return len(orders), round(sum(float(o["order_total"]) for o in orders), 2)

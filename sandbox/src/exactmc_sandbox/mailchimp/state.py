@@ -8,7 +8,8 @@ from __future__ import annotations
 import itertools
 import secrets
 import threading
-from collections.abc import Callable
+from collections import UserDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,6 +92,40 @@ class AudienceList:
         return next((s for s in self.segments.values() if s.name.lower() == lowered), None)
 
 
+class OrderTable(UserDict[str, dict[str, Any]]):
+    """A store's orders by id, indexed by customer id on every write (UserDict routes every
+    mutation through `__setitem__`/`__delitem__`), so a customer's totals and order list cost
+    that customer's orders, not the store's (issue 9: a scan per write made big syncs
+    quadratic). Totals are still computed from the current order records."""
+
+    def __init__(self) -> None:
+        self._by_customer: dict[str, dict[str, None]] = {}  # customer id -> order ids, in order
+        super().__init__()
+
+    def __setitem__(self, order_id: str, order: dict[str, Any]) -> None:
+        old = self.data.get(order_id)
+        if old is not None and old["customer"]["id"] != order["customer"]["id"]:
+            self._unindex(order_id)
+        self.data[order_id] = order
+        self._by_customer.setdefault(order["customer"]["id"], {})[order_id] = None
+
+    def __delitem__(self, order_id: str) -> None:
+        self._unindex(order_id)
+        del self.data[order_id]
+
+    def _unindex(self, order_id: str) -> None:
+        customer_id = self.data[order_id]["customer"]["id"]
+        orders = self._by_customer.get(customer_id, {})
+        orders.pop(order_id, None)
+        if not orders:
+            self._by_customer.pop(customer_id, None)
+
+    def of_customer(self, customer_id: str) -> Iterator[dict[str, Any]]:
+        """The customer's orders, first created first."""
+        for order_id in self._by_customer.get(customer_id, {}):
+            yield self.data[order_id]
+
+
 @dataclass
 class Store:
     id: str
@@ -102,7 +137,7 @@ class Store:
     extra: dict[str, Any] = field(default_factory=dict)  # platform, domain, is_syncing...
     customers: dict[str, dict[str, Any]] = field(default_factory=dict)
     products: dict[str, dict[str, Any]] = field(default_factory=dict)
-    orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    orders: OrderTable = field(default_factory=OrderTable)
 
 
 def default_merge_fields() -> list[MergeField]:

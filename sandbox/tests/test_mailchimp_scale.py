@@ -1,0 +1,118 @@
+"""The Mailchimp sandbox at scale: indexed reads and writes stay exact, and their cost
+follows the page or the change, not the amount of data held (issue 9).
+
+Cost tests compare the same operation on a small and on a large data set (best of a few runs,
+CPU time); a scan of everything shows up as a large ratio, an indexed one stays near 1.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import requests
+from exactmc_sandbox.mailchimp import MailchimpSandbox
+from exactmc_sandbox.mailchimp.ecommerce_api import customer_to_api, save_order, save_product
+from exactmc_sandbox.mailchimp.state import Store
+
+MAX_RATIO = 3  # indexed: ~1 even on a busy machine (best of 5); a scan: 7-27 here
+
+
+def _cost(operation: Callable[[], Any], repeat: int = 5) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.process_time()
+        operation()
+        best = min(best, time.process_time() - start)
+    return max(best, 1e-5)
+
+
+# --- Mailchimp: customer totals ---------------------------------------------------------------
+def _shop(orders: int) -> tuple[Any, Store]:
+    sandbox = MailchimpSandbox()
+    state = sandbox.context.state
+    store = Store("s", sandbox.list_id, "S", "EUR", "", "")
+    state.stores["s"] = store
+    save_product(state, store, "p", {"title": "P", "variants": [{"id": "v", "title": "V"}]},
+                 "create")
+    for n in range(orders):
+        save_order(state, store, f"o{n}", _order(f"c{n % (orders // 2 or 1)}", 1.0), "put")
+    return state, store
+
+
+def _order(customer: str, total: float, status: str = "paid") -> dict[str, Any]:
+    return {"customer": {"id": customer, "email_address": f"{customer}@example.com"},
+            "currency_code": "EUR", "order_total": total,
+            "financial_status": status,
+            "lines": [{"id": "1", "product_id": "p", "product_variant_id": "v", "quantity": 1,
+                       "price": total}]}
+
+
+def test_customer_totals_cost_follows_the_customer_not_the_store() -> None:
+    costs = []
+    for orders in (100, 8000):
+        state, store = _shop(orders)
+
+        def write_and_read(state=state, store=store) -> None:
+            for n in range(20):
+                record = save_order(state, store, f"x{n}", _order("c1", 2.0), "put")
+                customer_to_api(store, store.customers[record["customer"]["id"]])
+
+        costs.append(_cost(write_and_read))
+    assert costs[1] / costs[0] < MAX_RATIO, costs
+
+
+@pytest.fixture
+def shop(mailchimp_sandbox: MailchimpSandbox) -> Any:
+    session = requests.Session()
+    session.auth = ("u", mailchimp_sandbox.api_key)
+    base = f"{mailchimp_sandbox.api_base}/ecommerce/stores"
+    assert session.post(base, timeout=5, json={
+        "id": "s", "list_id": mailchimp_sandbox.list_id, "name": "S",
+        "currency_code": "EUR"}).ok
+    assert session.put(f"{base}/s/products/p", timeout=5, json={
+        "id": "p", "title": "P", "variants": [{"id": "v", "title": "V"}]}).ok
+    session.base = f"{base}/s"  # type: ignore[attr-defined]
+    return session
+
+
+def test_customer_totals_right_after_each_order_write(shop: Any) -> None:
+    def totals(customer: str) -> tuple[int, float]:
+        body = shop.get(f"{shop.base}/customers/{customer}", timeout=5).json()
+        return body["orders_count"], body["total_spent"]
+
+    def orders_of(customer: str) -> set[str]:
+        body = shop.get(f"{shop.base}/orders", params={"customer_id": customer, "count": 1000},
+                        timeout=5).json()
+        assert body["total_items"] == len(body["orders"])
+        return {o["id"] for o in body["orders"]}
+
+    def put(order_id: str, **body: Any) -> None:
+        answer = shop.put(f"{shop.base}/orders/{order_id}", json=body, timeout=5)
+        assert answer.ok, answer.text
+
+    def patch(order_id: str, **body: Any) -> None:
+        answer = shop.patch(f"{shop.base}/orders/{order_id}", json=body, timeout=5)
+        assert answer.ok, answer.text
+
+    put("o1", **_order("a", 10.0))
+    put("o2", **_order("a", 5.5))
+    put("o3", **_order("b", 7.0))
+    assert (totals("a"), totals("b")) == ((2, 15.5), (1, 7.0))
+    assert (orders_of("a"), orders_of("b")) == ({"o1", "o2"}, {"o3"})
+    patch("o2", customer={"id": "b"})  # the order moves to another customer
+    assert (totals("a"), totals("b")) == ((1, 10.0), (2, 12.5))
+    assert (orders_of("a"), orders_of("b")) == ({"o1"}, {"o2", "o3"})
+    patch("o3", order_total=8.0)
+    assert totals("b") == (2, 13.5)
+    patch("o3", financial_status="refunded")  # no longer counts
+    assert totals("b") == (1, 5.5)
+    put("o3", **_order("b", 8.0))  # a PUT replaces it: counts again
+    assert totals("b") == (2, 13.5)
+    patch("o1", cancelled_at_foreign="2026-01-01T00:00:00+00:00")
+    assert totals("a") == (0, 0.0)
+    assert shop.delete(f"{shop.base}/orders/o3", timeout=5).status_code == 204
+    assert totals("b") == (1, 5.5) and orders_of("b") == {"o2"}
+    assert orders_of("a") == {"o1"}  # cancelled orders are still listed
