@@ -69,6 +69,10 @@ class RateLimiter:
         """Whether some feed was not read to its end: a daily limit, or a partition's share."""
         return bool(self.exhausted or self.shares.cut_short)
 
+    @property
+    def budgets(self) -> dict[int | None, Budget]:
+        return dict(self._budgets)
+
     def budget(self, division: int | None) -> Budget:
         return self._budgets.setdefault(division, Budget())
 
@@ -95,6 +99,7 @@ class RateLimiter:
         if daily is not None:
             budget.daily_remaining = daily
             budget.daily_reset = _reset(headers, "X-RateLimit-Reset")
+            budget.daily_limit = _int(headers, "X-RateLimit-Limit")
         if status == 429 and daily == 0:
             self._mark_exhausted(division)
 

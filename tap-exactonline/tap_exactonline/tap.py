@@ -19,6 +19,7 @@ from tap_exactonline.divisions import DivisionPlan, plan_divisions
 from tap_exactonline.invoice_feed import LineSpool
 from tap_exactonline.rate_limit import RateLimiter
 from tap_exactonline.run_files import settled
+from tap_exactonline.run_summary import recorded_run
 from tap_exactonline.streams import STREAM_TYPES
 from tap_exactonline.sync_scope import ALL, PENDING_WEBHOOKS, SCOPES, SyncScope, entry_partitions
 from tap_exactonline.token_store import TokenStore
@@ -114,6 +115,11 @@ CONFIG_SCHEMA = th.PropertiesList(
                 description="Public URL Exact delivers webhooks to; the default callback of "
                 "`tap-exactonline-webhooks subscribe` (meltano: `webhooks-subscribe`)."),
     *WEBHOOK_SERVE_SETTINGS,  # `tap-exactonline-webhooks serve` limits
+    th.Property("run_summary_path", th.StringType,
+                description="JSON file where each run leaves what it read per stream, Exact's "
+                "daily call budget left per division and the refresh token's issue time (no "
+                "customer data); target-mailchimp's `status` reads it (its "
+                "`exact_run_summary_path`). Empty: not written."),
     th.Property("lost_refresh_max_wait", th.NumberType, default=660,
                 description="Longest wait, after a token refresh that got no answer, until Exact "
                 "allows retrying with the previous refresh token; beyond it the run stops."),
@@ -214,7 +220,8 @@ class TapExactOnline(Tap):
         except AlreadyRunning as exc:
             raise SystemExit(f"error: {exc}") from None  # a clear line, exit 1, no traceback
         try:
-            self._sync_all()
+            with recorded_run(self):  # run_summary_path: read by target-mailchimp's status
+                self._sync_all()
         finally:
             lock.release()
 
