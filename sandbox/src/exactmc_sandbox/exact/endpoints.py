@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from exactmc_sandbox.exact.indexes import take
 from exactmc_sandbox.exact.odata import Condition, ODataError, parse_filter, parse_select, render
 from exactmc_sandbox.exact.properties import (
     ACCOUNT_PROPERTIES,
@@ -106,17 +106,6 @@ class Page:
     skiptoken: str | None  # set when more rows follow
 
 
-def _source_rows(store: DataStore, endpoint: Endpoint, division: int) -> Iterable[dict[str, Any]]:
-    if endpoint.source == "InvoiceFeed":
-        return store.invoice_feed(division)
-    if endpoint.source == "Deleted":
-        return store.deleted_table(division).values()
-    if endpoint.source == "InvoiceLines":
-        return (line for invoice in store.table("SalesInvoices", division).values()
-                for line in invoice["SalesInvoiceLines"])
-    return store.table(endpoint.source, division).values()
-
-
 def read_page(store: DataStore, endpoint: Endpoint, division: int, args: dict[str, str],
               top: int | None = None) -> Page:
     """One page of `endpoint` for the query `args` ($select, $filter, $skiptoken)."""
@@ -151,8 +140,7 @@ def _sync_rows(store: DataStore, endpoint: Endpoint, division: int,
         if not m:
             raise ODataError(400, f"Invalid $skiptoken: {skip}")
         after = max(after, int(m.group(1)))
-    rows = _take(( r for r in _source_rows(store, endpoint, division) if r["Timestamp"] > after),
-                 size + 1)
+    rows = take(store.sync_rows(endpoint.source, division, after), size + 1)
     more = len(rows) > size
     rows = rows[:size]
     return rows, (rows[-1]["Timestamp"] if more else None)
@@ -170,20 +158,8 @@ def _keyed_rows(store: DataStore, endpoint: Endpoint, division: int,
         if not m:
             raise ODataError(400, f"Invalid $skiptoken: {skip}")
         after = m.group(1).lower()
-    matching = sorted(
-        (r for r in _source_rows(store, endpoint, division)
-         if r[key] > after and all(c.matches(r) for c in conditions)),
-        key=lambda r: r[key],
-    )
+    matching = take(store.keyed_rows(endpoint.source, division, after), size + 1,
+                    lambda r: all(c.matches(r) for c in conditions))
     more = len(matching) > size
     rows = matching[:size]
     return rows, (rows[-1][key] if more else None)
-
-
-def _take(rows: Iterator[dict[str, Any]] | Any, count: int) -> list[dict[str, Any]]:
-    out = []
-    for row in rows:
-        out.append(row)
-        if len(out) >= count:
-            break
-    return out

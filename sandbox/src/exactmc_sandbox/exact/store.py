@@ -2,18 +2,22 @@
 
 Rows are kept as plain dicts with Exact's field names and Python values (aware datetimes,
 floats, bools). Each division's tables keep their rows in Timestamp order (a change moves the
-row to the end), which is the order the sync feeds serve.
+row to the end), which is the order the sync feeds serve. Indexes kept on every write
+(`indexes.py`) let a page of any feed cost the page, not the table (issue 9).
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
+from bisect import bisect_right
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
 from exactmc_sandbox.exact.dates import SandboxClock, parse_iso, storable, to_iso
+from exactmc_sandbox.exact.indexes import FeedIndex, SortedKeys
 from exactmc_sandbox.exact.model import Company, Division
 from exactmc_sandbox.exact.schema import (
     DELETED_ENTITY_TYPES,
@@ -51,6 +55,13 @@ class DataStore:
         self._listeners: list[ChangeListener] = []
         self._invoice_numbers: dict[int, int] = {}
         self._account_codes: dict[int, int] = {}
+        # Indexes, per entity and division (see indexes.py).
+        self._feeds: dict[str, dict[int, FeedIndex]] = {name: {} for name in ENTITY_FIELDS}
+        self._deleted_feed: dict[int, FeedIndex] = {}
+        self._keys: dict[str, dict[int, SortedKeys]] = {name: {} for name in ENTITY_FIELDS}
+        self._invoice_versions: dict[int, int] = {}  # bumped on every invoice write
+        self._line_order: dict[int, tuple[int, list[str], list[Row]]] = {}  # built on read
+        self._receivable_numbers: dict[int, Counter[int]] = {}  # InvoiceNumber -> receivables
 
     # -- structure ----------------------------------------------------------------------------
     def add_company(self, company: Company, divisions: list[Division]) -> None:
@@ -61,7 +72,14 @@ class DataStore:
                 self.divisions[division.code] = division
                 for table in self._tables.values():
                     table[division.code] = {}
+                for feeds in self._feeds.values():
+                    feeds[division.code] = FeedIndex()
+                for keys in self._keys.values():
+                    keys[division.code] = SortedKeys()
                 self._deleted[division.code] = {}
+                self._deleted_feed[division.code] = FeedIndex()
+                self._invoice_versions[division.code] = 0
+                self._receivable_numbers[division.code] = Counter()
                 self._invoice_numbers[division.code] = division.code * 100_000
                 self._account_codes[division.code] = 0
 
@@ -102,23 +120,56 @@ class DataStore:
             codes = [division] if division is not None else sorted(self.divisions)
             return [plain(row) for code in codes for row in self._deleted[code].values()]
 
-    def invoice_feed(self, division: int) -> Iterator[Row]:
-        """sync/SalesInvoice/SalesInvoices rows: each invoice's header (LineNumber 0) then lines.
+    def invoice_feed(self, division: int, after: int = 0) -> Iterator[Row]:
+        """sync/SalesInvoice/SalesInvoices rows with a Timestamp above `after`: each invoice's
+        header (LineNumber 0) then lines.
 
         Choice (unconfirmed): line rows repeat the header's fields, with the line's own values
         (amounts, Description, ...) taking precedence; header rows carry null line fields and
         their `ID` is the `InvoiceID`.
         """
-        for invoice in self._tables["SalesInvoices"][division].values():
-            header = {name: None for name in INVOICE_FEED_FIELDS}
-            header.update({k: v for k, v in invoice.items() if k != "SalesInvoiceLines"})
-            header["ID"] = invoice["InvoiceID"]
-            header["LineNumber"] = 0
-            yield header
-            for line in invoice["SalesInvoiceLines"]:
-                row = dict(header)
-                row.update(line)
+        for invoice in self._current("SalesInvoices", division, after):
+            yield from (row for row in invoice_rows(invoice) if row["Timestamp"] > after)
+
+    def sync_rows(self, source: str, division: int, after: int) -> Iterator[Row]:
+        """A sync feed's rows with a Timestamp above `after`, in Timestamp order; `source` is an
+        entity, "InvoiceFeed" or "Deleted". Costs the rows read, not the table."""
+        if source == "InvoiceFeed":
+            return self.invoice_feed(division, after)
+        if source == "Deleted":
+            table = self._deleted[division]
+            return (table[key] for stamp, key in self._deleted_feed[division].after(after)
+                    if table[key]["Timestamp"] == stamp)
+        return self._current(source, division, after)
+
+    def keyed_rows(self, source: str, division: int, after: str) -> Iterator[Row]:
+        """Rows in key order with a key above `after`; `source` is an entity (key: its
+        ENTITY_KEY) or "InvoiceLines" (key: the line's ID)."""
+        if source == "InvoiceLines":
+            keys, lines = self._lines_in_key_order(division)
+            return (lines[at] for at in range(bisect_right(keys, after), len(keys)))
+        table = self._tables[source][division]
+        return (table[key] for key in self._keys[source][division].after(after))
+
+    def _current(self, entity: str, division: int, after: int) -> Iterator[Row]:
+        """The rows whose feed stamp is above `after`, skipping the index's stale entries."""
+        table = self._tables[entity][division]
+        for stamp, key in self._feeds[entity][division].after(after):
+            row = table.get(key)
+            if row is not None and feed_stamp(entity, row) == stamp:
                 yield row
+
+    def _lines_in_key_order(self, division: int) -> tuple[list[str], list[Row]]:
+        """bulk/SalesInvoice/SalesInvoiceLines' order; rebuilt after an invoice write (rare
+        on that endpoint, which no plugin pages through while writing)."""
+        version = self._invoice_versions[division]
+        cached = self._line_order.get(division)
+        if cached is None or cached[0] != version:
+            lines = sorted((line for invoice in self._tables["SalesInvoices"][division].values()
+                            for line in invoice["SalesInvoiceLines"]), key=lambda r: r["ID"])
+            cached = (version, [line["ID"] for line in lines], lines)
+            self._line_order[division] = cached
+        return cached[1], cached[2]
 
     # -- writing ------------------------------------------------------------------------------
     def insert(self, entity: str, row: Row, *, stamp: bool = True) -> Row:
@@ -126,10 +177,19 @@ class DataStore:
         with self.lock:
             division = self.division(row["Division"])
             key = row[ENTITY_KEY[entity]] = row[ENTITY_KEY[entity]].lower()
+            table = self._tables[entity][division.code]
+            if key in table:
+                self._retire(entity, table[key])
+                self._count_receivable(entity, table[key], -1)
+            else:
+                self._keys[entity][division.code].add(key)
             if stamp:
                 self._stamp(entity, division, row)
-            self._tables[entity][division.code][key] = row
+            elif "Timestamp" in row:
+                self._feeds[entity][division.code].add(feed_stamp(entity, row), key)
+            table[key] = row
             self._where[(entity, key)] = division.code
+            self._count_receivable(entity, row, +1)
             return row
 
     def insert_deleted(self, row: Row) -> Row:
@@ -137,6 +197,7 @@ class DataStore:
             division = self.division(row["Division"])
             row["Timestamp"] = division.take_timestamp()
             self._deleted[division.code][row["ID"]] = row
+            self._deleted_feed[division.code].add(row["Timestamp"], row["ID"])
             return row
 
     def next_invoice_number(self, division: int) -> int:
@@ -162,7 +223,11 @@ class DataStore:
     def update(self, entity: str, key: str, fields: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
             row = self.get(entity, key)
-            prepare_update(self, entity, row, fields, self.clock.now())
+            self._count_receivable(entity, row, -1)
+            try:
+                prepare_update(self, entity, row, fields, self.clock.now())
+            finally:
+                self._count_receivable(entity, row, +1)
             self._touch(entity, row)
             if entity == "SalesInvoices":
                 self._ensure_receivable(row)
@@ -174,6 +239,9 @@ class DataStore:
             row = self.get(entity, key)
             key = row[ENTITY_KEY[entity]]
             division = row["Division"]
+            self._retire(entity, row)
+            self._count_receivable(entity, row, -1)
+            self._keys[entity][division].remove(key)
             del self._tables[entity][division][key]
             del self._where[(entity, key)]
             entity_type = DELETED_ENTITY_TYPES.get(entity)
@@ -197,10 +265,14 @@ class DataStore:
             division.move_date = self.clock.now()
             division.next_timestamp = MOVED_TIMESTAMP_BASE
             for entity in ENTITY_FIELDS:
+                self._feeds[entity][code] = FeedIndex()  # every stamp starts again
                 for row in self._tables[entity][code].values():
                     self._stamp(entity, division, row)
+            self._deleted_feed[code] = FeedIndex()
             for row in self._deleted[code].values():
                 row["Timestamp"] = division.take_timestamp()
+                self._deleted_feed[code].add(row["Timestamp"], row["ID"])
+            self._invoice_versions[code] += 1
             return {"Division": code, "DivisionMoveDate": to_iso(division.move_date)}
 
     def pay_receivable(self, key: str, paid_at: str | None = None) -> dict[str, Any]:
@@ -223,11 +295,30 @@ class DataStore:
             # Any change to an invoice gives every one of its rows a new Timestamp.
             for line in row["SalesInvoiceLines"]:
                 line["Timestamp"] = division.take_timestamp()
+            self._invoice_versions[division.code] += 1
+        self._feeds[entity][division.code].add(feed_stamp(entity, row), row[ENTITY_KEY[entity]])
+
+    def _retire(self, entity: str, row: Row) -> None:
+        """`row` is about to be stamped again or to go: its feed entry goes stale."""
+        code = row["Division"]
+        feed = self._feeds[entity][code]
+        feed.retire()
+        if feed.needs_compaction():
+            table = self._tables[entity][code]
+            feed.rebuild((feed_stamp(entity, r), k) for k, r in table.items()
+                         if r is not row and "Timestamp" in r)
+        if entity == "SalesInvoices":
+            self._invoice_versions[code] += 1
+
+    def _count_receivable(self, entity: str, row: Row, change: int) -> None:
+        if entity == "Receivables":
+            self._receivable_numbers[row["Division"]][row.get("InvoiceNumber")] += change
 
     def _touch(self, entity: str, row: Row) -> None:
         """Bump Modified and Timestamp and move the row to the end of its (Timestamp) order."""
         division = self.division(row["Division"])
         row["Modified"] = self.clock.now()
+        self._retire(entity, row)
         self._stamp(entity, division, row)
         table = self._tables[entity][division.code]
         key = row[ENTITY_KEY[entity]]
@@ -237,8 +328,7 @@ class DataStore:
         """A processed invoice (Status 50) has an open receivable, as in Exact."""
         if invoice["Status"] != 50:
             return
-        table = self._tables["Receivables"][invoice["Division"]]
-        if any(r["InvoiceNumber"] == invoice["InvoiceNumber"] for r in table.values()):
+        if self._receivable_numbers[invoice["Division"]][invoice["InvoiceNumber"]] > 0:
             return
         self.insert("Receivables", receivable_for(self, invoice, invoice["Modified"]))
 
@@ -262,6 +352,29 @@ def receivable_for(store: DataStore, invoice: Row, when: datetime) -> Row:
         "DueDate": invoice["DueDate"], "Created": when, "Modified": when,
         "Division": invoice["Division"],
     }
+
+
+def feed_stamp(entity: str, row: Row) -> int:
+    """The Timestamp that places a row in its feed index: an invoice's last row's (its lines
+    are stamped after its header, so its rows span header..last line, and no other invoice's
+    rows fall inside that span)."""
+    if entity == "SalesInvoices" and row["SalesInvoiceLines"]:
+        return row["SalesInvoiceLines"][-1]["Timestamp"]
+    return row["Timestamp"]
+
+
+def invoice_rows(invoice: Row) -> Iterator[Row]:
+    """An invoice as its feed rows: the header (LineNumber 0, ID = InvoiceID), then each line
+    over a copy of the header."""
+    header = dict.fromkeys(INVOICE_FEED_FIELDS)
+    header.update({k: v for k, v in invoice.items() if k != "SalesInvoiceLines"})
+    header["ID"] = invoice["InvoiceID"]
+    header["LineNumber"] = 0
+    yield header
+    for line in invoice["SalesInvoiceLines"]:
+        row = dict(header)
+        row.update(line)
+        yield row
 
 
 def plain(row: Row) -> dict[str, Any]:
