@@ -141,6 +141,8 @@ class TreeMonitor:
                     self._cpu[process.pid] = (role, cpu_seconds(process))
             except psutil.Error:
                 continue
+            if not rss:  # a zombie: exited, not yet reaped
+                continue
             self.peak_rss[role] = max(self.peak_rss.get(role, 0), rss)
 
     def cpu_by_role(self) -> dict[str, float]:
