@@ -29,7 +29,14 @@ from typing import Any
 import requests
 from cryptography.fernet import Fernet
 from scale_measure import BIN, ROOT, Sandbox, TreeRun, run_timed, run_tree, start_sandbox
-from scale_report import MB, markdown, model_real_limits, per_thousand, stage_figures
+from scale_report import (
+    MB,
+    markdown,
+    model_real_limits,
+    per_thousand,
+    stage_figures,
+    with_table,
+)
 from secret_store import SecretStore
 
 JOB = "exactonline-to-mailchimp"
@@ -326,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=RESULTS / "scale.json")
     parser.add_argument("--workdir", type=Path, default=ROOT / "output" / "bench-scale")
     parser.add_argument("--no-stages", action="store_true", help="end to end only")
+    parser.add_argument("--readme", action="store_true",
+                        help="also put the table into README.md's performance section")
     args = parser.parse_args(argv)
     os.umask(0o077)  # what Meltano and the plugins write stays private
     results_path: Path = args.results
@@ -340,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
         results_path.write_text(json.dumps(results, indent=2) + "\n")
         results_path.with_suffix(".md").write_text(markdown(results))
     print(results_path.with_suffix(".md").read_text())
+    if args.readme:
+        readme = ROOT / "README.md"
+        readme.write_text(with_table(readme.read_text(), markdown(results)))
     return 0
 
 

@@ -71,9 +71,11 @@ def _rss(peaks: dict[str, Any], *roles: str) -> str:
 
 def markdown(results: dict[str, Any]) -> str:
     sizes = sorted(results.get("sizes", {}).values(), key=lambda r: r["accounts"])
+    measured = ", ".join(f"{size['accounts']:,} at {size.get('measured_at', '?')}"
+                         for size in sizes)
     lines = [
         f"Command: `{results.get('command', 'bench/run')}`;"
-        f" machine: {results.get('machine', '?')}.",
+        f" machine: {results.get('machine', '?')}; measured: {measured}.",
         "",
         "End to end (`meltano run exactonline-to-mailchimp`, rate limits off):",
         "",
@@ -139,3 +141,16 @@ def markdown(results: dict[str, Any]) -> str:
             f" {_num(model.get('mailchimp_minutes_at_10_connections'))} |"
             f" {_num(model.get('modelled_minutes'))} |")
     return "\n".join(lines) + "\n"
+
+
+README_BEGIN = "<!-- bench/run: scale table begin -->"
+README_END = "<!-- bench/run: scale table end -->"
+
+
+def with_table(readme: str, table: str) -> str:
+    """The README with the text between its scale-table markers replaced by `table`."""
+    head, begin, rest = readme.partition(README_BEGIN)
+    _, end, tail = rest.partition(README_END)
+    if not begin or not end:
+        raise ValueError(f"the README has no {README_BEGIN} … {README_END} block")
+    return f"{head}{begin}\n{table}{end}{tail}"

@@ -15,7 +15,14 @@ from e2e_pipeline import ROOT
 sys.path.insert(0, str(ROOT / "bench"))
 
 from scale import count_records, parse_size
-from scale_report import markdown, model_real_limits, stage_figures
+from scale_report import (
+    README_BEGIN,
+    README_END,
+    markdown,
+    model_real_limits,
+    stage_figures,
+    with_table,
+)
 
 
 def test_model_under_the_real_limits_from_counts() -> None:
@@ -62,6 +69,14 @@ def test_sizes_and_record_counts(tmp_path: Path) -> None:
     lines.write_text('{"type":"SCHEMA","stream":"a"}\n{"type":"RECORD","stream":"a"}\n'
                      '{"type": "RECORD", "stream": "a"}\n{"type":"STATE","value":{}}\n')
     assert count_records(lines) == 2
+
+
+def test_readme_block_is_replaced_and_nothing_else() -> None:
+    readme = f"# T\n## Performance\nintro\n{README_BEGIN}\nold\n{README_END}\nafter\n"
+    assert with_table(readme, "new\n") == (
+        f"# T\n## Performance\nintro\n{README_BEGIN}\nnew\n{README_END}\nafter\n")
+    with pytest.raises(ValueError):
+        with_table("# no block\n", "new\n")
 
 
 SMOKE = os.environ.get("BENCH_SMOKE")
