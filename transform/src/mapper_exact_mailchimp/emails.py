@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -24,7 +25,13 @@ def check_email(raw: object) -> EmailCheck:
     """
     if raw is None or not str(raw).strip():
         return EmailCheck(None, "empty")
-    candidate = str(raw).strip().lower()
+    return _checked(str(raw).strip().lower())
+
+
+@lru_cache(maxsize=65536)
+def _checked(candidate: str) -> EmailCheck:
+    # Cached: one address is held by several records and read at every recompute; the
+    # validator's IDNA checks are the costly part of an account recompute.
     try:
         # Mailchimp blocks UTF-8 before the @ (its help page on international characters).
         valid = validate_email(candidate, check_deliverability=False, allow_smtputf8=False)

@@ -102,13 +102,16 @@ class Flusher:
         result = FlushResult()
         if final and self.settings.inactive_after_days is not None:
             self._mark_customers_for_inactivity()
-        steps = ((ACCOUNT_INPUTS, "account", self._flush_accounts),
-                 (MEMBER_INPUTS, "email", self._flush_members),
-                 ((), "cost_center", self._flush_cost_centers),
-                 (ORDER_INPUTS, "invoice", self._flush_invoices),
-                 (ORDER_INPUTS, "item", self._flush_items))
-        for inputs, kind, step in steps:
-            if any(self._may_still_come(stream) for stream in inputs):
+        # Accounts feed only members and orders: computed when one of those is, so the
+        # invoices and lines read after the contacts do not recompute them a second time.
+        members_wait, orders_wait = self._waits_for(MEMBER_INPUTS), self._waits_for(ORDER_INPUTS)
+        steps = ((members_wait and orders_wait, "account", self._flush_accounts),
+                 (members_wait, "email", self._flush_members),
+                 (False, "cost_center", self._flush_cost_centers),
+                 (orders_wait, "invoice", self._flush_invoices),
+                 (orders_wait, "item", self._flush_items))
+        for waits, kind, step in steps:
+            if waits:
                 result.deferred |= self.store.has_dirty(kind)
             else:
                 step()
@@ -123,6 +126,9 @@ class Flusher:
 
     def _may_still_come(self, stream: str) -> bool:
         return not self._final and stream not in self._finished
+
+    def _waits_for(self, inputs: tuple[str, ...]) -> bool:
+        return any(self._may_still_come(stream) for stream in inputs)
 
     def _add(self, stream: str, key: str, record: dict[str, Any], owner: str | None = None) -> None:
         self._buckets[stream][key] = Output(stream, key, record, owner)
