@@ -7,7 +7,12 @@ CPU time); a scan of everything shows up as a large ratio, an indexed one stays 
 
 from __future__ import annotations
 
+import gc
+import io
+import json
+import tarfile
 import time
+import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
@@ -116,3 +121,41 @@ def test_customer_totals_right_after_each_order_write(shop: Any) -> None:
     assert shop.delete(f"{shop.base}/orders/o3", timeout=5).status_code == 204
     assert totals("b") == (1, 5.5) and orders_of("b") == {"o2"}
     assert orders_of("a") == {"o1"}  # cancelled orders are still listed
+
+
+def test_a_finished_batch_keeps_only_its_archive(mailchimp_sandbox_factory: Any) -> None:
+    """A finished batch's answers are served from its .tar.gz; the sandbox does not also keep
+    every operation and every answer (at 100k members that was hundreds of MB)."""
+    mailchimp_sandbox = mailchimp_sandbox_factory(batch_start_delay=0)
+    session = requests.Session()
+    session.auth = ("u", mailchimp_sandbox.api_key)
+    def run(operations: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = session.post(f"{mailchimp_sandbox.api_base}/batches", timeout=5,
+                             json={"operations": operations}).json()
+        url = f"{mailchimp_sandbox.api_base}/batches/{batch['id']}"
+        deadline = time.monotonic() + 30
+        while (answer := session.get(url, timeout=5).json())["status"] != "finished":
+            assert time.monotonic() < deadline, answer
+            time.sleep(0.02)
+        return answer
+
+    operations = [{"method": "GET", "path": f"/lists/{mailchimp_sandbox.list_id}",
+                   "operation_id": f"op-{n}"} for n in range(150)]
+    run(operations[:2])  # warm up: whatever the first batch builds once
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        answer = run(operations)
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert answer["total_operations"] == 150 and answer["finished_operations"] == 150
+    archive = session.get(answer["response_body_url"], timeout=5)
+    with tarfile.open(fileobj=io.BytesIO(archive.content), mode="r:gz") as tar:
+        results = [r for m in tar.getmembers() if m.isfile()
+                   for r in json.load(tar.extractfile(m))]
+    assert [r["operation_id"] for r in results] == [f"op-{n}" for n in range(150)]
+    answers = sum(len(r["response"]) for r in results)
+    assert kept < answers / 3, (kept, answers, len(archive.content))  # kept all: ~2x answers

@@ -38,6 +38,7 @@ class Batch:
     submitted_at: str
     not_before: float  # monotonic time the worker may start it
     status: str = "pending"
+    total_operations: int = 0
     finished_operations: int = 0
     errored_operations: int = 0
     completed_at: str = ""
@@ -49,7 +50,7 @@ class Batch:
 
     def to_api(self) -> dict[str, Any]:
         return {
-            "id": self.id, "status": self.status, "total_operations": len(self.operations),
+            "id": self.id, "status": self.status, "total_operations": self.total_operations,
             "finished_operations": self.finished_operations,
             "errored_operations": self.errored_operations,
             "submitted_at": self.submitted_at, "completed_at": self.completed_at,
@@ -107,7 +108,8 @@ class BatchRunner:
     def submit(self, operations: list[dict[str, Any]], authorization: str, host_url: str) -> Batch:
         batch_id = secrets.token_hex(5)
         batch = Batch(
-            id=batch_id, operations=operations, authorization=authorization,
+            id=batch_id, operations=operations, total_operations=len(operations),
+            authorization=authorization,
             results_url=f"{host_url.rstrip('/')}/_sandbox/batch-results/{batch_id}.tar.gz",
             submitted_at=self.context.clock.iso(),
             not_before=time.monotonic() + self.context.settings.batch_start_delay,
@@ -146,6 +148,9 @@ class BatchRunner:
                 time.sleep(self.context.settings.batch_operation_delay)
         batch.status = "finalizing"
         batch.archive = self._archive(batch)
+        # Only the archive is served from now on: keeping every operation and answer too made
+        # the sandbox's memory grow with everything ever sent (issue 9).
+        batch.operations, batch.results = [], []
         batch.completed_at = self.context.clock.iso()
         batch.ran_until = time.monotonic()
         batch.status = "finished"
