@@ -64,7 +64,9 @@ def parse_size(text: str) -> int:
 class Bench:
     """One size: its sandboxes, Meltano environment and work dir."""
 
-    def __init__(self, accounts: int, workdir: Path, timeout: float) -> None:
+    def __init__(self, accounts: int, workdir: Path, timeout: float,
+                 profile: bool = False) -> None:
+        self.profile = profile
         self.accounts = accounts
         self.per_division = max(1, accounts // DIVISIONS)
         self.workdir = workdir
@@ -91,6 +93,7 @@ class Bench:
 
     def _start(self, name: str, args: list[str], env: dict[str, str]) -> Sandbox:
         box = start_sandbox(name, args, env, self.workdir / f"sandbox-{name}.log")
+        box.sample()  # seeded: its size before any run
         self.boxes.append(box)
         return box
 
@@ -191,6 +194,16 @@ class Bench:
             json.dump(config, handle)
         return path
 
+    def stage_command(self, name: str, config: Path) -> list[str]:
+        """The plugin's own executable; under cProfile (its venv's Python) with --profile."""
+        executable = PLUGIN_BINS[name]
+        command = [str(executable), "--config", str(config)]
+        if not self.profile:
+            return command
+        profile = self.workdir / f"stage-{name}.prof"
+        return [str(executable.parent / "python"), "-m", "cProfile", "-o", str(profile),
+                *command]
+
     def stages(self) -> tuple[dict[str, Any], dict[str, Any]]:
         tap_out, mapped = self.workdir / "tap.jsonl", self.workdir / "mapped.jsonl"
         tap_config = self.dump_config("tap-exactonline")
@@ -198,11 +211,10 @@ class Bench:
             "exact-to-mailchimp", lookup_store_path=str(self.workdir / "stage-lookup.sqlite"),
             rejections_path=str(self.workdir / "stage-rejections.jsonl"))
         self.reset_calls()
-        timed = {"tap": run_timed([str(PLUGIN_BINS["tap"]), "--config", str(tap_config)], None,
-                                  tap_out, self.workdir / "stage-tap.log", self.env,
-                                  self.timeout)}
+        timed = {"tap": run_timed(self.stage_command("tap", tap_config), None, tap_out,
+                                  self.workdir / "stage-tap.log", self.env, self.timeout)}
         tap_calls = self.calls(self.exact)["total"]
-        timed["mapper"] = run_timed([str(PLUGIN_BINS["mapper"]), "--config", str(mapper_config)],
+        timed["mapper"] = run_timed(self.stage_command("mapper", mapper_config),
                                     tap_out, mapped, self.workdir / "stage-mapper.log", self.env,
                                     self.timeout)
         # The target into a fresh audience (a sandbox of its own), as on a first sync.
@@ -211,7 +223,7 @@ class Bench:
         target_config = self.dump_config(
             "target-mailchimp", base_url=f"{fresh.url}/3.0", login_url=fresh.url,
             audit_store_url=f"sqlite:///{self.workdir / 'stage-audit.sqlite'}")
-        timed["target"] = run_timed([str(PLUGIN_BINS["target"]), "--config", str(target_config)],
+        timed["target"] = run_timed(self.stage_command("target", target_config),
                                     mapped, None, self.workdir / "stage-target.log", self.env,
                                     self.timeout)
         target_calls = self.calls(fresh)
@@ -230,6 +242,8 @@ class Bench:
             figures[name] = stage_figures(counted[name], run.wall, run.cpu, run.peak_rss,
                                           floors[floor_of[name]].cpu)
             figures[name]["returncode"] = run.returncode
+            if self.profile:
+                figures[name]["profile"] = profile_summary(self.workdir / f"stage-{name}.prof")
         for name, run in floors.items():
             lines = records["tap"] if name == "tap_output" else records["mapped"]
             figures[f"floor ({name})"] = stage_figures(lines, run.wall, run.cpu, run.peak_rss,
@@ -244,6 +258,22 @@ class Bench:
         return figures, extra
 
 
+def profile_summary(path: Path, top: int = 12) -> dict[str, Any]:
+    """Function calls in all and the functions with the most own time (cProfile)."""
+    import pstats
+
+    stats = pstats.Stats(str(path))
+    table = stats.stats  # type: ignore[attr-defined]
+    rows = sorted(table.items(), key=lambda item: item[1][2], reverse=True)[:top]
+    return {
+        "total_calls": stats.total_calls,  # type: ignore[attr-defined]
+        "top_own_time": [
+            {"function": f"{Path(file).name}:{line}({function})", "calls": calls,
+             "own_s": round(own, 2), "cumulative_s": round(cumulative, 2)}
+            for (file, line, function), (_, calls, own, cumulative, _) in rows],
+    }
+
+
 def count_records(path: Path) -> int:
     with path.open("rb") as lines:
         return sum(1 for line in lines if line.startswith(b'{"type":"RECORD"')
@@ -255,12 +285,13 @@ def members_gets(by_endpoint: dict[str, int]) -> int:
                if label.startswith("GET ") and "/members" in label)
 
 
-def bench_size(accounts: int, workdir: Path, timeout: float, stages: bool = True) -> dict[str, Any]:
+def bench_size(accounts: int, workdir: Path, timeout: float, stages: bool = True,
+               profile: bool = False) -> dict[str, Any]:
     """Everything measured for one size; a first sync that does not finish in `timeout` is
     recorded as such (and the rest skipped)."""
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True, mode=0o700)
-    bench = Bench(accounts, workdir, timeout)
+    bench = Bench(accounts, workdir, timeout, profile)
     result: dict[str, Any] = {"accounts": accounts, "divisions": DIVISIONS,
                               "accounts_per_division": bench.per_division,
                               "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -286,9 +317,6 @@ def bench_size(accounts: int, workdir: Path, timeout: float, stages: bool = True
         _, e2e["incremental_10"] = bench.run_job(timeout)
         print(f"[{accounts:,}] empty incremental…", flush=True)
         _, e2e["incremental_empty"] = bench.run_job(timeout)
-        for name in ("incremental_10", "incremental_empty"):
-            for key in ("mailchimp_by_endpoint", "exact_by_endpoint", "cpu_s_by_process"):
-                e2e[name].pop(key, None)
         if stages:
             print(f"[{accounts:,}] each stage alone…", flush=True)
             result["stages"], extra = bench.stages()
@@ -333,17 +361,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=RESULTS / "scale.json")
     parser.add_argument("--workdir", type=Path, default=ROOT / "output" / "bench-scale")
     parser.add_argument("--no-stages", action="store_true", help="end to end only")
+    parser.add_argument("--profile", action="store_true",
+                        help="each stage alone under cProfile (slower: for where the time goes,"
+                             " not for the table)")
     parser.add_argument("--readme", action="store_true",
                         help="also put the table into README.md's performance section")
     args = parser.parse_args(argv)
     os.umask(0o077)  # what Meltano and the plugins write stays private
     results_path: Path = args.results
+    if args.profile and results_path == RESULTS / "scale.json":
+        results_path = args.workdir / "scale-profile.json"  # profiled CPU is not the table's
     results = json.loads(results_path.read_text()) if results_path.exists() else {"sizes": {}}
     results["command"] = "bench/run " + " ".join(argv if argv is not None else sys.argv[1:])
     results["machine"] = machine()
     for size in (parse_size(s) for s in args.sizes.split(",") if s.strip()):
         measured = bench_size(size, args.workdir.resolve() / str(size), args.timeout,
-                              stages=not args.no_stages)
+                              stages=not args.no_stages, profile=args.profile)
         results["sizes"][str(size)] = measured
         results_path.parent.mkdir(parents=True, exist_ok=True)
         results_path.write_text(json.dumps(results, indent=2) + "\n")

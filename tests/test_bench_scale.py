@@ -14,7 +14,7 @@ from e2e_pipeline import ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))
 
-from scale import count_records, parse_size
+from scale import count_records, parse_size, profile_summary
 from scale_report import (
     README_BEGIN,
     README_END,
@@ -77,6 +77,22 @@ def test_readme_block_is_replaced_and_nothing_else() -> None:
         f"# T\n## Performance\nintro\n{README_BEGIN}\nnew\n{README_END}\nafter\n")
     with pytest.raises(ValueError):
         with_table("# no block\n", "new\n")
+
+
+def test_profile_summary_counts_calls_and_ranks_own_time(tmp_path: Path) -> None:
+    import cProfile
+
+    def busy() -> int:
+        return sum(i * i for i in range(200_000))
+
+    profiler = cProfile.Profile()
+    profiler.runcall(lambda: [busy() for _ in range(3)])
+    profiler.dump_stats(tmp_path / "p.prof")
+    summary = profile_summary(tmp_path / "p.prof", top=3)
+    assert summary["total_calls"] > 600_000
+    top = summary["top_own_time"]
+    assert len(top) == 3 and top[0]["own_s"] >= top[1]["own_s"] >= top[2]["own_s"]
+    assert any("busy" in row["function"] or "genexpr" in row["function"] for row in top)
 
 
 SMOKE = os.environ.get("BENCH_SMOKE")
