@@ -69,6 +69,18 @@ def _rss(peaks: dict[str, Any], *roles: str) -> str:
                       for role in roles)
 
 
+def flatness(sizes: list[dict[str, Any]]) -> dict[str, float]:
+    """Per stage: CPU per 1k records at the largest size measured over that at the smallest."""
+    measured = [size for size in sizes if size.get("stages")]
+    if len(measured) < 2:
+        return {}
+    small, large = measured[0]["stages"], measured[-1]["stages"]
+    return {name: large[name]["cpu_s_per_1k"] / small[name]["cpu_s_per_1k"]
+            for name in ("tap", "mapper", "target")
+            if name in small and name in large and small[name].get("cpu_s_per_1k")
+            and large[name].get("cpu_s_per_1k") is not None}
+
+
 def markdown(results: dict[str, Any]) -> str:
     sizes = sorted(results.get("sizes", {}).values(), key=lambda r: r["accounts"])
     measured = ", ".join(f"{size['accounts']:,} at {size.get('measured_at', '?')}"
@@ -119,6 +131,10 @@ def markdown(results: dict[str, Any]) -> str:
                 f" {_num(stage.get('wall_s'))} | {_num(stage.get('cpu_s'))} |"
                 f" {_num(stage.get('cpu_s_per_1k'), 3)} | {_num(stage.get('records_per_s'))} |"
                 f" {_num(stage.get('x_floor'))} | {_num(stage.get('peak_rss_mb'))} |")
+    flat = flatness(sizes)
+    if flat:
+        lines += ["", "CPU per 1k records, largest size over smallest (goal within ±25 %): "
+                  + ", ".join(f"{name} {ratio:.2f}×" for name, ratio in flat.items()) + "."]
     lines += [
         "",
         "The first sync under the real limits, modelled from the measured counts (Exact 60"

@@ -62,6 +62,16 @@ def test_table_shows_each_size_and_an_unfinished_run(tmp_path: Path) -> None:
     assert table.index("| 3,000 |") < table.index("| 100,000 |")
 
 
+def test_table_shows_how_flat_cpu_per_record_stays() -> None:
+    def size(accounts: int, tap_cpu: float, mapper_cpu: float) -> dict:
+        return {"accounts": accounts, "end_to_end": {}, "stages": {
+            "tap": stage_figures(accounts * 10, 1.0, tap_cpu, 0, 1.0),
+            "mapper": stage_figures(accounts * 10, 1.0, mapper_cpu, 0, 1.0)}}
+
+    table = markdown({"sizes": {"1": size(10_000, 4.0, 9.0), "2": size(30_000, 12.0, 36.0)}})
+    assert "largest size over smallest (goal within ±25 %): tap 1.00×, mapper 1.33×." in table
+
+
 def test_sizes_and_record_counts(tmp_path: Path) -> None:
     assert [parse_size(s) for s in ("10k", "30K", "100_000", "3000", "1.5k")] == [
         10_000, 30_000, 100_000, 3_000, 1_500]
