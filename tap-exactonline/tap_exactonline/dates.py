@@ -17,6 +17,7 @@ TRUE_UTC = "utc"
 DATE_INTERPRETATIONS = (AMSTERDAM_WALL_CLOCK, TRUE_UTC)
 
 _ODATA_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+_EPOCH = datetime(1970, 1, 1)  # naive: the milliseconds are read as a wall clock first
 
 
 def parse_odata_date(value: str, interpretation: str = AMSTERDAM_WALL_CLOCK) -> datetime:
@@ -39,10 +40,22 @@ def to_iso_utc(moment: datetime) -> str:
 
 
 def convert_odata_date(value: object, interpretation: str = AMSTERDAM_WALL_CLOCK) -> object:
-    """Convert a response value if it is an OData date; anything else passes unchanged."""
-    if isinstance(value, str) and value.startswith("/Date("):
-        return to_iso_utc(parse_odata_date(value, interpretation))
-    return value
+    """Convert a response value if it is an OData date; anything else passes unchanged.
+
+    The same text as `to_iso_utc(parse_odata_date(...))`, without the aware-datetime round
+    trips: it runs for every date field of every row (hundreds of thousands per sync).
+    """
+    if not (isinstance(value, str) and value.startswith("/Date(")):
+        return value
+    match = _ODATA_DATE.match(value)
+    if match is None:
+        raise ValueError(f"not an OData date: {value!r}")
+    wall = _EPOCH + timedelta(milliseconds=int(match.group(1)))
+    if interpretation == AMSTERDAM_WALL_CLOCK:
+        with contextlib.suppress(OverflowError):  # year 1, Exact's "no date": no zone to apply
+            wall = wall.replace(tzinfo=AMSTERDAM).astimezone(timezone.utc).replace(tzinfo=None)
+    text = wall.isoformat(timespec="milliseconds")
+    return (text[:-4] if text.endswith(".000") else text) + "Z"
 
 
 def modified_filter(since: datetime, overlap_seconds: float) -> str:

@@ -264,9 +264,7 @@ class InvoiceFeedStream(SyncStream):
             if writer is not None:
                 writer.close()
 
-    def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict | None:
-        record = super().post_process(row, context)
-        return {name: record.get(name) for name in self.own_fields} if record else None
+    fill_missing = True  # every field of its own, whichever of the two the feed row is
 
 
 class SalesInvoicesStream(InvoiceFeedStream):
@@ -332,10 +330,12 @@ class ReceivablesStream(ModifiedStream):
     )
     schema = _schema(*RECEIVABLE_FIELDS)
 
+    renames: ClassVar[dict[str, str]] = {"Account": "AccountId"}  # contract name
+
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict | None:
         record = super().post_process(row, context)
         if record is not None:
-            record["AccountId"] = record.pop("Account", None)  # contract name; Exact: Account
+            record.setdefault("AccountId", None)
             record["AccountCode"] = (record.get("AccountCode") or "").strip() or None
         return record
 

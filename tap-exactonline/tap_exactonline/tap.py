@@ -17,6 +17,7 @@ from tap_exactonline.credentials import prepare_config, token_store_name
 from tap_exactonline.dates import DATE_INTERPRETATIONS
 from tap_exactonline.divisions import DivisionPlan, plan_divisions
 from tap_exactonline.invoice_feed import LineSpool
+from tap_exactonline.output import ExactMessageWriter
 from tap_exactonline.rate_limit import RateLimiter
 from tap_exactonline.run_files import settled
 from tap_exactonline.run_summary import recorded_run
@@ -131,6 +132,7 @@ class TapExactOnline(Tap):
 
     name = "tap-exactonline"
     config_jsonschema = CONFIG_SCHEMA
+    message_writer_class = ExactMessageWriter  # msgspec: a quarter of the CPU was encoding
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         restrict_new_files()  # the webhook inbox, spools and stores hold customer data

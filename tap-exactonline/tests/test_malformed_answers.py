@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import pytest
 import requests
+from tap_exactonline import answers
 from tap_exactonline.answers import MalformedAnswerError, page_of
 from tap_exactonline.pagination import ODataNextPaginator
 
@@ -100,9 +101,14 @@ def test_a_page_is_parsed_once_for_rows_and_next_link(monkeypatch):
     response._content = json.dumps(
         {"d": {"results": [{"ID": "a", "AmountDC": 1.10}], "__next": "https://x/next"}}).encode()
     calls = []
-    real_json = requests.Response.json
-    monkeypatch.setattr(requests.Response, "json",
-                        lambda self, **kw: calls.append(1) or real_json(self, **kw))
+    real = answers._DECODER  # the one parser of pages (msgspec)
+
+    class CountingDecoder:
+        def decode(self, content: bytes) -> object:
+            calls.append(1)
+            return real.decode(content)
+
+    monkeypatch.setattr(answers, "_DECODER", CountingDecoder())
 
     rows = page_of(response)["results"]
     next_url = ODataNextPaginator().get_next_url(response)
