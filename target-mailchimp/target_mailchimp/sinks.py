@@ -42,6 +42,11 @@ class MailchimpSink(BatchSink):
         records = context.get("records", [])
         if not records:
             return
+        reconciler = self.mailchimp_target.reconciler
+        if reconciler is not None:  # reconcile mode: the whole input first, then the drift
+            reconciler.collect(self.stream_name, records)
+            self.tally_record_written(len(records))
+            return
         written = self.run.written
         if written is None:
             self.write(records)
