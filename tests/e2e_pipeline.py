@@ -163,6 +163,7 @@ def make_pipeline(exact: Any, mailchimp: Any, workdir: Path) -> Pipeline:
         "TAP_MAILCHIMP_LIST_ID": mailchimp.list_id,
         "TAP_MAILCHIMP_SECRET_STORE_PATH": str(workdir / "secrets"),
         "TAP_MAILCHIMP_MAILCHIMP_INBOX_PATH": str(workdir / "mailchimp-inbox.jsonl"),
+        "TAP_MAILCHIMP_FORWARD_AUDIT_STORE_URL": f"sqlite:///{workdir / 'audit.sqlite'}",
         "MAPPER_EXACT_MAILCHIMP_LOOKUP_STORE_PATH": str(workdir / "lookup.sqlite"),
         "MAPPER_EXACT_MAILCHIMP_REJECTIONS_PATH": str(workdir / "rejections.jsonl"),
     }

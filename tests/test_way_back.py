@@ -71,11 +71,20 @@ def test_an_unsubscribe_in_mailchimp_excludes_the_contact_in_exact_for_good(both
     email = next(e for e, m in sorted(members.items()) if m["status"] != "unsubscribed"
                  and _contacts_with(pipeline, e)
                  and not any(c["IsMailingExcluded"] for c in _contacts_with(pipeline, e)))
+    # The forward flow's own opt-outs (blocked accounts' contacts) are not written back.
+    ours = {e for e, m in members.items() if m["status"] == "unsubscribed"}
+    excluded_before = {c["ID"]: c["IsMailingExcluded"] for e in ours
+                       for c in _contacts_with(pipeline, e)}
+    assert excluded_before and not all(excluded_before.values())
     pipeline.mailchimp.set_member_status(email, "unsubscribed")
 
+    pipeline.exact.reset_calls()
     _job(pipeline, WAY_BACK)  # one run of the way back
     contacts = _contacts_with(pipeline, email)
     assert contacts and all(c["IsMailingExcluded"] is True for c in contacts)
+    assert _exact_writes(pipeline) == ["PUT crm/Contacts"] * len(contacts)
+    assert {c["ID"]: c["IsMailingExcluded"] for e in ours
+            for c in _contacts_with(pipeline, e)} == excluded_before
 
     _job(pipeline, FORWARD)  # the forward flow now reads the exclusion from Exact
     assert pipeline.members()[email]["status"] == "unsubscribed"

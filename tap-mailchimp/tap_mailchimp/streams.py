@@ -70,6 +70,12 @@ class MailingExclusionsStream(ListStream):
 
     def get_records(self, context: dict[str, Any] | None) -> Iterable[dict[str, Any]]:
         assert context is not None
+        found = self._exclusions(context)
+        trail = self._tap.forward_trail
+        # Unsubscribes our own forward flow made are not sent back (own_opt_outs.py: no loop).
+        return trail.without_ours(found) if trail else found
+
+    def _exclusions(self, context: dict[str, Any]) -> Iterable[dict[str, Any]]:
         list_id, since = context["list_id"], self.since(context)
         # The inbox first, the poll after: every event read here fired before the poll starts,
         # so the bookmark (max of both) never passes a change the poll has not seen.

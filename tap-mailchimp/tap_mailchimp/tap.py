@@ -12,6 +12,7 @@ from singer_sdk import typing as th
 
 from tap_mailchimp.auth import connection
 from tap_mailchimp.client import MailchimpReader
+from tap_mailchimp.own_opt_outs import ForwardTrail
 from tap_mailchimp.streams import STREAM_TYPES, ListStream
 
 
@@ -47,6 +48,13 @@ class TapMailchimp(Tap):
         th.Property("mailchimp_inbox_path", th.StringType,
                     description="JSONL inbox of Mailchimp list-webhook events written by the "
                                 "webhook service (exactmc-webhooks). Missing file: no events."),
+        th.Property("forward_audit_store_url", th.StringType, secret=True,
+                    description="SQLAlchemy URL of target-mailchimp's audit trail (keep equal to "
+                                "its audit_store_url). Unsubscribes made by the forward flow's "
+                                "own opt-outs (blocked accounts, inactive customers) are "
+                                "recognised there and left out of mailing_exclusions, so they "
+                                "are not written back to Exact. Empty: every unsubscribe is "
+                                "sent. Read only; a trail not made yet hides nothing."),
         th.Property("start_date", th.DateTimeType,
                     description="Earliest change read when a list has no bookmark yet. Empty: "
                                 "every opt-out and tag there is."),
@@ -77,6 +85,11 @@ class TapMailchimp(Tap):
         return MailchimpReader(base_url, auth, max_tries=int(self.config["retry_max_tries"]),
                                backoff_factor=float(self.config["retry_backoff_factor"]),
                                timeout=float(self.config["request_timeout"]))
+
+    @cached_property
+    def forward_trail(self) -> ForwardTrail | None:
+        url = self.config.get("forward_audit_store_url")
+        return ForwardTrail(str(url)) if url else None
 
     def discover_streams(self) -> list[ListStream]:
         return [stream_type(tap=self) for stream_type in STREAM_TYPES]

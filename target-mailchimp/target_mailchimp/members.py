@@ -329,8 +329,11 @@ class MemberWriter:
     ) -> list[AuditEntry]:
         params = {"skip_merge_validation": "true"} if self.context.config.get(
             "skip_merge_validation") else None
-        writes = [Write(STREAM, c.email, "update", "PUT", f"lists/{list_id}/{c.path_suffix}",
-                        c.put_body(), params=params, note=c.note) for c in changes]
+        # "opt_out" names the writes that unsubscribe: tap-mailchimp reads it in this audit
+        # trail so the way back does not send our own opt-outs to Exact (no loop).
+        writes = [Write(STREAM, c.email, "opt_out" if c.opt_out else "update", "PUT",
+                        f"lists/{list_id}/{c.path_suffix}", c.put_body(), params=params,
+                        note=c.note) for c in changes]
         results: list[WriteResult] = self.context.executor.execute(writes)
         for result in results:
             if result.ok and isinstance(result.response, dict):

@@ -1,0 +1,172 @@
+"""Opt-outs the forward flow made itself, recognised in target-mailchimp's audit trail.
+
+Why the audit trail (setting `forward_audit_store_url`): the forward flow unsubscribes people
+for reasons Exact already holds (a blocked account, an inactive customer with
+`inactive_handling: opt_out`, IsMailingExcluded). Writing those back as `IsMailingExcluded` is
+a loop. Mailchimp's member answer does not say who unsubscribed someone (the reference
+documents no `unsubscribe_reason` for API unsubscribes), and list webhooks can be registered
+without API-sourced events (`sources.api: false`, what we document) but polling sees every
+unsubscribe. target-mailchimp records each write with Mailchimp's answer (`status`,
+`last_changed`) and names its opt-out writes (`opt_out`, or a `create` answered
+`unsubscribed`), so the trail answers "did our write leave this member unsubscribed?".
+
+The rule, per member and unsubscribe moment M (the member's `last_changed`, or a webhook's
+`fired_at`): find our newest write whose answer's `last_changed` is M (nobody changed the
+member after it); walk back through our writes while each answer said `unsubscribed`: an
+opt-out of ours among them means the unsubscribe is ours. A write of ours answered with
+another status in between (or no write at M) means someone else unsubscribed the person: that
+goes back to Exact. Cleaned addresses are never ours.
+
+Unconfirmed, and not relied on: whether Mailchimp moves `last_changed` on a no-op PUT (either
+way the chain above holds), and whether a webhook's `fired_at` equals `last_changed` to the
+second (the sandbox's does; when it differs the event is sent back, which is safe: Exact then
+just holds an exclusion it had a reason for anyway).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from tap_mailchimp.inbox import utc_iso
+
+LOGGER = logging.getLogger("tap_mailchimp.own_opt_outs")
+CHUNK = 500  # addresses per IN (...) query and per buffered batch of records
+
+_writes = sa.Table(  # the columns of target-mailchimp's audit_writes this side reads
+    "audit_writes", sa.MetaData(),
+    sa.Column("id", sa.Integer), sa.Column("stream", sa.String), sa.Column("record_key",
+                                                                          sa.String),
+    sa.Column("operation", sa.String), sa.Column("outcome", sa.String),
+    sa.Column("response", sa.Text), sa.Column("payload", sa.Text),
+    sa.Column("replay_outcome", sa.String), sa.Column("replay_response", sa.Text),
+)
+
+
+@dataclass(frozen=True)
+class OurWrite:
+    opt_out: bool  # this write asked for `unsubscribed`
+    status: str | None  # what Mailchimp answered
+    last_changed: str | None  # normalised with utc_iso
+
+
+def _answer(text: str | None) -> dict[str, Any]:
+    """target-mailchimp's short answer, `200 {"status": ..., "last_changed": ...}`."""
+    _, _, body = (text or "").partition(" ")
+    try:
+        parsed = json.loads(body) if body else {}
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _moment(value: Any) -> str | None:
+    try:
+        return utc_iso(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _write(row: Any) -> OurWrite | None:
+    if row.outcome == "ok":
+        answer = _answer(row.response)
+        opt_out = row.operation == "opt_out" or (
+            row.operation == "create" and answer.get("status") == "unsubscribed")
+    elif row.replay_outcome == "ok":  # a failed write sent again later (heal or replay)
+        answer = _answer(row.replay_response)
+        try:
+            payload = json.loads(row.payload or "{}")
+        except ValueError:
+            payload = {}
+        opt_out = isinstance(payload, dict) and payload.get("status") == "unsubscribed"
+    else:
+        return None
+    return OurWrite(opt_out, answer.get("status"), _moment(answer.get("last_changed")))
+
+
+def made_by_us(history: list[OurWrite], moment: str) -> bool:
+    """The rule of the module docstring; `history` in the order Mailchimp changed the member."""
+    at = [i for i, w in enumerate(history) if w.last_changed == moment]
+    if not at:
+        return False
+    for write in reversed(history[: at[-1] + 1]):
+        if write.status != "unsubscribed":
+            return False
+        if write.opt_out:
+            return True
+    return False
+
+
+class ForwardTrail:
+    """Read-only view of target-mailchimp's audit trail. A trail not made yet hides nothing."""
+
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url)
+        self._engine: sa.Engine | None = None
+        database = parsed.database or ""
+        if parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:") and \
+                not Path(database).expanduser().exists():
+            return  # never create the other plugin's file
+        engine = sa.create_engine(url)
+        if sa.inspect(engine).has_table("audit_writes"):
+            self._engine = engine
+        else:
+            engine.dispose()
+
+    def histories(self, emails: Iterable[str]) -> dict[str, list[OurWrite]]:
+        if self._engine is None:
+            return {}
+        wanted = sorted(set(emails))
+        found: dict[str, list[OurWrite]] = {}
+        with self._engine.connect() as conn:
+            for start in range(0, len(wanted), CHUNK):
+                query = (sa.select(_writes).where(_writes.c.stream == "members",
+                                                  _writes.c.record_key.in_(
+                                                      wanted[start:start + CHUNK]))
+                         .order_by(_writes.c.id))
+                for row in conn.execute(query):
+                    write = _write(row)
+                    if write is not None and write.last_changed:
+                        found.setdefault(row.record_key, []).append(write)
+        for writes in found.values():  # replays are later than their row's id says
+            writes.sort(key=lambda w: w.last_changed or "")
+        return found
+
+    def without_ours(self, records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """The exclusion records whose unsubscribe was not made by our own writes."""
+        buffer: list[dict[str, Any]] = []
+        left_out = 0
+
+        def flush() -> Iterator[dict[str, Any]]:
+            nonlocal left_out
+            histories = self.histories(r["email"] for r in buffer
+                                       if r["status"] == "unsubscribed")
+            for record in buffer:
+                history = histories.get(record["email"])
+                if history and record["status"] == "unsubscribed" and made_by_us(
+                        history, record["changed_at"]):
+                    left_out += 1
+                    continue
+                yield record
+            buffer.clear()
+
+        for record in records:
+            buffer.append(record)
+            if len(buffer) >= CHUNK:
+                yield from flush()
+        yield from flush()
+        if left_out:
+            LOGGER.info("Left out %d unsubscribe(s) made by the forward flow's own opt-outs "
+                        "(target-mailchimp's audit trail): Exact already holds their reason.",
+                        left_out)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
