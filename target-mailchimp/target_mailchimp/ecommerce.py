@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from target_mailchimp.audit import FAILED, SKIPPED, AuditEntry
-from target_mailchimp.members import ARCHIVED_REASON, archived_emails
+from target_mailchimp.members import ARCHIVED_REASON
 from target_mailchimp.operations import Write
 from target_mailchimp.own_writes import member_side_effects
 from target_mailchimp.run_context import RunContext
@@ -124,8 +124,8 @@ def write_store_objects(context: RunContext, stream: str, records: list[dict[str
             latest[str(record["id"])] = record
     writes = []
     store_id = context.ensure_store() if latest else None
-    archived = archived_emails(context.client, context.list_id) if (
-        latest and stream == "customers") else set()
+    # The run's view: all archived contacts once, then only those changed since.
+    archived = context.audience.archived() if latest and stream == "customers" else set()
     # An order would recreate its customer, and so restore the archived contact behind it.
     customers_left_out = {key for key, reason in context.audit.latest_reasons(
         "customers", (str(r.get("customer_id")) for r in latest.values())).items()

@@ -26,7 +26,7 @@ from target_mailchimp.audit import FAILED, OK, SKIPPED, AuditEntry, OwnWrite
 from target_mailchimp.client import ApiError, MailchimpClient, subscriber_hash
 from target_mailchimp.merge_fields import clean_address, clean_text_value, fit_to_type
 from target_mailchimp.operations import Write, WriteResult, short_answer
-from target_mailchimp.own_writes import CONFLICT_FIELDS, now, settle_dead_runs
+from target_mailchimp.own_writes import confirm_side_effects, now, settle_dead_runs
 from target_mailchimp.run_context import RunContext
 from target_mailchimp.values import (
     clean_text,
@@ -182,8 +182,9 @@ class MemberWriter:
             return _tally(entries)
         self._ensure_merge_fields(winners.values())
 
-        remote, archived = self._mailchimp_state(list_id, winners.values())
+        remote, archived = self._mailchimp_state(winners.values())
         settle_dead_runs(self.context)
+        confirm_side_effects(self.context)  # from the read just made: no call
         own = self.audit.own_member_changes(list_id, winners)
         to_create: list[MemberChange] = []
         to_update: list[MemberChange] = []
@@ -237,40 +238,36 @@ class MemberWriter:
                     change.merge_fields[tag] = fitted
 
     def _mailchimp_state(
-        self, list_id: str, changes: Iterable[MemberChange]
-    ) -> tuple[dict[str, dict[str, Any]], set[str]]:
-        """Members changed in Mailchimp since the oldest source timestamp, and archived ones.
+        self, changes: Iterable[MemberChange]
+    ) -> tuple[dict[str, tuple[str | None, str | None]], set[str]]:
+        """Members as Mailchimp shows them (status, last_changed), every change since the
+        oldest source timestamp included, and the archived ones.
 
-        Two cheap reads per batch (only the needed fields), never one per member.
+        The run's view of the audience reads only what changed since its last read (about
+        one call per 1,000 changes), never the whole audience again for each drain.
         """
+        changes = list(changes)
         stamps = [c.updated_at for c in changes if c.updated_at is not None]
-        remote: dict[str, dict[str, Any]] = {}
-        if stamps:
-            for member in self.client.paginate(
-                f"lists/{list_id}/members", "members",
-                {"since_last_changed": iso(min(stamps)), "fields": CONFLICT_FIELDS},
-            ):
-                remote[mailchimp_email(member)] = member
-        archived = archived_emails(self.client, list_id)
-        archived |= {e for e, m in remote.items() if m.get("status") == "archived"}
-        for email in archived:
-            remote.pop(email, None)
+        view = self.context.audience
+        remote = view.changed_since(min(stamps)) if stamps else view.members
+        archived = view.archived()
+        archived |= {c.email for c in changes if remote.get(c.email, (None,))[0] == "archived"}
         return remote, archived
 
     @staticmethod
     def _skip_reason(
-        change: MemberChange, remote: dict[str, Any] | None, own: dict[str, OwnWrite],
-        archived: set[str],
+        change: MemberChange, remote: tuple[str | None, str | None] | None,
+        own: dict[str, OwnWrite], archived: set[str],
     ) -> str | None:
         if change.email in archived:
             return ARCHIVED_REASON
         if change.updated_at is None or remote is None:
             return None
-        remote_changed = to_datetime(remote.get("last_changed"))
+        remote_changed = to_datetime(remote[1])
         if remote_changed is None or remote_changed <= change.updated_at:
             return None
         mine = own.get(change.email)
-        if mine and mine.last_changed == remote.get("last_changed"):
+        if mine and mine.last_changed == remote[1]:
             # Our own previous write (writes of runs that died were read back at the start).
             return None
         return (f"changed in Mailchimp at {iso(remote_changed)}, after the source update at "

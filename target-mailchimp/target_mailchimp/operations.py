@@ -55,6 +55,11 @@ def short_answer(status: int | None, body: Any) -> str:
     return f"{status or 'ok'} {json.dumps(picked)}" if picked else f"{status or 'ok'}"
 
 
+# First wait before checking a /batches job, and its growth per check.
+FIRST_POLL = 0.25
+POLL_GROWTH = 1.5
+
+
 class WriteExecutor:
     """Sends writes; few go directly, many go as one `/batches` job (one call plus polling)."""
 
@@ -63,7 +68,7 @@ class WriteExecutor:
         client: MailchimpClient,
         *,
         batch_threshold: int,
-        poll_interval: float = 2.0,
+        poll_interval: float = 30.0,
         poll_timeout: float = 3600.0,
     ) -> None:
         self.client = client
@@ -126,8 +131,12 @@ class WriteExecutor:
         return [results[op_id] for op_id in by_id]
 
     def _wait(self, batch_id: str) -> dict[str, Any]:
+        """Poll until the job finishes: soon at first (a small job is done in a second or
+        two; a fixed interval slept most of a run away), then less and less often, up to
+        `poll_interval` between checks, so a job of minutes costs a dozen or so polls."""
         deadline = time.monotonic() + self.poll_timeout
-        wait = self.poll_interval
+        longest = max(self.poll_interval, 0.01)
+        wait = min(FIRST_POLL, longest)
         while True:
             status = self.client.request("GET", f"batches/{batch_id}",
                                          expect={"status": str})
@@ -136,8 +145,7 @@ class WriteExecutor:
             if time.monotonic() > deadline:
                 raise OutageError(f"Batch {batch_id} did not finish in {self.poll_timeout}s")
             time.sleep(wait)
-            # Big jobs take minutes: poll less and less often rather than every few seconds.
-            wait = min(wait * 1.5, max(self.poll_interval, 30.0))
+            wait = min(wait * POLL_GROWTH, longest)
 
     def _results(self, batch: dict[str, Any]) -> dict[str, tuple[int, Any]]:
         url = batch.get("response_body_url")

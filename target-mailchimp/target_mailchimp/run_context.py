@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import Any
 
+from target_mailchimp.audience import AudienceView, SideEffects
 from target_mailchimp.audit import AuditStore, default_audit_url
 from target_mailchimp.auth import resolve_connection
 from target_mailchimp.client import ApiError, MailchimpClient
@@ -45,6 +46,9 @@ class RunContext:
         self._store_ready = False
         # Write-ahead notes of runs that died are settled once, before this run's own.
         self.dead_runs_settled = False
+        # Our writes that moved members' last_changed, until a read of the audience confirms
+        # them (own_writes.py); the audience as this run has read it.
+        self.side_effects = SideEffects()
         # The audit trail's clock (failure times, healing backoff); tests move it forward.
         self.clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(
             datetime.timezone.utc)
@@ -71,8 +75,12 @@ class RunContext:
         return WriteExecutor(
             self.client,
             batch_threshold=int(self.config.get("batch_operations_threshold", 200)),
-            poll_interval=float(self.config.get("batch_poll_interval", 2.0)),
+            poll_interval=float(self.config.get("batch_poll_interval", 30.0)),
         )
+
+    @cached_property
+    def audience(self) -> AudienceView:
+        return AudienceView(self.client, self.list_id)
 
     @property
     def batch_size(self) -> int:
@@ -167,6 +175,15 @@ class RunContext:
         self._store_ready = False
 
     def close(self) -> None:
+        if self.side_effects.windows:
+            from target_mailchimp.own_writes import confirm_side_effects  # imports this module
+
+            try:
+                confirm_side_effects(self)
+            except Exception as exc:  # must not hide why a run stopped
+                # The write-ahead notes stay: the next run reads these members back first.
+                LOGGER.warning("Could not confirm this run's changes of members (%s); the "
+                               "next run will.", exc)
         if "client" in self.__dict__:
             self.client.close()
         if "audit" in self.__dict__:

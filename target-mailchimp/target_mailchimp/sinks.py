@@ -29,6 +29,14 @@ class MailchimpSink(BatchSink):
     # and, if unusable, lands in the audit trail: one bad record must not stop the run.
     fail_on_record_validation_exception = False
 
+    def get_validator(self) -> None:
+        """No JSON-schema validation of each record: it was half the target's CPU and decided
+        nothing (a failure was only logged, with a traceback, since one bad record must not
+        stop the run). What matters is checked where the record is used (email, ids, status,
+        order lines, merge values fitted to their type) and a record that fails it goes to
+        the audit trail with its reason; anything else Mailchimp refuses lands there too."""
+        return None
+
     def __init__(self, target: TargetMailchimp, *args: Any, **kwargs: Any) -> None:
         super().__init__(target, *args, **kwargs)
         self.mailchimp_target = target
@@ -131,6 +139,10 @@ class DeletionsSink(MailchimpSink):
             self.run.written.forget_deleted(
                 (str(r.get("entity") or ""), str(r.get("key"))) for r in records)
         write_deletions(self.run, records)
+        if any(r.get("entity") == "member" for r in records):
+            # Members archived by us: the next check reads every archived contact again
+            # rather than rely on archiving moving `last_changed` (unconfirmed).
+            self.run.audience.forget_archived()
 
 
 class IgnoredStreamSink(BatchSink):

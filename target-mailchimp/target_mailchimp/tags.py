@@ -9,8 +9,8 @@ from typing import Any
 
 from target_mailchimp.audit import FAILED, OK, SKIPPED, AuditEntry
 from target_mailchimp.client import ApiError, subscriber_hash
-from target_mailchimp.members import ARCHIVED_REASON, archived_emails
-from target_mailchimp.own_writes import member_side_effects, now, read_back
+from target_mailchimp.members import ARCHIVED_REASON
+from target_mailchimp.own_writes import member_side_effects, now, side_effect_on_everyone
 from target_mailchimp.run_context import RunContext
 from target_mailchimp.values import clean_text, normalise_email, to_datetime
 
@@ -155,7 +155,7 @@ def write_tags(context: RunContext, directory: SegmentDirectory,
                                       payload=record))
     if any(e.outcome == OK and e.operation in ("rename", "delete") for e in entries):
         # Every member with the tag changed, and the answer does not say who they are.
-        read_back(context, None, started)
+        side_effect_on_everyone(context, started)
     context.audit.record(entries)
 
 
@@ -253,7 +253,7 @@ def _bulk_segment_update(context: RunContext, list_id: str, segment_id: int, tag
         if failures and archived is None and not isinstance(answer, ApiError):
             # "do not belong to this list or are archived": not yet a member is worth a retry,
             # archived is for good (tagging would not restore the contact anyway).
-            archived = archived_emails(context.client, list_id)
+            archived = context.audience.archived()
         for op, emails, active in (("tag", add, "active"), ("untag", remove, "inactive")):
             for email in emails:
                 key = f"{email}/{tag_key}"
