@@ -8,13 +8,17 @@ account's tags for a new contact, a payment for an old invoice all read the curr
 from __future__ import annotations
 
 import logging
+import pickle
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from functools import cached_property
+from typing import IO, Any
 
 from .dates import parse_iso, utc_now_iso
 from .emails import check_email
-from .ledger import OutputLedger, content_hash
+from .ledger import OutputLedger, canonical_json, content_hash
 from .lookup_store import Candidate, LookupStore
 from .members import account_candidates, member_record, winner
 from .orders import (
@@ -54,6 +58,13 @@ ANY_DIVISION = 0
 ENTITY_STREAMS = {"member": "members", "order": "orders", "product": "products"}
 
 
+# Streams whose outputs of a flush stay in memory until they are written: few (one per cost
+# center or item), and looked up again within the flush (a product's first price). The others
+# are spooled to a temporary file as they are computed and read back in STREAM_ORDER, so a
+# first sync of 100,000 accounts does not hold its 600,000 outputs (issue 9: memory flat).
+HELD_STREAMS = ("tags", "products")
+
+
 @dataclass
 class Output:
     stream: str
@@ -61,15 +72,47 @@ class Output:
     record: dict[str, Any]
     owner: str | None = None
 
-    @property
+    @cached_property
+    def canonical(self) -> str:
+        return canonical_json(self.record)
+
+    @cached_property
     def digest(self) -> str:
         skip = UNHASHED.get(self.stream, ())
+        if not skip:
+            return content_hash(self.record, self.canonical)
         return content_hash({k: v for k, v in self.record.items() if k not in skip})
+
+
+class Spool:
+    """Changed outputs of one stream in one flush, on disk in the order they were computed.
+    A key is spooled once per flush: it is computed from one state of the store, so a second
+    computation in the same flush (a customer per invoice of one account) is the same record."""
+
+    def __init__(self) -> None:
+        self._file: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by read())
+        self._keys: set[str] = set()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._keys
+
+    def add(self, output: Output) -> None:
+        self._keys.add(output.key)
+        pickle.dump(output, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def read(self) -> Iterator[Output]:
+        with self._file:
+            self._file.seek(0)
+            while True:
+                try:
+                    yield pickle.load(self._file)  # noqa: S301 (our own file of this flush)
+                except EOFError:
+                    return
 
 
 @dataclass
 class FlushResult:
-    outputs: list[Output] = field(default_factory=list)
+    outputs: Iterator[Output] = field(default_factory=lambda: iter(()))
     rejected: int = 0
     deferred: bool = False  # something dirty waits for input still to come in this run
 
@@ -97,7 +140,8 @@ class Flusher:
         tap has moved past in this run; at the end of input (`final`) everything is computed.
         Dirty marks live in the store: crash-safe."""
         self._final, self._finished = final, finished
-        self._buckets: dict[str, dict[str, Output]] = {s: {} for s in STREAM_ORDER}
+        self._buckets: dict[str, dict[str, Output]] = {s: {} for s in HELD_STREAMS}
+        self._spools = {s: Spool() for s in STREAM_ORDER if s not in HELD_STREAMS}
         self._rejections: list[Rejection] = list(extra_rejections or [])
         result = FlushResult()
         if final and self.settings.inactive_after_days is not None:
@@ -116,13 +160,22 @@ class Flusher:
             else:
                 step()
         result.rejected = self.rejection_log.report(self._rejections)
-        result.outputs = [
-            output
-            for stream in STREAM_ORDER
-            for output in self._buckets[stream].values()
-            if not self.ledger.is_unchanged(output.stream, output.key, output.digest)
-        ]
+        result.outputs = self._changed_outputs()
         return result
+
+    def _changed_outputs(self) -> Iterator[Output]:
+        """What the target must get, stream by stream; read from the spools as it is written."""
+        held = {stream: [o for o in self._buckets[stream].values() if not self._unchanged(o)]
+                for stream in HELD_STREAMS}
+        spools, self._spools = self._spools, {}
+        for stream in STREAM_ORDER:
+            if stream in held:
+                yield from held[stream]
+            else:
+                yield from spools[stream].read()
+
+    def _unchanged(self, output: Output) -> bool:
+        return self.ledger.is_unchanged(output.stream, output.key, output.digest)
 
     def _may_still_come(self, stream: str) -> bool:
         return not self._final and stream not in self._finished
@@ -131,7 +184,15 @@ class Flusher:
         return any(self._may_still_come(stream) for stream in inputs)
 
     def _add(self, stream: str, key: str, record: dict[str, Any], owner: str | None = None) -> None:
-        self._buckets[stream][key] = Output(stream, key, record, owner)
+        if stream in self._buckets:
+            self._buckets[stream][key] = Output(stream, key, record, owner)
+            return
+        spool = self._spools[stream]
+        if key in spool:
+            return
+        output = Output(stream, key, record, owner)
+        if not self._unchanged(output):
+            spool.add(output)
 
     def _reject(self, rejections: list[Rejection]) -> None:
         self._rejections.extend(rejections)
@@ -355,7 +416,8 @@ class Flusher:
 def after_emit(ledger: OutputLedger, output: Output) -> None:
     """Ledger bookkeeping once an output is written: a deletion ends what it deletes, and a
     live record ends an earlier deletion (so a later deletion is sent again)."""
-    ledger.record(output.stream, output.key, output.digest, output.record, output.owner)
+    ledger.record(output.stream, output.key, output.digest, output.record, output.owner,
+                  canonical=output.canonical)
     if output.stream == "deletions":
         entity, key = output.record["entity"], output.record["key"]
         ledger.forget(ENTITY_STREAMS[entity], key)

@@ -83,9 +83,9 @@ class Ingestor:
         elif stream == "sales_invoice_lines":
             for invoice_id in parents:
                 mark("invoice", division, invoice_id)
-                invoice = self.store.row("sales_invoices", division, invoice_id)
-                if invoice:
-                    mark("account", division, link(invoice.get("InvoiceTo")))
+                # The invoice's InvoiceTo is its stored parent: no need to decode the row.
+                mark("account", division, self.store.parent("sales_invoices", division,
+                                                            invoice_id))
         elif stream == "cost_centers":
             for code in numbers:
                 mark("cost_center", division, code)

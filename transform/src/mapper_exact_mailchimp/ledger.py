@@ -10,6 +10,13 @@ the mapper forwards is logged with the output sequence number at that moment, so
 up to which sequence number the target confirmed. Hashes of anything emitted later are forgotten
 and those records are simply sent again (target writes are idempotent). A run without an echo
 (first run, `--full-refresh`) trusts only what an earlier echo confirmed.
+
+Speed (issue 9): the writes made as outputs go out (hash, sequence number, forgetting what an
+output ends) are queued and written with `executemany` at `save` (before any read of them and
+before each commit; forgetting first, which is the same as in order, as a forget of something
+recorded in the same batch writes the batch first); the rejections already reported are kept
+in memory. Commits stay where they were, so a kill still loses exactly what it lost before:
+everything since the last flush, which is then sent again.
 """
 
 from __future__ import annotations
@@ -36,10 +43,20 @@ CREATE TABLE IF NOT EXISTS opted_out (email TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS reported (
     stream TEXT NOT NULL, key TEXT NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (stream, key));
 """
+# Queued writes are written (not committed) once this many wait: memory stays flat.
+WRITE_BATCH = 2000
+FORGET_KEY = "DELETE FROM emitted WHERE stream=? AND key=?"
+FORGET_OWNER = "DELETE FROM emitted WHERE stream=? AND owner=?"
 
 
-def content_hash(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def content_hash(value: Any, canonical: str | None = None) -> str:
+    """sha256 of the canonical JSON (pass it when already made, to dump only once)."""
+    text = canonical if canonical is not None else canonical_json(value)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class OutputLedger:
@@ -49,6 +66,33 @@ class OutputLedger:
         self.db = connection
         self.db.executescript(SCHEMA)
         self.run_id = self._start_run()
+        self._output_seq = self._saved_seq = self._counter("output_seq")
+        self._records: list[tuple[Any, ...]] = []  # queued `emitted` rows
+        self._recorded: set[tuple[str, str]] = set()  # their (stream, key) and (stream, owner)
+        self._forgets: dict[str, list[tuple[str, str]]] = {FORGET_KEY: [], FORGET_OWNER: []}
+        # Rejections still reported (few): looked up for every record that is fine.
+        self._reported = {(stream, key): reason for stream, key, reason in self.db.execute(
+            "SELECT stream, key, reason FROM reported")}
+
+    def save(self) -> None:
+        """Write the queued writes: forgets first (see `_queue_forget`), then the records."""
+        for statement, params in self._forgets.items():
+            if params:
+                self.db.executemany(statement, params)
+                params.clear()
+        if self._records:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO emitted VALUES (?, ?, ?, ?, ?, ?, ?)", self._records)
+            self._records.clear()
+            self._recorded.clear()
+        if self._saved_seq != self._output_seq:
+            self._set_counter("output_seq", self._output_seq)
+            self._saved_seq = self._output_seq
+
+    def _queue_forget(self, statement: str, stream: str, key: str) -> None:
+        if (stream, key) in self._recorded:
+            self.save()  # it was recorded in this batch: that record goes first
+        self._forgets[statement].append((stream, key))
 
     # --- runs and confirmation ------------------------------------------------------------
 
@@ -62,6 +106,7 @@ class OutputLedger:
 
     def confirm(self, echoed_state: Any | None) -> bool:
         """Forget hashes the target has not confirmed; True when the echo was recognised."""
+        self.save()
         found = None
         if echoed_state is not None:
             # MIN: the earliest forward of an identical state is the only point surely confirmed.
@@ -91,12 +136,11 @@ class OutputLedger:
         )
 
     def _seq(self) -> int:
-        return self._counter("output_seq")
+        return self._output_seq
 
     def _next_seq(self) -> int:
-        seq = self._seq() + 1
-        self._set_counter("output_seq", seq)
-        return seq
+        self._output_seq += 1
+        return self._output_seq
 
     def _counter(self, name: str) -> int:
         found = self.db.execute("SELECT value FROM counters WHERE name=?", (name,)).fetchone()
@@ -108,27 +152,36 @@ class OutputLedger:
     # --- emitted outputs ------------------------------------------------------------------
 
     def is_unchanged(self, stream: str, key: str, digest: str) -> bool:
+        self.save()
         found = self.db.execute(
             "SELECT hash FROM emitted WHERE stream=? AND key=?", (stream, key)
         ).fetchone()
         return bool(found and found[0] == digest)
 
     def record(
-        self, stream: str, key: str, digest: str, payload: dict[str, Any], owner: str | None
+        self, stream: str, key: str, digest: str, payload: dict[str, Any], owner: str | None,
+        canonical: str | None = None,
     ) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO emitted VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (stream, key, owner, digest, json.dumps(payload, sort_keys=True, default=str),
-             self._next_seq(), self.run_id),
-        )
+        """`canonical`: the payload's canonical JSON when already made (for its hash)."""
+        self._records.append(
+            (stream, key, owner, digest,
+             canonical if canonical is not None else canonical_json(payload),
+             self._next_seq(), self.run_id))
+        self._recorded.add((stream, key))
+        if owner is not None:
+            self._recorded.add((stream, owner))
+        if len(self._records) >= WRITE_BATCH:
+            self.save()  # bounded memory; still uncommitted until the flush commits
 
     def was_emitted(self, stream: str, key: str) -> bool:
+        self.save()
         found = self.db.execute(
             "SELECT 1 FROM emitted WHERE stream=? AND key=?", (stream, key)
         ).fetchone()
         return found is not None
 
     def payload(self, stream: str, key: str) -> dict[str, Any] | None:
+        self.save()
         found = self.db.execute(
             "SELECT payload FROM emitted WHERE stream=? AND key=?", (stream, key)
         ).fetchone()
@@ -136,6 +189,7 @@ class OutputLedger:
 
     def payloads_of_owner(self, stream: str, owner: str) -> list[tuple[dict[str, Any], bool]]:
         """(payload, confirmed) of every output of `stream` owned by `owner`."""
+        self.save()
         return [
             (json.loads(payload), confirmed)
             for payload, confirmed in self.db.execute(
@@ -146,6 +200,7 @@ class OutputLedger:
 
     def unconfirmed_payloads(self) -> list[tuple[str, dict[str, Any]]]:
         """(stream, payload) of what was sent but not confirmed (its hash was forgotten)."""
+        self.save()
         return [
             (stream, json.loads(payload))
             for stream, payload in self.db.execute(
@@ -153,10 +208,10 @@ class OutputLedger:
         ]
 
     def forget(self, stream: str, key: str) -> None:
-        self.db.execute("DELETE FROM emitted WHERE stream=? AND key=?", (stream, key))
+        self._queue_forget(FORGET_KEY, stream, key)
 
     def forget_owner(self, stream: str, owner: str) -> None:
-        self.db.execute("DELETE FROM emitted WHERE stream=? AND owner=?", (stream, owner))
+        self._queue_forget(FORGET_OWNER, stream, owner)
 
     # --- addresses the mapper ever sent an opt-out for (kept even when deleted) ----------
 
@@ -170,13 +225,12 @@ class OutputLedger:
     # --- rejections already reported (not re-reported while unchanged) --------------------
 
     def already_reported(self, stream: str, key: str, reason: str) -> bool:
-        found = self.db.execute(
-            "SELECT reason FROM reported WHERE stream=? AND key=?", (stream, key)
-        ).fetchone()
-        return bool(found and found[0] == reason)
+        return self._reported.get((stream, key)) == reason
 
     def mark_reported(self, stream: str, key: str, reason: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO reported VALUES (?, ?, ?)", (stream, key, reason))
+        self._reported[(stream, key)] = reason
 
     def clear_reported(self, stream: str, key: str) -> None:
-        self.db.execute("DELETE FROM reported WHERE stream=? AND key=?", (stream, key))
+        if self._reported.pop((stream, key), None) is not None:
+            self.db.execute("DELETE FROM reported WHERE stream=? AND key=?", (stream, key))

@@ -122,7 +122,7 @@ class ExactToMailchimpMapper(InlineMapper):
         self._confirm_once(None)
         self._write_messages(self._flush(final=True))
         self.ledger.complete_run()
-        self.db.commit()
+        self._commit()
         logger.info(
             "Run complete: %s; %d rejected record(s) newly reported to %s.",
             ", ".join(f"{n} {s}" for s, n in sorted(self.emitted.items())) or "no changes",
@@ -157,14 +157,20 @@ class ExactToMailchimpMapper(InlineMapper):
             self.emitted[output.stream] += 1
         # Input rows are committed before a STATE leaves: once the target confirms it, the
         # tap never resends them. A STATE is logged as forwarded only once it is written.
-        self.db.commit()
+        self._commit()
         if result.deferred and not final:
             return  # a STATE covering records still waiting for input waits with them
         states, self._held_states = self._held_states, []
         for state in states:
             yield StateMessage(value=state)
             self.ledger.log_forwarded_state(state)
-            self.db.commit()
+            self._commit()
+
+    def _commit(self) -> None:
+        # Marks and ledger writes are batched in memory (issue 9): written, then committed.
+        self.store.save()
+        self.ledger.save()
+        self.db.commit()
 
 
 if __name__ == "__main__":
