@@ -50,10 +50,6 @@ NOT_SUBSCRIBING = "transactional"  # a member reconcile creates never receives m
 DEFAULT_MAX_ARCHIVE_SHARE = 0.2
 
 
-class ReconcileRefused(Exception):
-    """The input cannot be a full read (too many owned members missing): nothing archived."""
-
-
 @dataclass
 class Repair:
     kind: str  # member, member_tags, order, archive
@@ -103,7 +99,8 @@ class Reconciler:
         members = self.desired.get("members", [])
         if not members:
             # An empty input is never a full read of a company with customers.
-            raise ReconcileRefused("no members in the input: not a full read; nothing done")
+            plan.refusal = "no members in the input, so it is no full read; nothing was done"
+            return plan
         remote = {mailchimp_email(m): m for m in self.context.client.paginate(
             f"lists/{self.context.list_id}/members", "members", {"fields": MEMBER_FIELDS})}
         archived = archived_emails(self.context.client, self.context.list_id)

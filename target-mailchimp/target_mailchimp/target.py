@@ -244,7 +244,7 @@ class TargetMailchimp(Target):
         assert self.reconciler is not None
         self.logger.info("%s", self.reconciler.summary(plan))
         if plan.refusal:
-            self.logger.error("Reconcile refused to archive: %s. Exit status 3.", plan.refusal)
+            self.logger.error("Reconcile refused: %s. Exit status 3.", plan.refusal)
             raise UnhealedWrites(3)
 
     @cached_property

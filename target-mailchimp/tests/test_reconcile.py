@@ -145,7 +145,7 @@ def test_dry_run_then_reconcile_repairs_exactly_the_drift_then_nothing(
     assert "Reconcile: repaired nothing" in "\n".join(log_lines)
 
 
-def test_a_partial_input_archives_nobody_and_exits_3(
+def test_a_partial_or_empty_input_archives_nobody_and_exits_3(
         synced: dict[str, Any], mailchimp_sandbox: Any) -> None:
     """3 of the 4 members this target wrote missing: not a full read, so no archive at all."""
     config = {**synced["config"], "reconcile": True}
@@ -156,6 +156,11 @@ def test_a_partial_input_archives_nobody_and_exits_3(
     members = by_email(mailchimp_sandbox)
     assert all(m["status"] != "archived" for m in members.values())
     assert members[OLDER]["merge_fields"]["FNAME"] == "Olga"  # the rest is still repaired
+
+    mailchimp_sandbox.reset_calls()  # no member at all: nothing is done
+    with pytest.raises(UnhealedWrites):
+        run_target(config, stream("orders", [order("refunded")]))
+    assert _writes(mailchimp_sandbox) == 0
 
 
 def _writes(sandbox: Any) -> int:
