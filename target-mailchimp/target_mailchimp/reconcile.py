@@ -32,11 +32,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from target_mailchimp.audit import OK, SKIPPED, AuditEntry, member_writes
-from target_mailchimp.client import ApiError
+from target_mailchimp.client import ApiError, subscriber_hash
 from target_mailchimp.deletions import write_deletions
 from target_mailchimp.ecommerce import write_store_objects
 from target_mailchimp.members import MemberWriter, archived_emails, newest_per_email, parse_member
 from target_mailchimp.merge_fields import fit_to_type
+from target_mailchimp.operations import Write
 from target_mailchimp.run_context import RunContext
 from target_mailchimp.tags import SegmentDirectory, write_member_tags
 from target_mailchimp.values import iso, mailchimp_email, normalise_email, to_datetime
@@ -177,10 +178,14 @@ class Reconciler:
             drift = []
             for tag, value in change.merge_fields.items():
                 fitted, problem = fit_to_type(tag, value, types.get(tag, "text"))
+                # Compared as Mailchimp stores the value we send. If Mailchimp reformats a
+                # value (unconfirmed, e.g. phone numbers), that member is rewritten each
+                # reconcile: harmless, and visible in the log.
                 if problem is None and not _same(fitted, (member.get("merge_fields") or {})
                                                  .get(tag)):
                     drift.append(tag)
-            if change.opt_out and member.get("status") not in ("unsubscribed", "cleaned"):
+            opt_out = change.opt_out and member.get("status") not in ("unsubscribed", "cleaned")
+            if opt_out:
                 drift.append("status (excluded or inactive in Exact: unsubscribe)")
             if not drift:
                 continue
@@ -189,6 +194,12 @@ class Reconciler:
                 plan.repairs.append(Repair(
                     "member", email, f"{what} differed; Exact's record "
                     f"({iso(change.updated_at)}) is newer: put back", record))
+            elif opt_out:
+                # Consent first: an exclusion in Exact is honoured whatever was edited in
+                # Mailchimp since; only the status is sent, the edited fields stay.
+                plan.repairs.append(Repair(
+                    "unsubscribe", email, "excluded or inactive in Exact, subscribed in "
+                    "Mailchimp: unsubscribed (fields changed in Mailchimp later kept)"))
             else:
                 plan.kept.append(Repair(
                     "member", email, f"{what} differ; changed in Mailchimp at "
@@ -268,6 +279,8 @@ class Reconciler:
             by_kind[repair.kind].append(repair)
         if by_kind["member"]:
             MemberWriter(self.context).write([r.record for r in by_kind["member"] if r.record])
+        if by_kind["unsubscribe"]:
+            self._unsubscribe([r.key for r in by_kind["unsubscribe"]])
         if by_kind["member_tags"]:
             write_member_tags(self.context, self.segments,
                               [r.record for r in by_kind["member_tags"] if r.record])
@@ -280,6 +293,17 @@ class Reconciler:
         self.context.audit.record(
             [AuditEntry(STREAM, r.key, r.kind, OK, reason=r.why) for r in plan.repairs]
             + [AuditEntry(STREAM, r.key, r.kind, SKIPPED, reason=r.why) for r in plan.kept])
+
+    def _unsubscribe(self, emails: list[str]) -> None:
+        """PATCH status only. Its `last_changed` is NOT remembered as our own write: the
+        member still holds fields edited in Mailchimp, which must keep winning over older
+        Exact records (remembered, the next run would take them for ours and overwrite)."""
+        list_id = self.context.list_id
+        writes = [Write("members", email, "unsubscribe", "PATCH",
+                        f"lists/{list_id}/members/{subscriber_hash(email)}",
+                        {"status": "unsubscribed"}) for email in emails]
+        results = self.context.executor.execute(writes)
+        self.context.audit.record([r.audit_entry() for r in results])
 
     def summary(self, plan: Plan) -> str:
         counts = plan.counts()

@@ -19,12 +19,15 @@ PAST = "2026-01-01T10:00:00+00:00"
 FUTURE = "2099-01-01T10:00:00+00:00"  # Exact's record changed after the hand edit
 OLDER, NEWER, STRAY, UNSUB, WEBSITE = ("older@x.nl", "newer@x.nl", "stray@x.nl", "unsub@x.nl",
                                        "website@x.nl")
+# Excluded in Exact since the sync (or inactive by time alone: the mapper sends opt_out);
+# EXCLUDED was also edited by hand in Mailchimp after Exact's record.
+IDLE, EXCLUDED = "idle@x.nl", "excluded@x.nl"
 TAG = {"tag_key": "cc:101:300", "name": "CC 300"}
 
 
-def member(email: str, name: str, updated: str = PAST) -> dict[str, Any]:
+def member(email: str, name: str, updated: str = PAST, **extra: Any) -> dict[str, Any]:
     return {"email": email, "source_updated_at": updated, "status_if_new": "transactional",
-            "merge_fields": {"FNAME": name}}
+            "merge_fields": {"FNAME": name}, **extra}
 
 
 def order(status: str) -> dict[str, Any]:
@@ -79,11 +82,11 @@ def log_lines() -> Iterator[list[str]]:
 def synced(mailchimp_sandbox: Any, tmp_path: Path) -> dict[str, Any]:
     """A normal sync, then drift: hand edits older and newer than Exact, a missed payment,
     an unsubscribe, a website sign-up; STRAY will be in no record of the full read."""
-    # 1 of these 4 members is a stray: a bigger share than a real audience would lose.
+    # 1 of these 6 members is a stray: a bigger share than a real audience would lose.
     config = base_config(mailchimp_sandbox, tmp_path, default_status_if_new="transactional",
                          reconcile_max_archive_share=0.5)
     everyone = [member(OLDER, "Olga"), member(NEWER, "Nina"), member(STRAY, "Stan"),
-                member(UNSUB, "Uma")]
+                member(UNSUB, "Uma"), member(IDLE, "Ida"), member(EXCLUDED, "Eva")]
     run_target(config, messages(everyone, "pending"))
     mailchimp_sandbox.advance_clock(2)  # a hand edit is not in the second of our own write
     members_path = f"lists/{mailchimp_sandbox.list_id}/members"
@@ -91,14 +94,16 @@ def synced(mailchimp_sandbox: Any, tmp_path: Path) -> dict[str, Any]:
             {"merge_fields": {"FNAME": "Hand Edited"}})
     by_hand(mailchimp_sandbox, "POST", f"{members_path}/{subscriber_hash(OLDER)}/tags",
             {"tags": [{"name": TAG["name"], "status": "inactive"}]})
-    by_hand(mailchimp_sandbox, "PATCH", f"{members_path}/{subscriber_hash(NEWER)}",
-            {"merge_fields": {"FNAME": "Kept By Hand"}})
+    for email in (NEWER, EXCLUDED):
+        by_hand(mailchimp_sandbox, "PATCH", f"{members_path}/{subscriber_hash(email)}",
+                {"merge_fields": {"FNAME": "Kept By Hand"}})
     mailchimp_sandbox.set_member_status(UNSUB, "unsubscribed")
     by_hand(mailchimp_sandbox, "POST", members_path,
             {"email_address": WEBSITE, "status": "subscribed"})
     # The full read: OLDER's record changed in Exact after the hand edit; the order was paid.
     full_read = messages([member(OLDER, "Olga", FUTURE), member(NEWER, "Nina"),
-                          member(UNSUB, "Uma")], "paid")
+                          member(UNSUB, "Uma"), member(IDLE, "Ida", opt_out=True),
+                          member(EXCLUDED, "Eva", opt_out=True)], "paid")
     return {"config": config, "full_read": full_read}
 
 
@@ -114,7 +119,8 @@ def test_dry_run_then_reconcile_repairs_exactly_the_drift_then_nothing(
     assert _writes(mailchimp_sandbox) == 0
     assert by_email(mailchimp_sandbox) == before
     assert audit_rows(config, stream="reconcile") == []
-    assert "would repair archive 1, member 1, member_tags 1, order 1" in "\n".join(log_lines)
+    assert ("would repair archive 1, member 2, member_tags 1, order 1, unsubscribe 1"
+            in "\n".join(log_lines))
 
     mailchimp_sandbox.reset_calls()
     run_target({**config, "reconcile": True}, full_read)
@@ -125,17 +131,20 @@ def test_dry_run_then_reconcile_repairs_exactly_the_drift_then_nothing(
     assert after[STRAY]["status"] == "archived"
     assert after[UNSUB]["status"] == "unsubscribed"
     assert after[WEBSITE] == before[WEBSITE]  # not the connector's: untouched
-    assert {e for e in after if after[e] != before[e]} == {OLDER, STRAY}
+    assert after[IDLE]["status"] == after[EXCLUDED]["status"] == "unsubscribed"
+    assert after[EXCLUDED]["merge_fields"]["FNAME"] == "Kept By Hand"  # consent, not fields
+    assert {e for e in after if after[e] != before[e]} == {OLDER, STRAY, IDLE, EXCLUDED}
     assert mailchimp_sandbox.store("exact-store")["orders"]["o1"]["financial_status"] == "paid"
     assert orders_before["o1"]["financial_status"] == "pending"
     repairs = {(r["record_key"], r["operation"]) for r in audit_rows(
         config, stream="reconcile", outcome="ok")}
     assert repairs == {(OLDER, "member"), (f"{OLDER}/{TAG['tag_key']}", "member_tags"),
-                       (STRAY, "archive"), ("o1", "order")}
+                       (STRAY, "archive"), ("o1", "order"), (IDLE, "member"),
+                       (EXCLUDED, "unsubscribe")}
     assert [r["record_key"] for r in audit_rows(config, stream="reconcile",
                                                 outcome="skipped")] == [NEWER]
     log = "\n".join(log_lines)
-    assert "Reconcile: repaired archive 1, member 1, member_tags 1, order 1" in log
+    assert "Reconcile: repaired archive 1, member 2, member_tags 1, order 1, unsubscribe 1" in log
     assert "Mailchimp calls (" in log
 
     mailchimp_sandbox.reset_calls()
@@ -147,7 +156,7 @@ def test_dry_run_then_reconcile_repairs_exactly_the_drift_then_nothing(
 
 def test_a_partial_or_empty_input_archives_nobody_and_exits_3(
         synced: dict[str, Any], mailchimp_sandbox: Any) -> None:
-    """3 of the 4 members this target wrote missing: not a full read, so no archive at all."""
+    """5 of the 6 members this target wrote missing: not a full read, so no archive at all."""
     config = {**synced["config"], "reconcile": True}
     partial = messages([member(OLDER, "Olga", FUTURE)], "paid")
     with pytest.raises(UnhealedWrites) as stopped:
