@@ -103,6 +103,14 @@ def check(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def status(args: argparse.Namespace) -> int:
+    from target_mailchimp.status import StatusReport, render_text
+
+    report = StatusReport(load_config(args.config)).build()
+    print(json.dumps(report, indent=2) if args.format == "json" else render_text(report))
+    return 0 if report["status"] == "ok" else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="target-mailchimp-admin", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -123,7 +131,13 @@ def main(argv: list[str] | None = None) -> int:
                                        "(read-only; exit 0 ok, 1 warnings, 2 errors)")
     chk.add_argument("--config", required=True, help="the target's config: JSON file, or ENV")
     chk.add_argument("--format", choices=("text", "json"), default="text")
+    sta = sub.add_parser("status", help="last runs, failing writes, rejected records, Exact "
+                                        "budget and token age (read-only; exit 0 ok, 1 attention)")
+    sta.add_argument("--config", required=True, help="the target's config: JSON file, or ENV")
+    sta.add_argument("--format", choices=("text", "json"), default="text")
     args = parser.parse_args(argv)
+    if args.command == "status":
+        return status(args)
     if args.command == "set-credential":
         return set_credential(args)
     if args.command == "check":
