@@ -17,6 +17,7 @@ from singer_sdk.target_base import Target
 
 from target_mailchimp.auth import load_credentials
 from target_mailchimp.heal import FAIL_ON, Healer, HealPolicy, HealReport, UnhealedWrites
+from target_mailchimp.reconcile import DEFAULT_MAX_ARCHIVE_SHARE, Plan, Reconciler
 from target_mailchimp.run_context import RunContext
 from target_mailchimp.run_log import RunLog
 from target_mailchimp.sinks import SINKS, IgnoredStreamSink, MailchimpSink
@@ -134,6 +135,16 @@ class TargetMailchimp(Target):
         th.Property("mapper_rejections_path", th.StringType,
                     description="For `status`: the mapper's dead-letter file (its "
                                 "`rejections_path`): records rejected, by reason, with keys."),
+        th.Property("reconcile", th.BooleanType, default=False,
+                    description="Month-end hygiene (the `reconcile` job): take the input as "
+                                "the FULL desired state, read the audience and store in bulk "
+                                "and repair only the drift (README: Reconcile)."),
+        th.Property("dry_run", th.BooleanType, default=False,
+                    description="With reconcile: log what would be repaired, write nothing."),
+        th.Property("reconcile_max_archive_share", th.NumberType, default=0.2,
+                    description="With reconcile: most members archived in one run, as a "
+                                "share of the members this target wrote; above it none is "
+                                "archived and the run exits 3 (the input was not a full read)."),
     ).to_dict()
 
     def __init__(self, *args, **kwargs) -> None:
@@ -173,6 +184,16 @@ class TargetMailchimp(Target):
     def segments(self) -> SegmentDirectory:
         return SegmentDirectory(self.run_context)
 
+    @cached_property
+    def reconciler(self) -> Reconciler | None:
+        """Set in reconcile mode: the sinks hand it every record instead of writing."""
+        if not self.config.get("reconcile"):
+            return None
+        return Reconciler(self.run_context, self.segments,
+                          dry_run=bool(self.config.get("dry_run")),
+                          max_archive_share=float(self.config.get(
+                              "reconcile_max_archive_share", DEFAULT_MAX_ARCHIVE_SHARE)))
+
     def get_sink_class(self, stream_name: str) -> type[Sink]:
         if stream_name in SINKS:
             return SINKS[stream_name]
@@ -205,14 +226,18 @@ class TargetMailchimp(Target):
         run_log = RunLog(self.config)  # the runs `status` lists
         try:
             super().listen(file_input)
-            # Healing comes at the END, once every sink has drained: this run's own writes
-            # are then in the audit trail, so an older failed write of an object this run
-            # wrote again (or deleted) is seen as superseded and never sent over the newer
-            # data; products and customers written now are there for the orders that waited
-            # for them; and this run's STATE is already out, so healing never holds it back.
-            # At the start, the run could not know what newer data its input still brings.
-            report = Healer(self.run_context, self.heal_policy).run()
-            completed = True
+            if self.reconciler is not None:  # reconcile mode: the drift instead of healing
+                plan = self.reconciler.run()
+                completed = True
+            else:
+                # Healing comes at the END, once every sink has drained: this run's own writes
+                # are then in the audit trail, so an older failed write of an object this run
+                # wrote again (or deleted) is seen as superseded and never sent over the newer
+                # data; products and customers written now are there for the orders that waited
+                # for them; and this run's STATE is already out, so healing never holds it back.
+                # At the start, the run could not know what newer data its input still brings.
+                report = Healer(self.run_context, self.heal_policy).run()
+                completed = True
         except BaseException as exc:
             run_log.failed(exc, self.__dict__.get("run_context"))
             raise
@@ -222,7 +247,18 @@ class TargetMailchimp(Target):
                 self._end_run(completed)
             finally:
                 lock.release()
-        self._report(report)
+        if self.reconciler is not None:
+            self._report_reconcile(plan)
+        else:
+            self._report(report)
+
+    def _report_reconcile(self, plan: Plan) -> None:
+        """The reconcile run's last log line: repairs, what was kept, the cost in calls."""
+        assert self.reconciler is not None
+        self.logger.info("%s", self.reconciler.summary(plan))
+        if plan.refusal:
+            self.logger.error("Reconcile refused: %s. Exit status 3.", plan.refusal)
+            raise UnhealedWrites(3)
 
     @cached_property
     def heal_policy(self) -> HealPolicy:
