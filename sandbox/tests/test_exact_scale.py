@@ -8,6 +8,7 @@ CPU time); a scan of everything shows up as a large ratio, an indexed one stays 
 from __future__ import annotations
 
 import random
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -250,3 +251,27 @@ def test_feeds_and_key_order_match_a_full_scan_after_many_writes(
         if step % 500 == 0:
             check()
     check()
+
+
+def test_rows_are_held_compactly() -> None:
+    """Rows are held as split dicts (keys once per kind of row, see compact.py): per seeded
+    account, with its contacts, invoices, lines and receivables, ~5,700 bytes instead of
+    ~9,200 (bench/bench_sandboxes.py; issue 9: 993 MB at 100k accounts). Seeded, created and
+    changed rows alike, and every one still a plain dict to its readers."""
+    sandbox = ExactSandbox(accounts_per_division=5)
+    store = sandbox.store
+    account = next(iter(store.table("Accounts", 101)))
+    invoice = next(iter(store.table("SalesInvoices", 101)))
+    created = store.create("Contacts", {"Division": 101, "Account": account, "LastName": "N"})
+    store.update("SalesInvoices", invoice, {"YourRef": "x", "SalesInvoiceLines": [
+        {"Item": next(iter(store.table("Items", 101))), "Quantity": 2.0}]})
+    store.delete("Contacts", created["ID"])
+    rows = [store.get("Accounts", account), store.get("SalesInvoices", invoice),
+            store.get("SalesInvoices", invoice)["SalesInvoiceLines"][0],
+            next(iter(store.table("Contacts", 101).values())),
+            next(iter(store.table("Receivables", 101).values())),
+            next(reversed(store.deleted_table(101).values()))]
+    for row in rows:
+        plain_copy = {name: value for name, value in row.items()}
+        assert type(row) is dict and row == plain_copy
+        assert sys.getsizeof(row) * 2 < sys.getsizeof(plain_copy), sorted(row)

@@ -14,6 +14,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from exactmc_sandbox.exact.compact import compact
 from exactmc_sandbox.exact.model import Company, Division
 from exactmc_sandbox.exact.schema import RECEIVABLE_PAID
 from exactmc_sandbox.exact.store import SANDBOX_USER_ID, DataStore, Row, receivable_for
@@ -119,11 +120,11 @@ class DivisionSeeder:
         row = prepare_create(self.store, entity, {**fields, "Division": self.division.code},
                              created, new_id=self.new_id)
         row["Modified"] = modified or self.when(created)
-        return row
+        return compact(entity, row)  # held until the division is inserted: keep it small
 
     def insert_all(self, entity: str, rows: list[Row]) -> None:
         for row in sorted(rows, key=lambda r: r["Modified"]):
-            self.store.insert(entity, row)
+            self.store.insert(entity, row, compacted=True)
 
     def run(self, size: int) -> None:
         items = [self.make("Items", {"Code": f"ITEM-{n:03d}", "Description": name,

@@ -8,6 +8,7 @@ row to the end), which is the order the sync feeds serve. Indexes kept on every 
 
 from __future__ import annotations
 
+import sys
 import threading
 import uuid
 from bisect import bisect_right
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
+from exactmc_sandbox.exact.compact import compact
 from exactmc_sandbox.exact.dates import SandboxClock, parse_iso, storable, to_iso
 from exactmc_sandbox.exact.indexes import FeedIndex, SortedKeys
 from exactmc_sandbox.exact.model import Company, Division
@@ -51,7 +53,6 @@ class DataStore:
         self.divisions: dict[int, Division] = {}
         self._tables: dict[str, dict[int, dict[str, Row]]] = {name: {} for name in ENTITY_FIELDS}
         self._deleted: dict[int, dict[str, Row]] = {}
-        self._where: dict[tuple[str, str], int] = {}  # (entity, key) -> division
         self._listeners: list[ChangeListener] = []
         self._invoice_numbers: dict[int, int] = {}
         self._account_codes: dict[int, int] = {}
@@ -104,10 +105,12 @@ class DataStore:
 
     def get(self, entity: str, key: str) -> Row:
         with self.lock:
-            division = self._where.get((entity, key.lower()))
-            if division is None:
-                raise NotFoundError(f"no {entity} with ID {key}")
-            return self._tables[entity][division][key.lower()]
+            key = key.lower()
+            for table in self._tables[entity].values():  # a handful of divisions
+                row = table.get(key)
+                if row is not None:
+                    return row
+            raise NotFoundError(f"no {entity} with ID {key}")
 
     def rows(self, entity: str, division: int | None = None) -> list[dict[str, Any]]:
         """Current rows as plain JSON (ISO dates), for the control API and tests."""
@@ -172,11 +175,17 @@ class DataStore:
         return cached[1], cached[2]
 
     # -- writing ------------------------------------------------------------------------------
-    def insert(self, entity: str, row: Row, *, stamp: bool = True) -> Row:
-        """Store a complete row (seed data or a prepared create), assigning its Timestamp."""
+    def insert(self, entity: str, row: Row, *, stamp: bool = True,
+               compacted: bool = False) -> Row:
+        """Store a complete row (seed data or a prepared create), assigning its Timestamp.
+        What is stored, and returned, is a compact copy of `row` (`row` itself when the
+        caller made it with `compact` and hands it over)."""
         with self.lock:
             division = self.division(row["Division"])
-            key = row[ENTITY_KEY[entity]] = row[ENTITY_KEY[entity]].lower()
+            if not compacted:
+                row = compact(entity, row)
+            # Interned: the rows that refer to this one share the same string (compact.py).
+            key = row[ENTITY_KEY[entity]] = sys.intern(row[ENTITY_KEY[entity]].lower())
             table = self._tables[entity][division.code]
             if key in table:
                 self._retire(entity, table[key])
@@ -188,13 +197,13 @@ class DataStore:
             elif "Timestamp" in row:
                 self._feeds[entity][division.code].add(feed_stamp(entity, row), key)
             table[key] = row
-            self._where[(entity, key)] = division.code
             self._count_receivable(entity, row, +1)
             return row
 
     def insert_deleted(self, row: Row) -> Row:
         with self.lock:
             division = self.division(row["Division"])
+            row = compact("Deleted", row)
             row["Timestamp"] = division.take_timestamp()
             self._deleted[division.code][row["ID"]] = row
             self._deleted_feed[division.code].add(row["Timestamp"], row["ID"])
@@ -213,8 +222,7 @@ class DataStore:
 
     def create(self, entity: str, fields: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
-            row = prepare_create(self, entity, fields, self.clock.now())
-            self.insert(entity, row)
+            row = self.insert(entity, prepare_create(self, entity, fields, self.clock.now()))
             if entity == "SalesInvoices":
                 self._ensure_receivable(row)
             self._notify(entity, row, "Create")
@@ -228,6 +236,8 @@ class DataStore:
                 prepare_update(self, entity, row, fields, self.clock.now())
             finally:
                 self._count_receivable(entity, row, +1)
+            if entity == "SalesInvoices":  # prepare_update gave it new line dicts
+                row["SalesInvoiceLines"] = compact(entity, row)["SalesInvoiceLines"]
             self._touch(entity, row)
             if entity == "SalesInvoices":
                 self._ensure_receivable(row)
@@ -243,7 +253,6 @@ class DataStore:
             self._count_receivable(entity, row, -1)
             self._keys[entity][division].remove(key)
             del self._tables[entity][division][key]
-            del self._where[(entity, key)]
             entity_type = DELETED_ENTITY_TYPES.get(entity)
             if entity_type is not None:
                 self.insert_deleted({
@@ -341,7 +350,7 @@ class DataStore:
 
 def receivable_for(store: DataStore, invoice: Row, when: datetime) -> Row:
     account = store.get("Accounts", invoice["InvoiceTo"])
-    return {
+    return compact("Receivables", {
         "ID": str(uuid.UUID(int=uuid.UUID(invoice["InvoiceID"]).int ^ 0xABC, version=4)),
         "Account": invoice["InvoiceTo"], "AccountCode": account["Code"],
         "AccountName": account["Name"], "InvoiceNumber": invoice["InvoiceNumber"],
@@ -351,7 +360,7 @@ def receivable_for(store: DataStore, invoice: Row, when: datetime) -> Row:
         "Description": invoice["Description"], "InvoiceDate": invoice["InvoiceDate"],
         "DueDate": invoice["DueDate"], "Created": when, "Modified": when,
         "Division": invoice["Division"],
-    }
+    })
 
 
 def feed_stamp(entity: str, row: Row) -> int:
