@@ -164,6 +164,8 @@ def make_pipeline(exact: Any, mailchimp: Any, workdir: Path) -> Pipeline:
         "TAP_MAILCHIMP_SECRET_STORE_PATH": str(workdir / "secrets"),
         "TAP_MAILCHIMP_MAILCHIMP_INBOX_PATH": str(workdir / "mailchimp-inbox.jsonl"),
         "TAP_MAILCHIMP_FORWARD_AUDIT_STORE_URL": f"sqlite:///{workdir / 'audit.sqlite'}",
+        "TARGET_EXACTONLINE_MAILCHIMP_BASE_URL": mailchimp.api_base,
+        "TARGET_EXACTONLINE_MAILCHIMP_LOGIN_URL": mailchimp.url,
         "MAPPER_EXACT_MAILCHIMP_LOOKUP_STORE_PATH": str(workdir / "lookup.sqlite"),
         "MAPPER_EXACT_MAILCHIMP_REJECTIONS_PATH": str(workdir / "rejections.jsonl"),
         # What `target-mailchimp:status` reads: the tap's run summary, the mapper's dead letters.

@@ -7,7 +7,8 @@ description and division a tag stands for. Then:
 - the tag is exactly what the forward flow would name Exact's cost center: nothing to do (this is
   also how our own writes come back: a rename we made is equal on both sides, so no loop);
 - the description differs: Mailchimp's name wins only when the tag changed after the cost
-  center (`updated_at` > `Modified`); else nothing, and the forward flow renames the tag back.
+  center (`updated_at` > `Modified`); else Exact's name is put back on the tag in Mailchimp
+  (`restore_tag_names`, tag_names.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tap_exactonline.dates import convert_odata_date
 from target_exactonline.audit import FAILED, IGNORED, REPORTED, UNCHANGED, WRITTEN, Decision
 from target_exactonline.client import ExactRefused
 from target_exactonline.lookups import find
+from target_exactonline.tag_names import CredentialsError, MailchimpRefused
 
 if TYPE_CHECKING:
     from target_exactonline.run import Run
@@ -124,10 +126,11 @@ def _decide(run: Run, template: TagTemplate, division: int, tag: dict[str, Any],
     modified = _moment(center.get("Modified"), interpretation)
     updated = _moment(tag.get("updated_at"), "utc")
     if updated is None or modified is None or updated <= modified:
-        decided("rename_cost_center", REPORTED,
-                f"Exact's description {exact_name!r} is as new or newer ({modified}) than the "
-                f"tag's {description!r} ({updated}); the forward flow puts Exact's name back",
-                center["ID"])
+        why = (f"Exact's description {exact_name!r} is as new or newer ({modified}) than the "
+               f"tag's {description!r} ({updated})")
+        _put_back(run, tag, template.render(str(center["Code"]).strip(), exact_name, division),
+                  why, lambda outcome, reason: decided("restore_tag_name", outcome, reason,
+                                                       center["ID"]))
         return
     try:
         run.client.put(f"{division}/hrm/Costcenters(guid'{center['ID']}')",
@@ -138,6 +141,22 @@ def _decide(run: Run, template: TagTemplate, division: int, tag: dict[str, Any],
     decided("rename_cost_center", WRITTEN,
             f"Description {exact_name!r} → {description!r} (tag renamed {updated}, cost center "
             f"modified {modified})", center["ID"])
+
+
+def _put_back(run: Run, tag: dict[str, Any], name: str, why: str, decided: Any) -> None:
+    """Exact's name on the Mailchimp tag again (tag_names.py: why the way back does it)."""
+    if not run.config.get("restore_tag_names", True):
+        decided(REPORTED, f"{why}; restore_tag_names is off, the tag keeps its name")
+        return
+    if not tag.get("list_id") or tag.get("segment_id") is None:
+        decided(FAILED, f"{why}; the record names no list_id/segment_id to rename")
+        return
+    try:
+        run.mailchimp_tags.rename(str(tag["list_id"]), int(tag["segment_id"]), name)
+    except (CredentialsError, MailchimpRefused) as exc:
+        decided(FAILED, f"{why}; renaming the tag back to {name!r} failed: {exc}")
+        return
+    decided(WRITTEN, f"{why}: tag {tag.get('name')!r} renamed back to {name!r} in Mailchimp")
 
 
 def _create(run: Run, division: int, code: str, description: str, decided: Any) -> None:

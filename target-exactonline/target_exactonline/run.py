@@ -16,6 +16,7 @@ from tap_exactonline.token_store import TokenStore
 
 from target_exactonline.audit import DEFAULT_URL, AuditTrail
 from target_exactonline.client import ExactClient
+from target_exactonline.tag_names import MailchimpTags
 
 
 class ConfigurationError(Exception):
@@ -61,6 +62,11 @@ class Run:
             initial_wait=float(self.config.get("retry_initial_wait", 1.0)),
             user_agent=self.config.get("user_agent") or "target-exactonline/0.1",
         )
+
+    @cached_property
+    def mailchimp_tags(self) -> MailchimpTags:
+        """Only made when a tag needs Exact's name back (no Mailchimp call otherwise)."""
+        return MailchimpTags(self.config)
 
     @cached_property
     def divisions(self) -> list[int]:

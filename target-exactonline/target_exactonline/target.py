@@ -37,6 +37,16 @@ OWN = th.PropertiesList(
     th.Property("tag_name_template", th.StringType, default=DEFAULT_TEMPLATE,
                 description="The cost-center tag name, as the mapper's setting of the same name "
                 "(placeholders {code}, {description}, {division})."),
+    th.Property("restore_tag_names", th.BooleanType, default=True,
+                description="A cost-center tag renamed in Mailchimp when Exact's cost center "
+                "changed later: rename the tag back to Exact's name (one PATCH, only when the "
+                "names differ). Off: only reported. Mailchimp's key or token comes from the "
+                "store's `mailchimp` document (token_store_path)."),
+    th.Property("mailchimp_base_url", th.StringType,
+                description="Mailchimp API base URL override for that rename (e.g. the sandbox, "
+                "http://127.0.0.1:8702/3.0). Default: the key's or token's data center."),
+    th.Property("mailchimp_login_url", th.StringType,
+                description="Mailchimp login host (OAuth metadata); overridable for tests."),
     th.Property("audit_store_url", th.StringType, secret=True, default=DEFAULT_URL,
                 description="SQLAlchemy URL of the audit trail (every decision and write). "
                 "Parent dirs of a SQLite file are created; the file is created 0600."),

@@ -7,6 +7,8 @@ import stat
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import requests
+from secret_store import SecretStore
 from target_exactonline.testing import audit_rows, base_config, run_target, stream
 
 NOW = datetime.now(timezone.utc)
@@ -19,6 +21,10 @@ def _iso(moment: datetime) -> str:
 def _writes(sandbox) -> list[str]:
     return [f"{c['method']} {c['endpoint']}" for c in sandbox.calls()["calls"]
             if c["method"] in {"PUT", "POST", "DELETE", "PATCH"} and "oauth2" not in c["endpoint"]]
+
+
+def _mailchimp_writes(sandbox) -> dict[str, int]:
+    return {k: n for k, n in sandbox.calls()["by_endpoint"].items() if not k.startswith("GET")}
 
 
 def _contact(sandbox, division: int, **fields):
@@ -140,16 +146,45 @@ def test_tag_renamed_in_mailchimp_later_renames_the_cost_center_once(exact_sandb
     assert _center(exact_sandbox, 101, "200") == after
 
 
-def test_tag_renamed_before_exact_changed_leaves_exact_alone(exact_sandbox, tmp_path):
+def test_tag_renamed_before_exact_changed_gets_exacts_name_back_in_mailchimp(
+        exact_sandbox, mailchimp_sandbox, tmp_path):
     before = _center(exact_sandbox, 101, "300")
-    config = base_config(exact_sandbox, tmp_path, divisions=[101])
+    config = base_config(exact_sandbox, tmp_path, divisions=[101], restore_tag_names=False,
+                         mailchimp_base_url=mailchimp_sandbox.api_base)
+    SecretStore(config["token_store_path"], config["token_store_key"]).write(
+        "mailchimp", {"api_key": mailchimp_sandbox.api_key})
+    segments = f"{mailchimp_sandbox.api_base}/lists/{mailchimp_sandbox.list_id}/segments"
+    auth = ("x", mailchimp_sandbox.api_key)
+    segment = requests.post(segments, json={"name": "CC 300 · Old name (101)",
+                                            "static_segment": []}, auth=auth, timeout=10).json()
     old = datetime(2001, 1, 1, tzinfo=timezone.utc)
+    tag = {**_tag("CC 300 · Old name (101)", old, segment["id"]),
+           "list_id": mailchimp_sandbox.list_id}
+
+    def name_in_mailchimp() -> str:
+        return requests.get(f"{segments}/{segment['id']}", auth=auth, timeout=10).json()["name"]
+
     exact_sandbox.reset_calls()
-    run_target(config, stream("tags", [_tag("CC 300 · Old name (101)", old)]))
+    run_target(config, stream("tags", [tag]))  # restore_tag_names off: only reported
+    assert name_in_mailchimp() == "CC 300 · Old name (101)"
+    [row] = audit_rows(config)
+    assert (row["operation"], row["outcome"]) == ("restore_tag_name", "reported")
+
+    mailchimp_sandbox.reset_calls()
+    config["restore_tag_names"] = True
+    run_target(config, stream("tags", [tag]))
+    exact_name = f"CC 300 · {before['Description']} (101)"
+    assert name_in_mailchimp() == exact_name
+    assert _mailchimp_writes(mailchimp_sandbox) == {"PATCH /lists/*/segments/*": 1}
+    assert audit_rows(config)[-1]["outcome"] == "written"
+    # Exact is left alone; the renamed tag coming back is equal: nothing is written anywhere.
+    mailchimp_sandbox.reset_calls()
+    run_target(config, stream("tags", [{**tag, "name": exact_name,
+                                        "updated_at": _iso(NOW)}]))
     assert _writes(exact_sandbox) == []
     assert _center(exact_sandbox, 101, "300") == before
-    [row] = audit_rows(config)
-    assert row["outcome"] == "reported" and "forward flow" in row["reason"]
+    assert _mailchimp_writes(mailchimp_sandbox) == {}
+    assert audit_rows(config)[-1]["outcome"] == "unchanged"
 
 
 def test_unknown_cost_center_tag_reported_then_created_when_enabled(exact_sandbox, tmp_path):
