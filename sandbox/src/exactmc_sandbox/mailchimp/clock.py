@@ -6,8 +6,10 @@ clock lets tests observe `last_changed` moving without sleeping.
 
 from __future__ import annotations
 
+import sys
 import threading
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 
 
 class Clock:
@@ -24,15 +26,21 @@ class Clock:
             self._offset += timedelta(seconds=seconds)
 
     def iso(self) -> str:
-        return format_time(self.now())
+        # Interned: every record written in the same second shares one string (issue 9:
+        # created_at/updated_at/last_changed of 100k members and orders).
+        return sys.intern(format_time(self.now()))
 
 
 def format_time(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).replace(microsecond=0).isoformat()
 
 
+@lru_cache(maxsize=1 << 16)
 def parse_time(text: str) -> datetime:
-    """ISO 8601 as clients send it (`Z` or offset); naive values are taken as UTC."""
+    """ISO 8601 as clients send it (`Z` or offset); naive values are taken as UTC.
+
+    Cached: a member list filtered on `since_last_changed` parses every member's stored time,
+    and those repeat (one-second resolution)."""
     moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "+"))
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
