@@ -58,6 +58,7 @@ class AudienceView:
         self.members: dict[str, tuple[str | None, str | None]] = {}
         self._covered_from: datetime.datetime | None = None
         self._cursor: datetime.datetime | None = None  # read next from here
+        self._read_started: datetime.datetime | None = None  # our clock, at the last read
         self._archived: set[str] | None = None
         self._archived_cursor: datetime.datetime | None = None
         self._lock = threading.RLock()
@@ -82,15 +83,18 @@ class AudienceView:
             if self._cursor is not None:
                 self._read_members(self._cursor)
 
-    def read_since(self, since: datetime.datetime) -> None:
-        """Make sure every change since `since` has been read (for confirming our writes)."""
+    def read_since(self, since: datetime.datetime, after: datetime.datetime) -> None:
+        """Make sure every change since `since` that was made before `after` has been read
+        (to confirm our writes of that span): no call if a read covering it started later."""
         with self._lock:
-            if self._cursor is None or since < (self._covered_from or since):
-                self._read_members(since)
-                if self._covered_from is None or since < self._covered_from:
-                    self._covered_from = since
-            else:
+            covered = self._covered_from is not None and self._covered_from <= since
+            if covered and self._read_started is not None and self._read_started >= after:
+                return
+            if covered:
                 self.refresh()
+            else:
+                self._read_members(since)
+                self._covered_from = since
 
     def _read_members(self, since: datetime.datetime) -> None:
         started = now()
@@ -118,6 +122,7 @@ class AudienceView:
         if newest is not None and newest - SECOND > cursor:
             cursor = newest - SECOND
         self._cursor = cursor
+        self._read_started = started
 
     def archived(self) -> set[str]:
         """Archived contacts (any write naming them would bring them back).

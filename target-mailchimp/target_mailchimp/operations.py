@@ -132,20 +132,23 @@ class WriteExecutor:
 
     def _wait(self, batch_id: str) -> dict[str, Any]:
         """Poll until the job finishes: soon at first (a small job is done in a second or
-        two; a fixed interval slept most of a run away), then less and less often, up to
-        `poll_interval` between checks, so a job of minutes costs a dozen or so polls."""
-        deadline = time.monotonic() + self.poll_timeout
+        two; a fixed interval slept most of a run away), then when the job's own pace
+        (`finished_operations` over the time so far) says it should be done, else less and
+        less often; never more than `poll_interval` apart. A job costs a few polls."""
+        started = time.monotonic()
+        deadline = started + self.poll_timeout
         longest = max(self.poll_interval, 0.01)
         wait = min(FIRST_POLL, longest)
         while True:
+            time.sleep(wait)
             status = self.client.request("GET", f"batches/{batch_id}",
                                          expect={"status": str})
             if status["status"] == "finished":
                 return status
             if time.monotonic() > deadline:
                 raise OutageError(f"Batch {batch_id} did not finish in {self.poll_timeout}s")
-            time.sleep(wait)
-            wait = min(wait * POLL_GROWTH, longest)
+            wait = min(max(_time_left(status, time.monotonic() - started) or
+                           wait * POLL_GROWTH, FIRST_POLL), longest)
 
     def _results(self, batch: dict[str, Any]) -> dict[str, tuple[int, Any]]:
         url = batch.get("response_body_url")
@@ -153,6 +156,14 @@ class WriteExecutor:
             # No archive named: every operation counts as unknown and is sent again directly.
             return {}
         return self.client.download(url, _read_results)
+
+
+def _time_left(status: dict[str, Any], elapsed: float) -> float | None:
+    """Seconds until the job should be done at its pace so far (None: no pace yet)."""
+    done, total = status.get("finished_operations"), status.get("total_operations")
+    if not isinstance(done, int) or not isinstance(total, int) or not 0 < done < total:
+        return None
+    return (total - done) * elapsed / done * 1.1  # a little after, rather than just before
 
 
 def _read_results(archive: bytes) -> dict[str, tuple[int, Any]]:

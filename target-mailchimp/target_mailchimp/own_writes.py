@@ -90,7 +90,8 @@ def confirm_side_effects(context: RunContext) -> None:
     if not windows:
         return
     view = context.audience
-    view.read_since(min(w.started for w in windows) - CLOCK_MARGIN)
+    view.read_since(min(w.started for w in windows) - CLOCK_MARGIN,
+                    after=max(w.ended for w in windows))
     noted: set[str] = set().union(*(w.emails for w in windows if w.emails is not None))
     everyone = any(w.emails is None for w in windows)
     candidates = view.members.keys() if everyone else noted

@@ -100,8 +100,9 @@ class TargetMailchimp(Target):
         th.Property("batch_operations_threshold", th.IntegerType(minimum=0), default=200,
                     description="Single-object writes (PUTs) at or above this count in one "
                                 "drain go as one /batches job; fewer go directly. 0: never."),
-        th.Property("batch_poll_interval", th.NumberType, default=2.0,
-                    description="Seconds between /batches status checks."),
+        th.Property("batch_poll_interval", th.NumberType, default=30.0,
+                    description="Longest wait in seconds between /batches status checks: the "
+                                "first comes after 0.25 s, each wait 1.5x the last, up to this."),
         th.Property("retry_max_tries", th.IntegerType(minimum=1), default=8,
                     description="Tries per request on 429, 5xx, timeouts, dropped connections."),
         th.Property("retry_backoff_factor", th.NumberType, default=1.0,
