@@ -15,7 +15,7 @@ from singer_sdk import typing as th
 from tap_exactonline.auth import ExactAuthenticator
 from tap_exactonline.credentials import prepare_config, token_store_name
 from tap_exactonline.dates import DATE_INTERPRETATIONS
-from tap_exactonline.divisions import DivisionPlan, plan_divisions
+from tap_exactonline.divisions import CHECK_STATE_KEY, DivisionPlan, plan_divisions
 from tap_exactonline.invoice_feed import LineSpool
 from tap_exactonline.output import ExactMessageWriter
 from tap_exactonline.rate_limit import RateLimiter
@@ -92,6 +92,11 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property("modified_overlap_seconds", th.NumberType, default=300,
                 description="How far before the Modified bookmark to re-read (keys are stable, "
                 "re-sends are harmless)."),
+    th.Property("division_check_interval", th.NumberType, default=0,
+                description="Seconds a division check (system/Divisions, and current/Me when "
+                "no division is configured) is trusted before Exact is asked again; kept in the "
+                "state. 0 (the default) checks every run. A division move is then found up to "
+                "this long after it happened (that division is read in full at the next check)."),
     th.Property("request_timeout", th.NumberType, default=300,
                 description="Seconds to wait for an API answer."),
     th.Property("token_timeout", th.NumberType, default=60,
@@ -148,6 +153,11 @@ class TapExactOnline(Tap):
         # Secrets from the store and numbers from text, before the schema judges the config.
         self._config = prepare_config(self._config, self.config_jsonschema)
         return super()._validate_config(raise_errors=raise_errors)
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)  # the bookmarks
+        if isinstance(state.get(CHECK_STATE_KEY), dict):  # and the last division check
+            self.state[CHECK_STATE_KEY] = state[CHECK_STATE_KEY]
 
     def discover_streams(self) -> list:
         return [stream_type(tap=self) for stream_type in STREAM_TYPES]
