@@ -207,6 +207,10 @@ def meltano_env(boxes: Sandboxes, run_dir: Path) -> dict[str, str]:
             "TARGET_MAILCHIMP_AUDIT_STORE_URL": f"sqlite:///{run_dir / 'audit.sqlite'}",
             "MAPPER_EXACT_MAILCHIMP_LOOKUP_STORE_PATH": str(run_dir / "lookup.sqlite"),
             "MAPPER_EXACT_MAILCHIMP_REJECTIONS_PATH": str(run_dir / "rejections.jsonl"),
+            # What `target-mailchimp:status` reads, kept in the run dir like everything else.
+            "TAP_EXACTONLINE_RUN_SUMMARY_PATH": str(run_dir / "tap-last-run.json"),
+            "TARGET_MAILCHIMP_EXACT_RUN_SUMMARY_PATH": str(run_dir / "tap-last-run.json"),
+            "TARGET_MAILCHIMP_MAPPER_REJECTIONS_PATH": str(run_dir / "rejections.jsonl"),
         }
     )
     # The way back and the webhook service (demo_webhooks.py), write_exclusions on.
@@ -624,6 +628,10 @@ def main(argv: list[str] | None = None) -> int:
           f" {shown(run_dir)}/ (the webhook service's log and inboxes, the demo's"
           " Meltano run files), .meltano/, .env and output/"
           " (tokens and keys are stored encrypted; the store's key only in the environment).")
+    print("\nStatus (`meltano invoke target-mailchimp:status`; `--format json` for monitoring):")
+    status = subprocess.run([str(BIN / "meltano"), "invoke", "target-mailchimp:status"], cwd=ROOT,
+                            env=env, capture_output=True, text=True, check=False)
+    print(status.stdout.rstrip() or status.stderr[-2000:])
     return 0
 
 

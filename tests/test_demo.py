@@ -40,6 +40,8 @@ def test_demo_shows_both_directions(meltano_plugins: None, tmp_path: Path) -> No
     assert "IsMailingExcluded False" not in back
     assert "the member is still unsubscribed in Mailchimp" in back
     assert "Secrets check: none of the 5 secrets" in out
+    status = out.split("Status (`meltano invoke target-mailchimp:status`")[1]  # the demo ends so
+    assert "Mailchimp, last successful run:" in status and "Exact budget today" in status
 
     # The write went through target-exactonline, from the webhook's event, and is audited.
     with sqlite3.connect(run_dir / "exact-audit.sqlite") as db:

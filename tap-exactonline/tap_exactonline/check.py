@@ -155,13 +155,13 @@ class ExactCheck:
             return None
         if record.refresh_token and record.base_url and record.base_url != base_url:
             stored_region, configured = region_of(record.base_url), region_of(base_url)
-            fix = (f"set region {stored_region}" if stored_region else
-                   f"set base_url {record.base_url}")
+            fix = (f"set region {stored_region}" if stored_region and not config.get("base_url")
+                   else f"set base_url {record.base_url}")
             issuer = _host(record.base_url, stored_region)
             add(ERROR, f"The stored Exact tokens were issued by {issuer} "
                        f"but the tap is set to {_host(base_url, configured)}, and a token only "
                        f"works on the host that issued it: {fix} (`meltano config tap-exactonline "
-                       f"set region ...`), or re-authorize on the new host with {AUTHORIZE}.")
+                       f"{fix}`), or re-authorize on the new host with {AUTHORIZE}.")
             return None
         if record.refresh_started_at is not None:
             add(WARNING, f"A token refresh at {_when(record.refresh_started_at)} got no answer: "

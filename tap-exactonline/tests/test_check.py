@@ -56,7 +56,9 @@ def test_wrong_region_is_an_error_without_any_call(exact_sandbox, config_for):
     assert report.exit_code == 2
     [problem] = _problems(report)
     assert "issued by" in problem and "(region nl)" in problem and "(region be)" in problem
-    assert "set region nl" in problem
+    assert "set base_url " + exact_sandbox.base_url("nl") in problem  # base_url overrides region
+    report = ExactCheck({**config, "base_url": None, "region": "be"}).run()
+    assert "(region nl)" in _problems(report)[0] and "set region nl" in _problems(report)[0]
     assert report.facts["exact_calls"] == 0
     assert exact_sandbox.calls()["total"] == 0
 

@@ -12,9 +12,11 @@ import datetime
 import logging
 import uuid
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from target_mailchimp.audit import default_audit_url
 
@@ -42,7 +44,11 @@ def _now() -> datetime.datetime:
 
 
 def engine_for(config: Mapping[str, Any]) -> sa.Engine:
-    engine = sa.create_engine(config.get("audit_store_url") or default_audit_url())
+    url = make_url(config.get("audit_store_url") or default_audit_url())
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        # The run is noted before the audit store (which makes the folder too) is opened.
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url)
     metadata.create_all(engine)
     return engine
 

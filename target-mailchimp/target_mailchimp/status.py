@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,6 +29,9 @@ from target_mailchimp.refusals import classify, last_error, public_reason
 from target_mailchimp.run_log import FAILED, OK, RUNNING, engine_for, runs
 
 EXAMPLES = 3  # newest examples shown per reason
+TEXT_REASONS = 8  # reasons listed in the text form (JSON: all)
+_QUOTED = re.compile(r"'[^']*'")
+_GUID = re.compile(r"\b[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}\b")
 TOKEN_WARN_DAYS = 7  # as tap-exactonline's check: Exact expires an unused token after 30 days
 TOKEN_EXPIRES_DAYS = 30
 AUTHORIZE = "`meltano invoke tap-exactonline:authorize`"
@@ -51,6 +55,13 @@ def _parse(text: str | None) -> datetime.datetime | None:
 def _short(text: str | None) -> str:
     when = _parse(text)
     return when.strftime("%Y-%m-%d %H:%M UTC") if when else "?"
+
+
+def reason_kind(reason: object) -> str:
+    """A reason without the values that make each one unique (a quoted address, an id), so
+    rejections group by kind, and without personal data (the value is in the dead letter)."""
+    text = _QUOTED.sub("'…'", str(reason))
+    return public_reason(_GUID.sub("<id>", text), 160)
 
 
 def _audit_exists(url: str) -> bool:
@@ -230,10 +241,11 @@ class StatusReport:
                 continue  # a line cut by a crash mid-write
             if isinstance(row, dict):
                 rows.append(row)
-        counts = Counter(str(r.get("reason")) for r in rows)
+        counts = Counter(reason_kind(r.get("reason")) for r in rows)
         by_reason = []
         for reason, count in counts.most_common():
-            newest = [r for r in reversed(rows) if str(r.get("reason")) == reason][:EXAMPLES]
+            newest = [r for r in reversed(rows) if reason_kind(r.get("reason")) == reason][
+                :EXAMPLES]
             # The key and division only: `value` may hold personal data.
             by_reason.append({"reason": reason, "count": count, "newest": [
                 {"time": r.get("time"), "stream": r.get("stream"),
@@ -272,6 +284,8 @@ def render_text(report: Mapping[str, Any]) -> str:
                        f"(run {ok['run_id']}).")
             for kind, outcomes in ok["writes"].items():
                 out.append(f"  {kind}: " + ", ".join(f"{n} {o}" for o, n in outcomes.items()))
+            if not ok["writes"]:
+                out.append("  no writes (nothing had changed)")
         errors = mailchimp["runs_since_with_errors"]
         out.append(f"Mailchimp runs since with errors: {len(errors) or 'none'}.")
         for run in errors:
@@ -286,11 +300,14 @@ def render_text(report: Mapping[str, Any]) -> str:
     rejected = report.get("rejected_records")
     if rejected is not None:
         out.append(f"Records rejected by the mapper: {rejected['count'] or 'none'}.")
-        for group in rejected["by_reason"]:
+        for group in rejected["by_reason"][:TEXT_REASONS]:
             out.append(f"  {group['count']}x {group['reason']}")
-            for ex in group["newest"]:
+            for ex in group["newest"][:2]:
                 out.append(f"    newest: {ex['stream']} division {ex['division']} key "
                            f"{ex['key']} at {_short(ex['time'])}")
+        more = len(rejected["by_reason"]) - TEXT_REASONS
+        if more > 0:
+            out.append(f"  … and {more} more reason(s): `--format json` lists them all.")
     if report["problems"]:
         out.append("Problems:")
         out.extend(f"  - {p}" for p in report["problems"])

@@ -30,7 +30,9 @@ def test_nothing_recorded_yet(tmp_path: Path) -> None:
 def test_runs_failing_writes_and_an_old_token(mailchimp_sandbox, tmp_path: Path, capsys):
     config = base_config(mailchimp_sandbox, tmp_path, batch_operations_threshold=0,
                          exact_run_summary_path=str(tmp_path / "tap.json"),
-                         mapper_rejections_path=str(tmp_path / "rejections.jsonl"))
+                         mapper_rejections_path=str(tmp_path / "rejections.jsonl"),
+                         # a folder the first run makes: its run is noted all the same
+                         audit_store_url=f"sqlite:///{tmp_path}/new/audit.sqlite")
     members = [{"email": f"p{i}@example.com", "source_key": f"k{i}"} for i in range(3)]
     run_target(config, stream("members", members))
 
