@@ -167,13 +167,14 @@ class Reconciler:
             if email in archived:
                 continue  # never restored
             member = remote.get(email)
-            record = records_by_email[email]
+            # Never a subscribing status, not even as status_if_new of an existing member (it
+            # would apply if the member vanished between this read and the write).
+            record = {**records_by_email[email], "status_if_new": "unsubscribed"
+                      if change.opt_out or change.status_if_new == "unsubscribed"
+                      else NOT_SUBSCRIBING}
             if member is None:
-                created = {**record, "status_if_new": "unsubscribed" if change.opt_out else (
-                    change.status_if_new if change.status_if_new in (
-                        "unsubscribed", NOT_SUBSCRIBING) else NOT_SUBSCRIBING)}
                 plan.repairs.append(Repair("member", email, "missing from the audience: "
-                                           f"created {created['status_if_new']}", created))
+                                           f"created {record['status_if_new']}", record))
                 continue
             drift = []
             for tag, value in change.merge_fields.items():

@@ -22,6 +22,7 @@ OLDER, NEWER, STRAY, UNSUB, WEBSITE = ("older@x.nl", "newer@x.nl", "stray@x.nl",
 # Excluded in Exact since the sync (or inactive by time alone: the mapper sends opt_out);
 # EXCLUDED was also edited by hand in Mailchimp after Exact's record.
 IDLE, EXCLUDED = "idle@x.nl", "excluded@x.nl"
+MISSING = "missing@x.nl"  # in Exact, not in the audience: created, never subscribed
 TAG = {"tag_key": "cc:101:300", "name": "CC 300"}
 
 
@@ -103,7 +104,8 @@ def synced(mailchimp_sandbox: Any, tmp_path: Path) -> dict[str, Any]:
     # The full read: OLDER's record changed in Exact after the hand edit; the order was paid.
     full_read = messages([member(OLDER, "Olga", FUTURE), member(NEWER, "Nina"),
                           member(UNSUB, "Uma"), member(IDLE, "Ida", opt_out=True),
-                          member(EXCLUDED, "Eva", opt_out=True)], "paid")
+                          member(EXCLUDED, "Eva", opt_out=True),
+                          member(MISSING, "Mia", status_if_new="subscribed")], "paid")
     return {"config": config, "full_read": full_read}
 
 
@@ -119,7 +121,7 @@ def test_dry_run_then_reconcile_repairs_exactly_the_drift_then_nothing(
     assert _writes(mailchimp_sandbox) == 0
     assert by_email(mailchimp_sandbox) == before
     assert audit_rows(config, stream="reconcile") == []
-    assert ("would repair archive 1, member 2, member_tags 1, order 1, unsubscribe 1"
+    assert ("would repair archive 1, member 3, member_tags 1, order 1, unsubscribe 1"
             in "\n".join(log_lines))
 
     mailchimp_sandbox.reset_calls()
@@ -133,18 +135,20 @@ def test_dry_run_then_reconcile_repairs_exactly_the_drift_then_nothing(
     assert after[WEBSITE] == before[WEBSITE]  # not the connector's: untouched
     assert after[IDLE]["status"] == after[EXCLUDED]["status"] == "unsubscribed"
     assert after[EXCLUDED]["merge_fields"]["FNAME"] == "Kept By Hand"  # consent, not fields
-    assert {e for e in after if after[e] != before[e]} == {OLDER, STRAY, IDLE, EXCLUDED}
+    assert after[MISSING]["status"] == "transactional"  # the record asked for subscribed
+    assert {e for e in after if after[e] != before.get(e)} == {OLDER, STRAY, IDLE, EXCLUDED,
+                                                               MISSING}
     assert mailchimp_sandbox.store("exact-store")["orders"]["o1"]["financial_status"] == "paid"
     assert orders_before["o1"]["financial_status"] == "pending"
     repairs = {(r["record_key"], r["operation"]) for r in audit_rows(
         config, stream="reconcile", outcome="ok")}
     assert repairs == {(OLDER, "member"), (f"{OLDER}/{TAG['tag_key']}", "member_tags"),
                        (STRAY, "archive"), ("o1", "order"), (IDLE, "member"),
-                       (EXCLUDED, "unsubscribe")}
+                       (EXCLUDED, "unsubscribe"), (MISSING, "member")}
     assert [r["record_key"] for r in audit_rows(config, stream="reconcile",
                                                 outcome="skipped")] == [NEWER]
     log = "\n".join(log_lines)
-    assert "Reconcile: repaired archive 1, member 2, member_tags 1, order 1, unsubscribe 1" in log
+    assert "Reconcile: repaired archive 1, member 3, member_tags 1, order 1, unsubscribe 1" in log
     assert "Mailchimp calls (" in log
 
     mailchimp_sandbox.reset_calls()
