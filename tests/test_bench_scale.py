@@ -118,6 +118,7 @@ def test_bench_run_measures_every_part(meltano_plugins: None, tmp_path: Path) ->
         cwd=ROOT, capture_output=True, text=True, timeout=900, check=False)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     size = json.loads(results.read_text())["sizes"][str(accounts)]
+    print(json.dumps(size, indent=1)[:6000])  # shown when an assertion below fails
     first = size["end_to_end"]["first_sync"]
     assert first["finished"] and first["returncode"] == 0
     assert {"meltano", "tap", "mapper", "target"} <= set(first["peak_rss_mb"])
