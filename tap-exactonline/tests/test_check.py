@@ -125,3 +125,20 @@ def test_json_output_and_missing_secret(exact_sandbox, config_for, tmp_path: Pat
     text = capsys.readouterr().out
     assert "ERROR: No client secret in the encrypted store" in text
     assert "set-credential client_secret" in text
+
+
+def test_config_from_meltano_environment(exact_sandbox, config_for, monkeypatch, capsys):
+    """`--config ENV`, as `meltano invoke tap-exactonline:check` runs it: settings from
+    TAP_EXACTONLINE_* variables, the client secret from the store, the key from the env."""
+    from secret_store import SecretStore
+    from tap_exactonline.credentials import credentials_name
+
+    config = config_for(exact_sandbox)
+    SecretStore(config["token_store_path"], config["token_store_key"]).write(
+        credentials_name(config), {"client_secret": config["client_secret"],
+                                   "refresh_token": config["refresh_token"]})
+    monkeypatch.setenv("SECRET_STORE_KEY", config["token_store_key"])
+    for name in ("client_id", "base_url", "token_store_path"):
+        monkeypatch.setenv(f"TAP_EXACTONLINE_{name.upper()}", str(config[name]))
+    assert main(["--config", "ENV"]) == 0
+    assert "tap-exactonline check: all is well." in capsys.readouterr().out
