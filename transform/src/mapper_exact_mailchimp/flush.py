@@ -8,7 +8,7 @@ account's tags for a new contact, a payment for an old invoice all read the curr
 from __future__ import annotations
 
 import logging
-import pickle
+import marshal
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -86,28 +86,29 @@ class Output:
 
 class Spool:
     """Changed outputs of one stream in one flush, on disk in the order they were computed.
-    A key is spooled once per flush: it is computed from one state of the store, so a second
-    computation in the same flush (a customer per invoice of one account) is the same record."""
+    Each key comes once per flush (one member per dirty address, one order per dirty invoice,
+    one customer per account: see Flusher._customer), so nothing is looked up here."""
 
     def __init__(self) -> None:
         self._file: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by read())
-        self._keys: set[str] = set()
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._keys
 
     def add(self, output: Output) -> None:
-        self._keys.add(output.key)
-        pickle.dump(output, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+        # marshal: records are plain JSON values; the hash and canonical JSON go along.
+        marshal.dump((output.stream, output.key, output.record, output.owner,
+                      output.canonical, output.digest), self._file)
 
     def read(self) -> Iterator[Output]:
         with self._file:
             self._file.seek(0)
             while True:
                 try:
-                    yield pickle.load(self._file)  # noqa: S301 (our own file of this flush)
+                    found = marshal.load(self._file)  # noqa: S302 (our own file, this flush)
                 except EOFError:
                     return
+                stream, key, record, owner, canonical, digest = found
+                output = Output(stream, key, record, owner)
+                output.__dict__.update(canonical=canonical, digest=digest)  # cached values
+                yield output
 
 
 @dataclass
@@ -143,6 +144,9 @@ class Flusher:
         self._buckets: dict[str, dict[str, Output]] = {s: {} for s in HELD_STREAMS}
         self._spools = {s: Spool() for s in STREAM_ORDER if s not in HELD_STREAMS}
         self._rejections: list[Rejection] = list(extra_rejections or [])
+        # Rows read again and again within one flush (the store does not change during it).
+        self._cost_centers: dict[tuple[int, str], dict[str, Any] | None] = {}
+        self._customer_emails: dict[tuple[int, str], str | None] = {}
         result = FlushResult()
         if final and self.settings.inactive_after_days is not None:
             self._mark_customers_for_inactivity()
@@ -187,12 +191,9 @@ class Flusher:
         if stream in self._buckets:
             self._buckets[stream][key] = Output(stream, key, record, owner)
             return
-        spool = self._spools[stream]
-        if key in spool:
-            return
         output = Output(stream, key, record, owner)
         if not self._unchanged(output):
-            spool.add(output)
+            self._spools[stream].add(output)
 
     def _reject(self, rejections: list[Rejection]) -> None:
         self._rejections.extend(rejections)
@@ -244,7 +245,8 @@ class Flusher:
             chosen, account, contact, excluded=excluded, inactive=inactive,
             opted_out_before=self.ledger.opted_out(email), settings=self.settings))
         desired = desired_member_tags(
-            self.store, candidates, excluded=excluded, inactive=inactive, settings=self.settings)
+            self.store, candidates, excluded=excluded, inactive=inactive, settings=self.settings,
+            known_cost_centers=self._cost_centers)
         # Tags that may be on the member: sent active, or a removal not confirmed yet.
         previously_active = {
             p["tag_key"]: p["tag_name"]
@@ -370,19 +372,12 @@ class Flusher:
         account_id = str(invoice.get("InvoiceTo") or "")
         receivables = self.store.by_number(
             "receivables", division, str(invoice.get("InvoiceNumber")))
-        account = self.store.row("accounts", division, account_id)
-        candidates = self.store.candidates_of_account(division, account_id)
-        email = customer_email(account, candidates)
-        if email is None:
+        if self._customer(division, account_id) is None:
             self._reject([Rejection(
                 "sales_invoices", division, invoice_id,
                 f"account {account_id or '(none)'} has no usable email: no Mailchimp customer "
                 "possible", {"InvoiceNumber": invoice.get("InvoiceNumber")})])
             return
-        source = next((c for c in candidates if c.email == email and c.contact_id), None)
-        contact = self.store.row("contacts", division, source.contact_id) if source else None
-        self._add("customers", customer_id(division, account_id),
-                  customer_record(division, account_id, account, email, contact))
         outputs = invoice_outputs(division, invoice, lines, receivables)
         self._reject(outputs.rejections)
         if outputs.order:
@@ -390,6 +385,22 @@ class Flusher:
                 self._add_product(product)
             self._add("orders", oid, outputs.order)
             self.rejection_log.resolved("sales_invoices", division, invoice_id)
+
+    def _customer(self, division: int, account_id: str) -> str | None:
+        """The account's customer email (None: no customer possible); its `customers` output
+        is added once per flush, however many of the account's invoices are dirty."""
+        key = (division, account_id)
+        if key in self._customer_emails:
+            return self._customer_emails[key]
+        account = self.store.row("accounts", division, account_id)
+        candidates = self.store.candidates_of_account(division, account_id)
+        email = self._customer_emails[key] = customer_email(account, candidates)
+        if email is not None:
+            source = next((c for c in candidates if c.email == email and c.contact_id), None)
+            contact = self.store.row("contacts", division, source.contact_id) if source else None
+            self._add("customers", customer_id(division, account_id),
+                      customer_record(division, account_id, account, email, contact))
+        return email
 
     def _add_product(self, product: dict[str, Any]) -> None:
         """A product's price is a catalog price, not one invoice's: the first price sent stays

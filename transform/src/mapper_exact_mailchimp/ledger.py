@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 from .dates import utc_now_iso
@@ -198,14 +199,13 @@ class OutputLedger:
             )
         ]
 
-    def unconfirmed_payloads(self) -> list[tuple[str, dict[str, Any]]]:
-        """(stream, payload) of what was sent but not confirmed (its hash was forgotten)."""
+    def unconfirmed_payloads(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(stream, payload) of what was sent but not confirmed (its hash was forgotten);
+        read as iterated: after an unconfirmed first sync that is every output."""
         self.save()
-        return [
-            (stream, json.loads(payload))
-            for stream, payload in self.db.execute(
-                "SELECT stream, payload FROM emitted WHERE hash IS NULL")
-        ]
+        for stream, payload in self.db.execute(
+                "SELECT stream, payload FROM emitted WHERE hash IS NULL"):
+            yield stream, json.loads(payload)
 
     def forget(self, stream: str, key: str) -> None:
         self._queue_forget(FORGET_KEY, stream, key)

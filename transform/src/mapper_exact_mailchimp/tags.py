@@ -36,9 +36,12 @@ def tag_record(
 
 
 def account_cost_centers(
-    store: LookupStore, division: int, account_id: str, settings: MappingSettings
+    store: LookupStore, division: int, account_id: str, settings: MappingSettings,
+    known_cost_centers: dict[tuple[int, str], dict[str, Any] | None] | None = None,
 ) -> dict[str, str]:
-    """tag_key → tag name for every cost center on the account's (non-draft) invoice lines."""
+    """tag_key → tag name for every cost center on the account's (non-draft) invoice lines.
+    `known_cost_centers`: a cache of cost-center rows by (division, code), e.g. per flush."""
+    cache = {} if known_cost_centers is None else known_cost_centers
     tags: dict[str, str] = {}
     for invoice in store.children("sales_invoices", division, account_id):
         if invoice.get("Status") == DRAFT_STATUS:
@@ -47,10 +50,13 @@ def account_cost_centers(
             code = text(line.get("CostCenter"))
             if not code:
                 continue
-            known = store.by_number("cost_centers", division, code)
-            if known and known[0].get("Active") is False:
+            if (division, code) not in cache:
+                rows = store.by_number("cost_centers", division, code)
+                cache[(division, code)] = rows[0] if rows else None
+            known = cache[(division, code)]
+            if known and known.get("Active") is False:
                 continue  # the tag is being removed from everyone; do not add it back
-            description = text(known[0].get("Description")) if known else text(
+            description = text(known.get("Description")) if known else text(
                 line.get("CostCenterDescription"))
             tags[tag_key(division, code)] = tag_name(settings, division, code, description)
     return tags
@@ -63,11 +69,13 @@ def desired_member_tags(
     excluded: bool,
     inactive: bool,
     settings: MappingSettings,
+    known_cost_centers: dict[tuple[int, str], dict[str, Any] | None] | None = None,
 ) -> dict[str, str]:
     """Every tag the email should carry: all its Exact records' accounts' cost centers + rules."""
     tags: dict[str, str] = {}
     for division, account_id in sorted({(c.division, c.account_id) for c in candidates}):
-        tags.update(account_cost_centers(store, division, account_id, settings))
+        tags.update(account_cost_centers(store, division, account_id, settings,
+                                         known_cost_centers))
     if excluded and settings.excluded_handling == "tag":
         tags[SUPPRESSION_TAG_KEY] = settings.suppression_tag_name
     if inactive and settings.inactive_handling == "tag":
