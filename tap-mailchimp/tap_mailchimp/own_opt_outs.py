@@ -11,11 +11,14 @@ unsubscribe. target-mailchimp records each write with Mailchimp's answer (`statu
 `unsubscribed`), so the trail answers "did our write leave this member unsubscribed?".
 
 The rule, per member and unsubscribe moment M (the member's `last_changed`, or a webhook's
-`fired_at`): find our newest write whose answer's `last_changed` is M (nobody changed the
-member after it); walk back through our writes while each answer said `unsubscribed`: an
+`fired_at`): the member's last change must be ours, i.e. a write answered with `last_changed`
+M, or a side effect target-mailchimp confirmed as its own (tagging and e-commerce customers
+change members without answering for them; its `member_writes` table keeps that moment). Then
+walk back through our writes up to M, newest first, while each answer said `unsubscribed`: an
 opt-out of ours among them means the unsubscribe is ours. A write of ours answered with
-another status in between (or no write at M) means someone else unsubscribed the person: that
-goes back to Exact. Cleaned addresses are never ours.
+another status (or a last change not ours) means someone else unsubscribed the person: that
+goes back to Exact. Side effects never change a status, so they need no place in the walk.
+Cleaned addresses are never ours.
 
 Unconfirmed, and not relied on: whether Mailchimp moves `last_changed` on a no-op PUT (either
 way the chain above holds), and whether a webhook's `fired_at` equals `last_changed` to the
@@ -40,6 +43,11 @@ from tap_mailchimp.inbox import utc_iso
 LOGGER = logging.getLogger("tap_mailchimp.own_opt_outs")
 CHUNK = 500  # addresses per IN (...) query and per buffered batch of records
 
+_member_writes = sa.Table(  # target-mailchimp's memory of each member's last own change
+    "member_writes", sa.MetaData(),
+    sa.Column("list_id", sa.String), sa.Column("email", sa.String),
+    sa.Column("last_changed", sa.String),
+)
 _writes = sa.Table(  # the columns of target-mailchimp's audit_writes this side reads
     "audit_writes", sa.MetaData(),
     sa.Column("id", sa.Integer), sa.Column("stream", sa.String), sa.Column("record_key",
@@ -91,12 +99,13 @@ def _write(row: Any) -> OurWrite | None:
     return OurWrite(opt_out, answer.get("status"), _moment(answer.get("last_changed")))
 
 
-def made_by_us(history: list[OurWrite], moment: str) -> bool:
-    """The rule of the module docstring; `history` in the order Mailchimp changed the member."""
-    at = [i for i, w in enumerate(history) if w.last_changed == moment]
-    if not at:
-        return False
-    for write in reversed(history[: at[-1] + 1]):
+def made_by_us(history: list[OurWrite], moment: str, last_ours: str | None = None) -> bool:
+    """The rule of the module docstring; `history` in the order Mailchimp changed the member,
+    `last_ours` the member's last change target-mailchimp remembers as its own (side effects
+    included)."""
+    if moment != last_ours and not any(w.last_changed == moment for w in history):
+        return False  # someone changed the member after our last write
+    for write in reversed([w for w in history if (w.last_changed or "") <= moment]):
         if write.status != "unsubscribed":
             return False
         if write.opt_out:
@@ -110,15 +119,33 @@ class ForwardTrail:
     def __init__(self, url: str) -> None:
         parsed = make_url(url)
         self._engine: sa.Engine | None = None
+        self._has_member_writes = False
         database = parsed.database or ""
         if parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:") and \
                 not Path(database).expanduser().exists():
             return  # never create the other plugin's file
         engine = sa.create_engine(url)
-        if sa.inspect(engine).has_table("audit_writes"):
+        inspector = sa.inspect(engine)
+        if inspector.has_table("audit_writes"):
             self._engine = engine
+            self._has_member_writes = inspector.has_table("member_writes")
         else:
             engine.dispose()
+
+    def last_own_changes(self, list_id: str, emails: Iterable[str]) -> dict[str, str]:
+        """Per member, the last change target-mailchimp confirmed as its own (normalised)."""
+        if self._engine is None or not self._has_member_writes:
+            return {}
+        wanted, found = sorted(set(emails)), {}
+        with self._engine.connect() as conn:
+            for start in range(0, len(wanted), CHUNK):
+                rows = conn.execute(sa.select(_member_writes).where(
+                    _member_writes.c.list_id == list_id,
+                    _member_writes.c.email.in_(wanted[start:start + CHUNK])))
+                for row in rows:
+                    if (moment := _moment(row.last_changed)) is not None:
+                        found[row.email] = moment
+        return found
 
     def histories(self, emails: Iterable[str]) -> dict[str, list[OurWrite]]:
         if self._engine is None:
@@ -146,12 +173,13 @@ class ForwardTrail:
 
         def flush() -> Iterator[dict[str, Any]]:
             nonlocal left_out
-            histories = self.histories(r["email"] for r in buffer
-                                       if r["status"] == "unsubscribed")
+            emails = [r["email"] for r in buffer if r["status"] == "unsubscribed"]
+            histories = self.histories(emails)
+            last_ours = self.last_own_changes(buffer[0]["list_id"], emails) if buffer else {}
             for record in buffer:
                 history = histories.get(record["email"])
                 if history and record["status"] == "unsubscribed" and made_by_us(
-                        history, record["changed_at"]):
+                        history, record["changed_at"], last_ours.get(record["email"])):
                     left_out += 1
                     continue
                 yield record

@@ -37,7 +37,8 @@ def test_forward_flow_opt_outs_are_not_sent_back_but_peoples_own_are(
     forward = base_config(mailchimp_sandbox, tmp_path / "forward")
     # blocked@: created unsubscribed (a blocked account's contact); inactive@: existing,
     # opted out by a later run (PUT); own@ and own-then-updated@ unsubscribe themselves, the
-    # latter then gets a routine update from the forward flow (still their own unsubscribe).
+    # latter then gets a routine update from the forward flow (still their own unsubscribe),
+    # own@ a tag.
     run_target(forward, stream("members", [
         _member("blocked@example.com", opt_out=True), _member("inactive@example.com"),
         _member("own@example.com"), _member("own-then-updated@example.com")]))
@@ -48,6 +49,15 @@ def test_forward_flow_opt_outs_are_not_sent_back_but_peoples_own_are(
     run_target(forward, stream("members", [
         _member("inactive@example.com", opt_out=True),
         _member("own-then-updated@example.com", merge_fields={"FNAME": "Renamed"})]))
+    # Tagging changes members without answering for them (target-mailchimp confirms those
+    # changes as its own side effects): after our opt-out, and after a person's unsubscribe.
+    mailchimp_sandbox.advance_clock(5)
+    before = {e: mailchimp_sandbox.member(e)["last_changed"]
+              for e in ("blocked@example.com", "own@example.com")}
+    run_target(forward, stream("member_tags", [
+        {"email": e, "tag_key": "cc-100", "tag_name": "CC 100 · Sales (101)", "active": True,
+         "source_updated_at": LATER} for e in before]))
+    assert all(mailchimp_sandbox.member(e)["last_changed"] != at for e, at in before.items())
     statuses = {m["email_address"]: m["status"] for m in mailchimp_sandbox.members()}
     # The routine update after the person's unsubscribe really was written (and answered).
     assert audit_rows(forward, record_key="own-then-updated@example.com", operation="update",
