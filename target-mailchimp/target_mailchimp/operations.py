@@ -132,23 +132,33 @@ class WriteExecutor:
 
     def _wait(self, batch_id: str) -> dict[str, Any]:
         """Poll until the job finishes: soon at first (a small job is done in a second or
-        two; a fixed interval slept most of a run away), then when the job's own pace
-        (`finished_operations` over the time so far) says it should be done, else less and
+        two; a fixed interval slept most of a run away), then when the job's pace between
+        the last two polls (`finished_operations`) says it should be done, else less and
         less often; never more than `poll_interval` apart. A job costs a few polls."""
-        started = time.monotonic()
-        deadline = started + self.poll_timeout
+        deadline = time.monotonic() + self.poll_timeout
         longest = max(self.poll_interval, 0.01)
         wait = min(FIRST_POLL, longest)
+        seen: tuple[int, float] | None = None  # finished_operations, when
         while True:
             time.sleep(wait)
             status = self.client.request("GET", f"batches/{batch_id}",
                                          expect={"status": str})
             if status["status"] == "finished":
                 return status
-            if time.monotonic() > deadline:
+            polled = time.monotonic()
+            if polled > deadline:
                 raise OutageError(f"Batch {batch_id} did not finish in {self.poll_timeout}s")
-            wait = min(max(_time_left(status, time.monotonic() - started) or
-                           wait * POLL_GROWTH, FIRST_POLL), longest)
+            done, total = status.get("finished_operations"), status.get("total_operations")
+            if not isinstance(done, int) or not isinstance(total, int):
+                wait *= POLL_GROWTH
+            elif seen is not None and done > seen[0]:
+                # A little after the job should end at its pace, rather than just before.
+                wait = (total - done) * (polled - seen[1]) / (done - seen[0]) * 1.1
+                seen = (done, polled)
+            else:
+                wait *= POLL_GROWTH
+                seen = (done, polled)
+            wait = min(max(wait, FIRST_POLL), longest)
 
     def _results(self, batch: dict[str, Any]) -> dict[str, tuple[int, Any]]:
         url = batch.get("response_body_url")
@@ -156,14 +166,6 @@ class WriteExecutor:
             # No archive named: every operation counts as unknown and is sent again directly.
             return {}
         return self.client.download(url, _read_results)
-
-
-def _time_left(status: dict[str, Any], elapsed: float) -> float | None:
-    """Seconds until the job should be done at its pace so far (None: no pace yet)."""
-    done, total = status.get("finished_operations"), status.get("total_operations")
-    if not isinstance(done, int) or not isinstance(total, int) or not 0 < done < total:
-        return None
-    return (total - done) * elapsed / done * 1.1  # a little after, rather than just before
 
 
 def _read_results(archive: bytes) -> dict[str, tuple[int, Any]]:
