@@ -104,19 +104,26 @@ def test_a_tag_created_and_renamed_in_mailchimp_round_trips_without_churn(both_w
     pipeline = both_ways
     _job(pipeline, FORWARD)
     before = _segments(pipeline)
-    center = next(c for c in pipeline.exact.rows("Costcenters", 101) if c["Active"]
-                  and f"CC {c['Code']} · {c['Description']} (101)" in before)
+    center, older = [c for c in pipeline.exact.rows("Costcenters", 101) if c["Active"]
+                     and f"CC {c['Code']} · {c['Description']} (101)" in before][:2]
     old_name = f"CC {center['Code']} · {center['Description']} (101)"
     new_name = f"CC {center['Code']} · {center['Description']} and more (101)"
+    exact_name = f"CC {older['Code']} · {older['Description']} (101)"
+    mailchimp_name = f"CC {older['Code']} · Renamed in Mailchimp (101)"
     mc = pipeline.mailchimp
     lists = f"{mc.api_base}/lists/{mc.list_id}/segments"
-    segment_id = next(s["id"] for s in requests.get(
+    segment_ids = {s["name"]: s["id"] for s in requests.get(
         lists, params={"type": "static", "count": 1000}, auth=("x", mc.api_key),
-        timeout=10).json()["segments"] if s["name"] == old_name)
+        timeout=10).json()["segments"]}
     mc.advance_clock(60)
-    renamed = requests.patch(f"{lists}/{segment_id}", json={"name": new_name},
-                             auth=("x", mc.api_key), timeout=10)
-    assert renamed.status_code == 200, renamed.text
+    for name, renamed_to in ((old_name, new_name), (exact_name, mailchimp_name)):
+        renamed = requests.patch(f"{lists}/{segment_ids[name]}", json={"name": renamed_to},
+                                 auth=("x", mc.api_key), timeout=10)
+        assert renamed.status_code == 200, renamed.text
+    # `older`'s cost center changes in Exact after its tag was renamed (not its description,
+    # so the forward flow has no new name to send): Exact's name must come back in Mailchimp.
+    pipeline.exact.advance_clock(180)
+    pipeline.exact.update("Costcenters", older["ID"], {"Active": True})
     created = requests.post(lists, json={"name": "CC 650 · Trade fairs (101)",
                                          "static_segment": []},
                             auth=("x", mc.api_key), timeout=10)
@@ -127,10 +134,14 @@ def test_a_tag_created_and_renamed_in_mailchimp_round_trips_without_churn(both_w
     assert centers[center["Code"]]["Description"] == f"{center['Description']} and more"
     assert centers["650"]["Description"] == "Trade fairs"
 
+    assert centers[older["Code"]]["Description"] == older["Description"]
+    assert _segments(pipeline).get(exact_name) == 1  # put back by the way back
+
     _job(pipeline, FORWARD)  # Exact now holds Mailchimp's names: nothing is renamed back
     after = _segments(pipeline)
     assert after.get(new_name) == 1 and old_name not in after
     assert after.get("CC 650 · Trade fairs (101)") == 1
+    assert after.get(exact_name) == 1 and mailchimp_name not in after
 
     pipeline.exact.reset_calls()
     pipeline.mailchimp.reset_calls()
