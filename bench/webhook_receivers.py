@@ -1,7 +1,9 @@
 """The swappable part of the latency bench: what receives Exact's webhooks and starts the runs.
 
 - `service`: the webhook service, `exactmc-webhooks serve` (route `POST /exact`), which
-  triggers `meltano run exactonline-to-mailchimp` itself, debounced and serialised.
+  triggers the job itself with its default command (`env TAP_EXACTONLINE_SYNC_SCOPE=
+  pending_webhooks meltano run exactonline-to-mailchimp`: only the partitions the deliveries
+  named), debounced and serialised.
 - `tap-loop`: the tap's own receiver, `tap-exactonline-webhooks serve`, plus a loop of the
   bench's own that starts the same job whenever the inbox holds entries (after a short quiet
   time): a stand-in that needs nothing but the tap.
@@ -12,6 +14,7 @@ Both run as separate processes with the pipeline's environment, as an operator w
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import threading
@@ -103,7 +106,9 @@ class ServiceReceiver(Receiver):
             "WEBHOOKS_SECRET_STORE_PATH": self.env["TAP_EXACTONLINE_TOKEN_STORE_PATH"],
             "WEBHOOKS_WEBHOOK_INBOX_PATH": self.env["TAP_EXACTONLINE_WEBHOOK_INBOX_PATH"],
             "WEBHOOKS_MAILCHIMP_INBOX_PATH": str(self.workdir / "mailchimp-inbox.jsonl"),
-            "WEBHOOKS_TRIGGER_COMMAND": f"{BIN / 'meltano'} run {JOB}",
+            # The service's default trigger (the job scoped to the deliveries' partitions,
+            # sync_scope pending_webhooks): what a deployment runs. Its `meltano` is this one.
+            "PATH": f"{BIN}{os.pathsep}{self.env.get('PATH', os.defpath)}",
             "WEBHOOKS_MAILCHIMP_TRIGGER_COMMAND": "",
             "WEBHOOKS_DEBOUNCE_SECONDS": str(self.debounce),
         }
