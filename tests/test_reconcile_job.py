@@ -30,6 +30,7 @@ def test_reconcile_job_reads_everything_into_its_own_stores_and_runs_at_month_en
     assert set(tap["capabilities"]) == set(
         plugin(config, "extractors", "tap-exactonline")["capabilities"]) - {"state"}
     assert tap["namespace"] == "tap_exactonline"  # TAP_EXACTONLINE_* settings apply
+    assert tap["config"] == {"mark_incomplete_read": True}  # a budget-cut read: no archive
 
     mapper = plugin(config, "mappers", "mapper-exact-mailchimp--reconcile")
     (mapping,) = mapper["mappings"]

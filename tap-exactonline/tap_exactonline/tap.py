@@ -112,6 +112,10 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property("webhook_inbox_path", th.StringType,
                 description="File where the webhook receiver notes changed keys; a completed "
                 "run clears the entries it covered."),
+    th.Property("mark_incomplete_read", th.BooleanType, default=False,
+                description="A run that stops early on Exact's daily budget ends with a STATE "
+                "carrying `\"incomplete_read\": true` (set by the `reconcile` job, whose "
+                "target then archives nobody)."),
     th.Property("sync_scope", th.StringType, default=ALL, allowed_values=list(SCOPES),
                 description="What a run reads: `all` (every stream and division; the schedule) "
                 "or `pending_webhooks` (only the stream/division partitions with entries in "
@@ -130,6 +134,9 @@ CONFIG_SCHEMA = th.PropertiesList(
                 description="Longest wait, after a token refresh that got no answer, until Exact "
                 "allows retrying with the previous refresh token; beyond it the run stops."),
 ).to_dict()
+
+
+INCOMPLETE_READ_KEY = "incomplete_read"  # top level of the last STATE (mark_incomplete_read)
 
 
 class TapExactOnline(Tap):
@@ -265,6 +272,11 @@ class TapExactOnline(Tap):
                 ", ".join(f"{key} (division {d})" for key, d in sorted(
                     self.rate_limiter.shares.cut_short, key=str)),
             )
+        if self.config.get("mark_incomplete_read") and self.rate_limiter.stopped_early:
+            # The reconcile job's target takes the input as ALL of Exact's data (what it lacks
+            # is archived): it must see this read was not. A top-level key, so the SDK drops it
+            # when the state is loaded again.
+            self._state_writer.write_state({**self.state, INCOMPLETE_READ_KEY: True})
 
     def _polled(self, entry: dict[str, Any]) -> bool:
         """Whether this run read what a webhook entry announced: its division and its topic."""

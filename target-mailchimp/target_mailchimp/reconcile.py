@@ -49,6 +49,7 @@ MEMBER_FIELDS = ("members.email_address,members.status,members.merge_fields,memb
 ORDER_FIELDS = "orders.id,orders.financial_status,total_items"
 NOT_SUBSCRIBING = "transactional"  # a member reconcile creates never receives marketing
 DEFAULT_MAX_ARCHIVE_SHARE = 0.2
+INCOMPLETE_READ = "incomplete_read"  # top-level STATE key of a read that stopped early
 
 
 @dataclass
@@ -94,7 +95,9 @@ class Reconciler:
 
     # --- the run -------------------------------------------------------------------------
 
-    def run(self) -> Plan:
+    def run(self, last_state: dict[str, Any] | None = None) -> Plan:
+        """`last_state`: the input's last STATE; `incomplete_read` there (tap-exactonline's
+        `mark_incomplete_read`: its read stopped early) means no archive at all."""
         self._count_calls()
         plan = Plan()
         members = self.desired.get("members", [])
@@ -110,7 +113,7 @@ class Reconciler:
         own = self._owned()
         self._plan_members(plan, remote, archived, own)
         self._plan_member_tags(plan, remote, own)
-        self._plan_archives(plan, remote, own)
+        self._plan_archives(plan, remote, own, bool((last_state or {}).get(INCOMPLETE_READ)))
         self._plan_orders(plan)
         for repair in plan.repairs:
             LOGGER.info("reconcile%s: %s %s: %s", " (dry run)" if self.dry_run else "",
@@ -232,11 +235,17 @@ class Reconciler:
                                         f"{what}; changed in Mailchimp after Exact: kept"))
 
     def _plan_archives(self, plan: Plan, remote: dict[str, dict[str, Any]],
-                       own: dict[str, str | None]) -> None:
+                       own: dict[str, str | None], incomplete: bool) -> None:
         held = {normalise_email(r.get("email")) for r in self.desired["members"]}
         held |= {normalise_email(r.get("email")) for r in self.desired.get("customers", [])}
         strays = sorted(email for email in own if email in remote and email not in held)
         owned_present = sum(1 for email in own if email in remote)
+        if strays and incomplete:
+            plan.refused_archives = len(strays)
+            plan.refusal = (f"the source says its read stopped early ({INCOMPLETE_READ} in its "
+                            f"last STATE), so none of the {len(strays)} members in no record "
+                            "was archived (run the reconcile again on a fresh daily budget)")
+            return
         if strays and len(strays) > self.max_archive_share * max(owned_present, 1):
             # Everything else is still repaired; the target exits non-zero so a person looks.
             plan.refused_archives = len(strays)

@@ -228,7 +228,7 @@ class TargetMailchimp(Target):
         try:
             super().listen(file_input)
             if self.reconciler is not None:  # reconcile mode: the drift instead of healing
-                plan = self.reconciler.run()
+                plan = self.reconciler.run(self._latest_state)
                 completed = True
             else:
                 # Healing comes at the END, once every sink has drained: this run's own writes

@@ -13,7 +13,14 @@ import pytest
 import requests
 from target_mailchimp.client import subscriber_hash
 from target_mailchimp.heal import UnhealedWrites
-from target_mailchimp.testing import audit_rows, base_config, by_email, run_target, stream
+from target_mailchimp.testing import (
+    audit_rows,
+    base_config,
+    by_email,
+    run_target,
+    state,
+    stream,
+)
 
 PAST = "2026-01-01T10:00:00+00:00"
 FUTURE = "2099-01-01T10:00:00+00:00"  # Exact's record changed after the hand edit
@@ -169,6 +176,12 @@ def test_a_partial_or_empty_input_archives_nobody_and_exits_3(
     members = by_email(mailchimp_sandbox)
     assert all(m["status"] != "archived" for m in members.values())
     assert members[OLDER]["merge_fields"]["FNAME"] == "Olga"  # the rest is still repaired
+
+    # A read the tap says stopped early (its last STATE): nobody archived either.
+    with pytest.raises(UnhealedWrites):
+        run_target(config, [*synced["full_read"],
+                            state({"bookmarks": {}, "incomplete_read": True})])
+    assert by_email(mailchimp_sandbox)[STRAY]["status"] != "archived"
 
     mailchimp_sandbox.reset_calls()  # no member at all: nothing is done
     with pytest.raises(UnhealedWrites):
