@@ -18,6 +18,7 @@ DATE_INTERPRETATIONS = (AMSTERDAM_WALL_CLOCK, TRUE_UTC)
 
 _ODATA_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 _EPOCH = datetime(1970, 1, 1)  # naive: the milliseconds are read as a wall clock first
+_OFFSETS: dict[int, timedelta] = {}  # wall-clock hour since 1970 → Amsterdam's UTC offset
 
 
 def parse_odata_date(value: str, interpretation: str = AMSTERDAM_WALL_CLOCK) -> datetime:
@@ -50,12 +51,28 @@ def convert_odata_date(value: object, interpretation: str = AMSTERDAM_WALL_CLOCK
     match = _ODATA_DATE.match(value)
     if match is None:
         raise ValueError(f"not an OData date: {value!r}")
-    wall = _EPOCH + timedelta(milliseconds=int(match.group(1)))
+    ms = int(match.group(1))
+    wall = _EPOCH + timedelta(milliseconds=ms)
     if interpretation == AMSTERDAM_WALL_CLOCK:
         with contextlib.suppress(OverflowError):  # year 1, Exact's "no date": no zone to apply
-            wall = wall.replace(tzinfo=AMSTERDAM).astimezone(timezone.utc).replace(tzinfo=None)
+            wall -= _amsterdam_offset(wall, ms // 3_600_000)
     text = wall.isoformat(timespec="milliseconds")
     return (text[:-4] if text.endswith(".000") else text) + "Z"
+
+
+def _amsterdam_offset(wall: datetime, hour: int) -> timedelta:
+    """Amsterdam's UTC offset at a wall-clock moment, looked up once per wall-clock hour.
+
+    Zone transitions fall on whole hours, so every moment of one wall-clock hour has the same
+    offset (fold 0 in the repeated hour, as `replace(tzinfo=...)` gives); the zone lookup was
+    most of the cost of a date.
+    """
+    offset = _OFFSETS.get(hour)
+    if offset is None:
+        if len(_OFFSETS) > 200_000:  # decades of hours; bounded all the same
+            _OFFSETS.clear()
+        offset = _OFFSETS[hour] = wall.replace(tzinfo=AMSTERDAM).utcoffset() or timedelta(0)
+    return offset
 
 
 def modified_filter(since: datetime, overlap_seconds: float) -> str:

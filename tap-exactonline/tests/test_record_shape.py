@@ -11,6 +11,7 @@ import re
 from decimal import Decimal
 
 from jsonschema import Draft202012Validator
+from tap_exactonline.dates import convert_odata_date, parse_odata_date, to_iso_utc
 from tap_exactonline.tap import TapExactOnline
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$")
@@ -72,3 +73,17 @@ def test_post_process_fixes_types_only_where_exact_could_differ(exact_sandbox, c
     assert record == {"ID": "r", "AccountId": "acc", "AccountCode": "7",
                       "AmountDC": Decimal("1.10"), "LastPaymentDate": "0001-01-01T00:00:00Z",
                       "Division": 101}
+
+
+def test_the_fast_date_conversion_agrees_with_the_zone_library_around_dst_changes():
+    """convert_odata_date caches Amsterdam's offset per wall-clock hour; parse_odata_date asks
+    zoneinfo every time. Minute by minute through both 2023 changes, and odd values."""
+    spring, autumn = 1679792400000, 1698541200000  # 2023-03-26 01:00Z, 2023-10-29 01:00Z
+    values = [base + minute * 60_000 + 123 for base in (spring, autumn)
+              for minute in range(-180, 180)]
+    values += [-62135596800000, 0, 1700000000000]
+    for ms in values:
+        for interpretation in ("amsterdam_wall_clock", "utc"):
+            text = f"/Date({ms})/"
+            assert convert_odata_date(text, interpretation) == to_iso_utc(
+                parse_odata_date(text, interpretation)), (text, interpretation)
