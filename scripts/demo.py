@@ -555,9 +555,9 @@ def print_live(live: Live) -> None:
           f" is still {back.status_after_forward_run} in Mailchimp")
     print(f"  the service started {live.service_runs} runs in all (debounced, one at a time)")
     print(f"  target-exactonline's audit trail (exact-audit.sqlite), opt-outs:"
-          f" {_outcomes(live.way_back_audit)}; its first run also writes back the audience's"
-          " earlier opt-outs (most made by the forward flow's consent rules), within Exact's"
-          " 60 calls a minute")
+          f" {_outcomes(live.way_back_audit)}; its first run also writes back people's own"
+          " earlier opt-outs (the forward flow's own, e.g. blocked accounts, are recognised in"
+          " target-mailchimp's audit trail and not sent back)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from exactmc_webhooks.settings import EXACT_TRIGGER_COMMAND
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
@@ -62,13 +63,20 @@ def way_back_env(env: dict[str, str], run_dir: Path, exact_url: str, mailchimp_u
         "TARGET_EXACTONLINE_TOKEN_STORE_PATH": str(run_dir / "secrets"),
         "TARGET_EXACTONLINE_AUDIT_STORE_URL": f"sqlite:///{run_dir / 'exact-audit.sqlite'}",
         "TARGET_EXACTONLINE_WRITE_EXCLUSIONS": "true",  # off by default: on for the demo
+        # The forward flow's own opt-outs are recognised in its audit trail (not sent back),
+        # and a tag renamed before Exact's change gets Exact's name back in this Mailchimp.
+        "TAP_MAILCHIMP_FORWARD_AUDIT_STORE_URL": env["TARGET_MAILCHIMP_AUDIT_STORE_URL"],
+        "TARGET_EXACTONLINE_MAILCHIMP_BASE_URL": f"{mailchimp_url}/3.0",
+        "TARGET_EXACTONLINE_MAILCHIMP_LOGIN_URL": mailchimp_url,
         "WEBHOOKS_CLIENT_ID": env["TAP_EXACTONLINE_CLIENT_ID"],
         "WEBHOOKS_SECRET_STORE_PATH": str(run_dir / "secrets"),
         "WEBHOOKS_WEBHOOK_INBOX_PATH": env["TAP_EXACTONLINE_WEBHOOK_INBOX_PATH"],
         "WEBHOOKS_MAILCHIMP_INBOX_PATH": str(run_dir / "mailchimp-inbox.jsonl"),
+        # The service's default trigger (the job scoped to the deliveries' partitions), with
         # --force: the demo's killed first run still counts as running for Meltano; the
         # plugins' run locks keep two runs of one company or audience apart.
-        "WEBHOOKS_TRIGGER_COMMAND": f"{meltano} run --force exactonline-to-mailchimp",
+        "WEBHOOKS_TRIGGER_COMMAND": EXACT_TRIGGER_COMMAND.replace(
+            "meltano run", f"{meltano} run --force"),
         "WEBHOOKS_MAILCHIMP_TRIGGER_COMMAND": f"{meltano} run --force mailchimp-to-exactonline",
     }
 
@@ -190,7 +198,9 @@ def register_mailchimp(boxes: Boxes, url: str) -> None:
     response = requests.post(
         f"{boxes.mailchimp_url}/3.0/lists/{boxes.list_id}/webhooks", auth=("demo", boxes.api_key),
         json={"url": url, "events": {"unsubscribe": True, "cleaned": True, "upemail": True},
-              "sources": {"user": True, "admin": True, "api": True}}, timeout=30)
+              # Not `api`: those are our own forward flow's writes (no loop; tap-mailchimp
+              # also recognises them in target-mailchimp's audit trail).
+              "sources": {"user": True, "admin": True, "api": False}}, timeout=30)
     if not response.ok:
         raise SystemExit(f"registering the Mailchimp webhook failed: {response.text[:500]}")
 

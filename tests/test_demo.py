@@ -50,3 +50,9 @@ def test_demo_shows_both_directions(meltano_plugins: None, tmp_path: Path) -> No
             " AND record_key = ? AND outcome = 'written' AND reason LIKE '%(webhook)%'",
             (email,)).fetchone()[0]
     assert written >= 1
+    # Only her own opt-out went back: the forward flow's (blocked accounts, exclusions) did not.
+    with sqlite3.connect(run_dir / "exact-audit.sqlite") as db:
+        others = db.execute(
+            "SELECT COUNT(*) FROM exact_audit WHERE stream = 'mailing_exclusions'"
+            " AND record_key != ? AND outcome = 'written'", (email,)).fetchone()[0]
+    assert others == 0
