@@ -144,6 +144,8 @@ class Flusher:
         self._buckets: dict[str, dict[str, Output]] = {s: {} for s in HELD_STREAMS}
         self._spools = {s: Spool() for s in STREAM_ORDER if s not in HELD_STREAMS}
         self._rejections: list[Rejection] = list(extra_rejections or [])
+        # The ledger does not change while a flush computes: streams with a trusted hash.
+        self._trusted = {s for s in STREAM_ORDER if self.ledger.has_confirmed(s)}
         # Rows read again and again within one flush (the store does not change during it).
         self._cost_centers: dict[tuple[int, str], dict[str, Any] | None] = {}
         self._customer_emails: dict[tuple[int, str], str | None] = {}
@@ -179,6 +181,8 @@ class Flusher:
                 yield from spools[stream].read()
 
     def _unchanged(self, output: Output) -> bool:
+        if output.stream not in self._trusted:
+            return False  # no trusted hash of this stream at all (a first sync): no lookup
         return self.ledger.is_unchanged(output.stream, output.key, output.digest)
 
     def _may_still_come(self, stream: str) -> bool:

@@ -152,6 +152,13 @@ class OutputLedger:
 
     # --- emitted outputs ------------------------------------------------------------------
 
+    def has_confirmed(self, stream: str) -> bool:
+        """Whether any output of `stream` has a trusted hash (none on a first sync)."""
+        self.save()
+        return self.db.execute(
+            "SELECT 1 FROM emitted WHERE stream=? AND hash IS NOT NULL LIMIT 1", (stream,)
+        ).fetchone() is not None
+
     def is_unchanged(self, stream: str, key: str, digest: str) -> bool:
         self.save()
         found = self.db.execute(

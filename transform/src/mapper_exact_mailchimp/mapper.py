@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import typing as t
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -27,6 +28,7 @@ from .lookup_store import LookupStore, connect
 from .rejections import Rejection, RejectionLog
 from .schemas import OUTPUT_STREAMS
 from .settings import CONFIG_SCHEMA, MappingSettings
+from .writer import StateFlushingWriter
 
 logger = logging.getLogger("mapper-exact-mailchimp")
 STORE_LOCK_TIMEOUT_SECONDS = 60
@@ -45,6 +47,7 @@ class ExactToMailchimpMapper(InlineMapper):
     config_jsonschema = CONFIG_SCHEMA
     # Joins replace the SDK's per-record stream maps, so those are not offered.
     capabilities: t.ClassVar[list] = [PluginCapabilities.ABOUT]
+    message_writer_class = StateFlushingWriter
 
     def __init__(self, **kwargs: t.Any) -> None:
         os.umask(0o077)  # files created from here on (lookup store, rejections) are private
@@ -121,6 +124,7 @@ class ExactToMailchimpMapper(InlineMapper):
     def process_endofpipe(self) -> None:
         self._confirm_once(None)
         self._write_messages(self._flush(final=True))
+        sys.stdout.flush()  # records after the last STATE (StateFlushingWriter holds them)
         self.ledger.complete_run()
         self._commit()
         logger.info(
