@@ -237,7 +237,8 @@ class DataStore:
             finally:
                 self._count_receivable(entity, row, +1)
             if entity == "SalesInvoices":  # prepare_update gave it new line dicts
-                row["SalesInvoiceLines"] = compact(entity, row)["SalesInvoiceLines"]
+                row["SalesInvoiceLines"] = [compact("SalesInvoices.line", line)
+                                            for line in row["SalesInvoiceLines"]]
             self._touch(entity, row)
             if entity == "SalesInvoices":
                 self._ensure_receivable(row)
@@ -339,7 +340,8 @@ class DataStore:
             return
         if self._receivable_numbers[invoice["Division"]][invoice["InvoiceNumber"]] > 0:
             return
-        self.insert("Receivables", receivable_for(self, invoice, invoice["Modified"]))
+        self.insert("Receivables", receivable_for(self, invoice, invoice["Modified"]),
+                    compacted=True)
 
     def _notify(self, entity: str, row: Row, action: str) -> None:
         event = {"entity": entity, "division": row["Division"], "action": action,

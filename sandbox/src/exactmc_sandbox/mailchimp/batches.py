@@ -11,12 +11,13 @@ import io
 import json
 import queue
 import secrets
+import sys
 import tarfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 from flask import Blueprint, Flask, Response, request
 
@@ -32,7 +33,7 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 @dataclass
 class Batch:
     id: str
-    operations: list[dict[str, Any]]
+    operations: list[dict[str, Any] | None]  # each dropped once run
     authorization: str
     results_url: str
     submitted_at: str
@@ -42,7 +43,6 @@ class Batch:
     finished_operations: int = 0
     errored_operations: int = 0
     completed_at: str = ""
-    results: list[dict[str, Any]] = field(default_factory=list)
     archive: bytes | None = None
     # Monotonic run window, for tests proving batches never overlap (not in the API).
     ran_from: float | None = None
@@ -135,58 +135,98 @@ class BatchRunner:
     def _run(self, batch: Batch) -> None:
         batch.ran_from = time.monotonic()
         batch.status = "started"
-        client = self.app.test_client()
-        for op in batch.operations:
+        archive = ResultsArchive(batch.id, self.context.settings.batch_results_per_file)
+        operations = batch.operations
+        for index, op in enumerate(operations):
             if self._stop.is_set():
                 return
-            result = self._execute(client, batch, op)
-            batch.results.append(result)
+            result = self._execute(batch, op)
+            operations[index] = None  # done: its body need not stay in memory (issue 9)
+            archive.add(result)
             if result["status_code"] >= 400:
                 batch.errored_operations += 1
             batch.finished_operations += 1
             if self.context.settings.batch_operation_delay:
                 time.sleep(self.context.settings.batch_operation_delay)
         batch.status = "finalizing"
-        batch.archive = self._archive(batch)
-        # Only the archive is served from now on: keeping every operation and answer too made
-        # the sandbox's memory grow with everything ever sent (issue 9).
-        batch.operations, batch.results = [], []
+        batch.archive = archive.close()
+        batch.operations = []  # only the archive is served from now on
         batch.completed_at = self.context.clock.iso()
         batch.ran_until = time.monotonic()
         batch.status = "finished"
 
-    @staticmethod
-    def _execute(client: Any, batch: Batch, op: dict[str, Any]) -> dict[str, Any]:
-        path = op["path"] if op["path"].startswith("/") else "/" + op["path"]
+    def _execute(self, batch: Batch, op: dict[str, Any]) -> dict[str, Any]:
+        """Replays one operation through the app as a plain WSGI call (werkzeug's test client
+        cost twice the handler itself per operation; issue 9)."""
+        path, _, query = str(op["path"]).partition("?")
+        path = path if path.startswith("/") else "/" + path
         if not path.startswith("/3.0/"):
             path = "/3.0" + path
         params = op.get("params") or {}
         if params:
-            path += "?" + urlencode(params, doseq=True)
-        response = client.open(
-            path, method=str(op["method"]).upper(), data=(op.get("body") or "").encode(),
-            headers={"Authorization": batch.authorization,
-                     "Content-Type": "application/json"},
-            environ_overrides={INTERNAL_MARK: True},
-        )
-        return {"status_code": response.status_code,
-                "operation_id": op.get("operation_id"),
-                "response": response.get_data(as_text=True)}
+            query = "&".join(filter(None, (query, urlencode(params, doseq=True))))
+        body = (op.get("body") or "").encode()
+        environ = {
+            "REQUEST_METHOD": str(op["method"]).upper(), "SCRIPT_NAME": "",
+            # WSGI: the path decoded, as latin-1 characters of its UTF-8 bytes.
+            "PATH_INFO": unquote(path).encode().decode("latin-1"), "QUERY_STRING": query,
+            "SERVER_NAME": "localhost", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
+            "HTTP_HOST": "localhost", "HTTP_AUTHORIZATION": batch.authorization,
+            "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
+            "REMOTE_ADDR": "127.0.0.1", "wsgi.version": (1, 0), "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False,
+            INTERNAL_MARK: True,
+        }
+        status: list[str] = []
 
-    def _archive(self, batch: Batch) -> bytes:
-        """A .tar.gz of JSON files, each an array of {status_code, operation_id, response}."""
-        per_file = max(1, self.context.settings.batch_results_per_file)
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-            chunks = [batch.results[i:i + per_file]
-                      for i in range(0, len(batch.results), per_file)] or [[]]
-            for chunk in chunks:
-                data = json.dumps(chunk).encode()
-                info = tarfile.TarInfo(f"{batch.id}/{secrets.token_hex(5)}.json")
-                info.size = len(data)
-                info.mtime = int(time.time())
-                archive.addfile(info, io.BytesIO(data))
-        return buffer.getvalue()
+        def start_response(line: str, headers: Any, exc_info: Any = None) -> None:
+            status.append(line)
+
+        answer = self.app(environ, start_response)
+        try:
+            data = b"".join(answer)
+        finally:
+            close = getattr(answer, "close", None)
+            if close is not None:
+                close()
+        return {"status_code": int(status[-1].split(" ", 1)[0]),
+                "operation_id": op.get("operation_id"),
+                "response": data.decode()}
+
+
+class ResultsArchive:
+    """The results .tar.gz, written as operations finish: JSON files of `per_file` results
+    each ({status_code, operation_id, response}), so at most one file's results are held."""
+
+    def __init__(self, batch_id: str, per_file: int) -> None:
+        self.batch_id = batch_id
+        self.per_file = max(1, per_file)
+        self._buffer = io.BytesIO()
+        # Open for the whole batch (closed by `close`), hence no `with`.
+        self._tar = tarfile.open(fileobj=self._buffer, mode="w:gz")  # noqa: SIM115
+        self._pending: list[dict[str, Any]] = []
+        self._files = 0
+
+    def add(self, result: dict[str, Any]) -> None:
+        self._pending.append(result)
+        if len(self._pending) >= self.per_file:
+            self._flush()
+
+    def close(self) -> bytes:
+        if self._pending or not self._files:  # an empty batch still has one (empty) file
+            self._flush()
+        self._tar.close()
+        return self._buffer.getvalue()
+
+    def _flush(self) -> None:
+        data = json.dumps(self._pending).encode()
+        info = tarfile.TarInfo(f"{self.batch_id}/{secrets.token_hex(5)}.json")
+        info.size = len(data)
+        info.mtime = int(time.time())
+        self._tar.addfile(info, io.BytesIO(data))
+        self._pending = []
+        self._files += 1
 
 
 def _runner() -> BatchRunner:
