@@ -28,7 +28,7 @@ def check_email(raw: object) -> EmailCheck:
     return _checked(str(raw).strip().lower())
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=16384)
 def _checked(candidate: str) -> EmailCheck:
     # Cached: one address is held by several records and read at every recompute; the
     # validator's IDNA checks are the costly part of an account recompute.
