@@ -93,18 +93,18 @@ class Spool:
         self._file: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by read())
 
     def add(self, output: Output) -> None:
-        # marshal: records are plain JSON values; the hash and canonical JSON go along.
-        marshal.dump((output.stream, output.key, output.record, output.owner,
-                      output.canonical, output.digest), self._file)
+        # marshal: records are plain JSON values; the hash and canonical JSON go along. Length
+        # prefixed: marshal.load on a file reads it in tiny pieces.
+        blob = marshal.dumps((output.stream, output.key, output.record, output.owner,
+                              output.canonical, output.digest))
+        self._file.write(len(blob).to_bytes(4, "little") + blob)
 
     def read(self) -> Iterator[Output]:
         with self._file:
             self._file.seek(0)
-            while True:
-                try:
-                    found = marshal.load(self._file)  # noqa: S302 (our own file, this flush)
-                except EOFError:
-                    return
+            while header := self._file.read(4):
+                blob = self._file.read(int.from_bytes(header, "little"))
+                found = marshal.loads(blob)  # noqa: S302 (our own file, this flush)
                 stream, key, record, owner, canonical, digest = found
                 output = Output(stream, key, record, owner)
                 output.__dict__.update(canonical=canonical, digest=digest)  # cached values
