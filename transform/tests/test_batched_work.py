@@ -12,6 +12,8 @@ from typing import Any
 import email_validator
 import pytest
 from mapper_exact_mailchimp import emails, flush
+from mapper_exact_mailchimp.ledger import OutputLedger
+from mapper_exact_mailchimp.lookup_store import connect
 from mapper_exact_mailchimp.mapper import ExactToMailchimpMapper
 from mapper_test_kit import (
     CollectingWriter,
@@ -143,3 +145,22 @@ def test_kill_between_messages_then_rerun_ends_where_a_clean_run_ends(
     final = [m["value"] for m in retry if m["type"] == "STATE"][-1]
     assert [m for m in run(mapper_config, [state(final), *messages])
             if m["type"] == "RECORD"] == []
+
+
+def test_queued_ledger_writes_keep_their_order(tmp_path):
+    """A forget of something recorded in the same (unwritten) batch, and a record after a
+    forget, end as they would one statement at a time."""
+    db = connect(tmp_path / "ledger.sqlite")
+    ledger = OutputLedger(db)
+    ledger.record("products", "p1", "h1", {"id": "p1"}, None)
+    ledger.forget("products", "p1")  # e.g. the item deleted in the flush that sent it
+    ledger.forget("products", "p2")
+    ledger.record("products", "p2", "h2", {"id": "p2"}, None)  # re-created after its deletion
+    ledger.record("member_tags", "a\nt", "h3", {"email": "a"}, "a")
+    ledger.forget_owner("member_tags", "a")  # the member deleted in the same batch
+    ledger.save()
+    db.commit()
+
+    assert not ledger.was_emitted("products", "p1")
+    assert ledger.payload("products", "p2") == {"id": "p2"}
+    assert ledger.payloads_of_owner("member_tags", "a") == []
