@@ -377,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     for size in (parse_size(s) for s in args.sizes.split(",") if s.strip()):
         measured = bench_size(size, args.workdir.resolve() / str(size), args.timeout,
                               stages=not args.no_stages, profile=args.profile)
+        measured["command"] = results["command"]
         results["sizes"][str(size)] = measured
         results_path.parent.mkdir(parents=True, exist_ok=True)
         results_path.write_text(json.dumps(results, indent=2) + "\n")

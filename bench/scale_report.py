@@ -83,11 +83,11 @@ def flatness(sizes: list[dict[str, Any]]) -> dict[str, float]:
 
 def markdown(results: dict[str, Any]) -> str:
     sizes = sorted(results.get("sizes", {}).values(), key=lambda r: r["accounts"])
-    measured = ", ".join(f"{size['accounts']:,} at {size.get('measured_at', '?')}"
-                         for size in sizes)
+    measured = "; ".join(
+        f"{size['accounts']:,} at {size.get('measured_at', '?')}"
+        f" by `{size.get('command', results.get('command', 'bench/run'))}`" for size in sizes)
     lines = [
-        f"Command: `{results.get('command', 'bench/run')}`;"
-        f" machine: {results.get('machine', '?')}; measured: {measured}.",
+        f"Machine: {results.get('machine', '?')}. Measured: {measured}.",
         "",
         "End to end (`meltano run exactonline-to-mailchimp`, rate limits off):",
         "",
