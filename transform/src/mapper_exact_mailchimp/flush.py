@@ -202,12 +202,18 @@ class Flusher:
     def _reject(self, rejections: list[Rejection]) -> None:
         self._rejections.extend(rejections)
 
+    def _each_dirty(self, kind: str) -> Iterator[tuple[int, str]]:
+        """Dirty keys of `kind`, each chunk cleaned once it is recomputed (in the flush's
+        transaction: a kill rolls the marks back with everything else)."""
+        for chunk in self.store.dirty_chunks(kind):
+            yield from chunk
+            self.store.clean(kind, chunk)
+
     # --- members ---------------------------------------------------------------------------
 
     def _flush_accounts(self) -> None:
         """Recompute the member candidates of dirty accounts; dirty what depends on them."""
-        done = self.store.dirty("account")
-        for division, account_id in done:
+        for division, account_id in self._each_dirty("account"):
             buried = self.store.is_buried("accounts", division, account_id)
             candidates: list[Candidate] = []
             if not buried:
@@ -225,13 +231,10 @@ class Flusher:
             # Orders need the account's customer email, which may just have appeared.
             for invoice_id in self.store.child_ids("sales_invoices", division, account_id):
                 self.store.mark("invoice", division, invoice_id)
-        self.store.clean("account", done)
 
     def _flush_members(self) -> None:
-        done = self.store.dirty("email")
-        for _, email in done:
+        for _, email in self._each_dirty("email"):
             self._member_outputs(email)
-        self.store.clean("email", done)
 
     def _member_outputs(self, email: str) -> None:
         candidates = self.store.candidates_for_email(email)
@@ -337,22 +340,18 @@ class Flusher:
     # --- tags ------------------------------------------------------------------------------
 
     def _flush_cost_centers(self) -> None:
-        done = self.store.dirty("cost_center")
-        for division, code in done:
+        for division, code in self._each_dirty("cost_center"):
             rows = self.store.by_number("cost_centers", division, code)
             if rows:
                 newest = max(rows, key=lambda r: str(r.get("Modified") or ""))
                 record = tag_record(newest, division, self.settings)
                 self._add("tags", record["tag_key"], record)
-        self.store.clean("cost_center", done)
 
     # --- e-commerce ------------------------------------------------------------------------
 
     def _flush_invoices(self) -> None:
-        done = self.store.dirty("invoice")
-        for division, invoice_id in done:
+        for division, invoice_id in self._each_dirty("invoice"):
             self._flush_invoice(division, invoice_id)
-        self.store.clean("invoice", done)
 
     def _flush_invoice(self, division: int, invoice_id: str) -> None:
         """Customer, products and order of one invoice (or the deletion of its order)."""
@@ -417,15 +416,13 @@ class Flusher:
         self._add("products", product["id"], product)
 
     def _flush_items(self) -> None:
-        done = self.store.dirty("item")
-        for division, item_id in done:
+        for division, item_id in self._each_dirty("item"):
             pid = product_id(division, {"Item": item_id})
             if self._was_sent("product", pid):
                 self._add("deletions", deletion_key("product", pid), {
                     "entity": "product", "key": pid,
                     "deleted_at": self.store.deleted_at("items", division, item_id),
                 })
-        self.store.clean("item", done)
 
 
 def after_emit(ledger: OutputLedger, output: Output) -> None:

@@ -47,6 +47,8 @@ CREATE INDEX IF NOT EXISTS candidates_by_account ON candidates (division, accoun
 CACHE_KIB = 32 * 1024
 # Dirty marks held in memory are written (not committed) once this many wait.
 MARK_BATCH = 5000
+# Dirty keys recomputed (and cleaned) per chunk.
+DIRTY_CHUNK = 2000
 
 CANDIDATE_SELECT = (
     "SELECT source_key, email, division, account_id, contact_id, updated_at, excluded, is_main"
@@ -203,6 +205,18 @@ class LookupStore:
                 "SELECT division, id FROM dirty WHERE kind=? ORDER BY division, id", (kind,)
             )
         )
+
+    def dirty_chunks(self, kind: str, size: int = DIRTY_CHUNK) -> Iterator[list[tuple[int, str]]]:
+        """`dirty(kind)` a chunk at a time (by key), so a first sync's 100,000 dirty keys are
+        not all held at once."""
+        self.save()
+        query = "SELECT division, id FROM dirty WHERE kind=?"
+        chunk = self.db.execute(f"{query} ORDER BY division, id LIMIT ?", (kind, size)).fetchall()
+        while chunk:
+            yield chunk
+            chunk = self.db.execute(
+                f"{query} AND (division, id) > (?, ?) ORDER BY division, id LIMIT ?",
+                (kind, *chunk[-1], size)).fetchall()
 
     def has_dirty(self, kind: str) -> bool:
         self.save()
