@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sys
 from collections.abc import Iterable
 from functools import cached_property
 from typing import IO, Any
@@ -12,6 +13,7 @@ from secret_store import restrict_new_files, store_key
 from secret_store.runlock import AlreadyRunning, RunLock, acquire
 from secret_store.settings import coerce_numbers
 from singer_sdk import typing as th
+from singer_sdk.singerlib.json import serialize_json
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
 
@@ -147,6 +149,12 @@ class TargetMailchimp(Target):
                                 "share of the members this target wrote; above it none is "
                                 "archived and the run exits 3 (the input was not a full read)."),
     ).to_dict()
+
+    def _write_state_message(self, state: dict) -> None:
+        # singer-sdk reads every float as a Decimal but (up to 0.54.9) writes STATE with plain
+        # json.dumps: a tap with a fraction in its state crashed us (meltano/sdk#3787).
+        sys.stdout.write(serialize_json(state) + "\n")
+        sys.stdout.flush()
 
     def __init__(self, *args, **kwargs) -> None:
         restrict_new_files()  # the audit trail holds customer data
