@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .dates import utc_now_iso
+from .schemas import OUTPUT_STREAMS
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -71,9 +72,17 @@ class OutputLedger:
         self._records: list[tuple[Any, ...]] = []  # queued `emitted` rows
         self._recorded: set[tuple[str, str]] = set()  # their (stream, key) and (stream, owner)
         self._forgets: dict[str, list[tuple[str, str]]] = {FORGET_KEY: [], FORGET_OWNER: []}
+        # Streams that may have rows (only grows): on a first sync the lookups of what was
+        # sent before are answered without a query.
+        self._used = {stream for stream in OUTPUT_STREAMS if self._exists(
+            "SELECT 1 FROM emitted WHERE stream=? LIMIT 1", (stream,))}
+        self._any_opt_out = self._exists("SELECT 1 FROM opted_out LIMIT 1", ())
         # Rejections still reported (few): looked up for every record that is fine.
         self._reported = {(stream, key): reason for stream, key, reason in self.db.execute(
             "SELECT stream, key, reason FROM reported")}
+
+    def _exists(self, query: str, params: tuple[Any, ...]) -> bool:
+        return self.db.execute(query, params).fetchone() is not None
 
     def save(self) -> None:
         """Write the queued writes: forgets first (see `_queue_forget`), then the records."""
@@ -160,6 +169,8 @@ class OutputLedger:
         ).fetchone() is not None
 
     def is_unchanged(self, stream: str, key: str, digest: str) -> bool:
+        if stream not in self._used:
+            return False
         self.save()
         found = self.db.execute(
             "SELECT hash FROM emitted WHERE stream=? AND key=?", (stream, key)
@@ -176,12 +187,15 @@ class OutputLedger:
              canonical if canonical is not None else canonical_json(payload),
              self._next_seq(), self.run_id))
         self._recorded.add((stream, key))
+        self._used.add(stream)
         if owner is not None:
             self._recorded.add((stream, owner))
         if len(self._records) >= WRITE_BATCH:
             self.save()  # bounded memory; still uncommitted until the flush commits
 
     def was_emitted(self, stream: str, key: str) -> bool:
+        if stream not in self._used:
+            return False
         self.save()
         found = self.db.execute(
             "SELECT 1 FROM emitted WHERE stream=? AND key=?", (stream, key)
@@ -189,6 +203,8 @@ class OutputLedger:
         return found is not None
 
     def payload(self, stream: str, key: str) -> dict[str, Any] | None:
+        if stream not in self._used:
+            return None
         self.save()
         found = self.db.execute(
             "SELECT payload FROM emitted WHERE stream=? AND key=?", (stream, key)
@@ -197,6 +213,8 @@ class OutputLedger:
 
     def payloads_of_owner(self, stream: str, owner: str) -> list[tuple[dict[str, Any], bool]]:
         """(payload, confirmed) of every output of `stream` owned by `owner`."""
+        if stream not in self._used:
+            return []
         self.save()
         return [
             (json.loads(payload), confirmed)
@@ -224,8 +242,11 @@ class OutputLedger:
 
     def note_opt_out(self, email: str) -> None:
         self.db.execute("INSERT OR IGNORE INTO opted_out VALUES (?)", (email,))
+        self._any_opt_out = True
 
     def opted_out(self, email: str) -> bool:
+        if not self._any_opt_out:
+            return False
         found = self.db.execute("SELECT 1 FROM opted_out WHERE email=?", (email,)).fetchone()
         return found is not None
 
