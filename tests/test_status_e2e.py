@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import yaml
-from e2e_pipeline import ROOT
+from e2e_pipeline import MELTANO, ROOT
 from target_mailchimp.status import render_text
 
 HICCUP = {"title": "Invalid Resource", "status": 400, "detail": "Temporary validation hiccup"}
@@ -72,6 +73,18 @@ def test_status_after_a_run_with_a_failing_write_and_a_rejected_record(pipeline)
     assert "Records rejected by the mapper:" in text and "no usable email" in text
     assert "Exact budget today, division 101:" in text
 
+    # The whole job's check (scripts/check.sh) on the same, healthy, connections: both plugins'
+    # checks run through Meltano and all is well (the refused product is not a connection problem).
+    check = subprocess.run(["bash", str(ROOT / "scripts" / "check.sh"), "--format", "json"],
+                           cwd=ROOT, env={**pipeline.env, "MELTANO": str(MELTANO)},
+                           capture_output=True, text=True, timeout=300, check=False)
+    assert check.returncode == 0, check.stdout[-3000:] + check.stderr[-3000:]
+    decoder, text, reports = json.JSONDecoder(), check.stdout, []
+    while "{" in text:  # one (indented) JSON document per check, between Meltano's log lines
+        report, end = decoder.raw_decode(text, text.index("{"))
+        reports.append(report)
+        text = text[end:]
+    assert [r["status"] for r in reports] == ["ok", "ok"], reports
 
 
 def test_commands_wired() -> None:
