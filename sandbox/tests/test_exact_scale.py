@@ -1,15 +1,13 @@
 """The Exact sandbox at scale: indexed reads and writes stay exact, and their cost
 follows the page or the change, not the amount of data held (issue 9).
 
-Cost tests compare the same operation on a small and on a large data set (best of a few runs,
-CPU time); a scan of everything shows up as a large ratio, an indexed one stays near 1.
+Costs: see scale_cost.py.
 """
 
 from __future__ import annotations
 
 import random
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -21,17 +19,7 @@ from exactmc_sandbox.exact.dates import SandboxClock
 from exactmc_sandbox.exact.model import Company, Division
 from exactmc_sandbox.exact.sandbox import ExactSandbox
 from exactmc_sandbox.exact.store import DataStore, invoice_rows
-
-MAX_RATIO = 3  # indexed: ~1 even on a busy machine (best of 5); a scan: 7-27 here
-
-
-def _cost(operation: Callable[[], Any], repeat: int = 5) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.process_time()
-        operation()
-        best = min(best, time.process_time() - start)
-    return max(best, 1e-5)
+from scale_cost import MAX_RATIO, cost
 
 
 # --- Exact: sync feeds and keyed pages --------------------------------------------------------
@@ -101,7 +89,7 @@ def test_page_cost_follows_the_page_not_the_table(path: str, select: str, size: 
         after = everything[-endpoints.SYNC_PAGE - 1]
         token = (f"{after['Timestamp']}L" if path.startswith("sync/")
                  else f"guid'{after['ID']}'")
-        costs.append(_cost(_last_page(store, path, select, token)))
+        costs.append(cost(_last_page(store, path, select, token)))
     assert costs[1] / costs[0] < MAX_RATIO, costs
 
 

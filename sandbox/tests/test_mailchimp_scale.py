@@ -1,8 +1,7 @@
 """The Mailchimp sandbox at scale: indexed reads and writes stay exact, and their cost
 follows the page or the change, not the amount of data held (issue 9).
 
-Cost tests compare the same operation on a small and on a large data set (best of a few runs,
-CPU time); a scan of everything shows up as a large ratio, an indexed one stays near 1.
+Costs: see scale_cost.py.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import json
 import tarfile
 import time
 import tracemalloc
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,17 +19,7 @@ import requests
 from exactmc_sandbox.mailchimp import MailchimpSandbox
 from exactmc_sandbox.mailchimp.ecommerce_api import customer_to_api, save_order, save_product
 from exactmc_sandbox.mailchimp.state import Store
-
-MAX_RATIO = 3  # indexed: ~1 even on a busy machine (best of 5); a scan: 7-27 here
-
-
-def _cost(operation: Callable[[], Any], repeat: int = 5) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.process_time()
-        operation()
-        best = min(best, time.process_time() - start)
-    return max(best, 1e-5)
+from scale_cost import MAX_RATIO, cost
 
 
 # --- Mailchimp: customer totals ---------------------------------------------------------------
@@ -65,7 +53,7 @@ def test_customer_totals_cost_follows_the_customer_not_the_store() -> None:
                 record = save_order(state, store, f"x{n}", _order("c1", 2.0), "put")
                 customer_to_api(store, store.customers[record["customer"]["id"]])
 
-        costs.append(_cost(write_and_read))
+        costs.append(cost(write_and_read))
     assert costs[1] / costs[0] < MAX_RATIO, costs
 
 

@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from secret_store import SecretStoreError
+from secret_store.check_report import ERROR, OK, WARNING, CheckReport
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
 from tap_exactonline.auth import ExactAuthError, ReauthorizationRequired
@@ -42,38 +41,6 @@ WARN_AFTER_DAYS = 7
 EXPIRES_AFTER_DAYS = 30
 AUTHORIZE = "`meltano invoke tap-exactonline:authorize`"
 SET_SECRET = "`meltano invoke tap-exactonline:set-credential client_secret`"  # noqa: S105
-ERROR, WARNING, OK = "error", "warning", "ok"
-
-
-@dataclass
-class CheckReport:
-    """Findings of one check: each problem is one sentence that says the fix."""
-
-    subject: str
-    findings: list[dict[str, str]] = field(default_factory=list)
-    facts: dict[str, Any] = field(default_factory=dict)
-
-    def add(self, level: str, message: str) -> None:
-        self.findings.append({"level": level, "message": message})
-
-    @property
-    def status(self) -> str:
-        levels = {f["level"] for f in self.findings}
-        return ERROR if ERROR in levels else WARNING if WARNING in levels else OK
-
-    @property
-    def exit_code(self) -> int:
-        return {OK: 0, WARNING: 1, ERROR: 2}[self.status]
-
-    def render(self, fmt: str) -> str:
-        if fmt == "json":
-            return json.dumps({"check": self.subject, "status": self.status,
-                               "findings": self.findings, **self.facts}, indent=2, default=str)
-        lines = [f"{f['level'].upper() if f['level'] != OK else 'ok'}: {f['message']}"
-                 for f in self.findings]
-        summary = {OK: "all is well", WARNING: "warnings only", ERROR: "errors"}[self.status]
-        lines.append(f"{self.subject}: {summary}.")
-        return "\n".join(lines)
 
 
 def region_of(base_url: str | None) -> str | None:

@@ -11,13 +11,12 @@ Exit status: 0 all is well, 1 warnings only, 2 at least one error. `--format jso
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from secret_store import store_key
+from secret_store.check_report import ERROR, OK, WARNING, CheckReport
 from secret_store.settings import coerce_numbers
 
 from target_mailchimp.auth import CredentialsError, load_credentials
@@ -25,7 +24,6 @@ from target_mailchimp.client import ApiError, MailchimpClient, MailchimpError
 from target_mailchimp.merge_fields import parse_merge_field_map
 from target_mailchimp.run_context import build_client
 
-ERROR, WARNING, OK = "error", "warning", "ok"
 SET_CREDENTIAL = "`meltano invoke target-mailchimp:set-credential`"
 # The merge tags mapper-exact-mailchimp writes (transform/…/members.py; it runs in another
 # virtualenv, so they are named here) and its default tag names (its settings
@@ -33,37 +31,6 @@ SET_CREDENTIAL = "`meltano invoke target-mailchimp:set-credential`"
 CONNECTOR_MERGE_TAGS = ("FNAME", "LNAME", "COMPANY", "PHONE", "ACCCODE", "RELSTATUS", "COUNTRY",
                         "ADDRESS")
 CONNECTOR_TAGS = ("Do not mail", "Inactive customer")
-
-
-@dataclass
-class CheckReport:
-    """Findings of one check: each problem is one sentence that says the fix."""
-
-    subject: str
-    findings: list[dict[str, str]] = field(default_factory=list)
-    facts: dict[str, Any] = field(default_factory=dict)
-
-    def add(self, level: str, message: str) -> None:
-        self.findings.append({"level": level, "message": message})
-
-    @property
-    def status(self) -> str:
-        levels = {f["level"] for f in self.findings}
-        return ERROR if ERROR in levels else WARNING if WARNING in levels else OK
-
-    @property
-    def exit_code(self) -> int:
-        return {OK: 0, WARNING: 1, ERROR: 2}[self.status]
-
-    def render(self, fmt: str) -> str:
-        if fmt == "json":
-            return json.dumps({"check": self.subject, "status": self.status,
-                               "findings": self.findings, **self.facts}, indent=2, default=str)
-        lines = [f"{f['level'].upper() if f['level'] != OK else 'ok'}: {f['message']}"
-                 for f in self.findings]
-        summary = {OK: "all is well", WARNING: "warnings only", ERROR: "errors"}[self.status]
-        lines.append(f"{self.subject}: {summary}.")
-        return "\n".join(lines)
 
 
 def prepare_config(config: Mapping[str, Any]) -> dict[str, Any]:
