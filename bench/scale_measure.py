@@ -138,6 +138,9 @@ class TreeMonitor:
                 with process.oneshot():
                     role = role_of(process.cmdline())
                     rss = process.memory_info().rss
+                    known = self._cpu.get(process.pid)
+                    if known and role == "other":  # a zombie's cmdline is empty: keep its role
+                        role = known[0]
                     self._cpu[process.pid] = (role, cpu_seconds(process))
             except psutil.Error:
                 continue
