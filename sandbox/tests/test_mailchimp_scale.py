@@ -17,7 +17,13 @@ from typing import Any
 import pytest
 import requests
 from exactmc_sandbox.mailchimp import MailchimpSandbox
-from exactmc_sandbox.mailchimp.ecommerce_api import customer_to_api, save_order, save_product
+from exactmc_sandbox.mailchimp.ecommerce_api import (
+    customer_to_api,
+    save_customer,
+    save_order,
+    save_product,
+)
+from exactmc_sandbox.mailchimp.member_ops import MemberWriter
 from exactmc_sandbox.mailchimp.state import Store
 from scale_cost import MAX_RATIO, cost
 
@@ -147,3 +153,58 @@ def test_a_finished_batch_keeps_only_its_archive(mailchimp_sandbox_factory: Any)
     assert [r["operation_id"] for r in results] == [f"op-{n}" for n in range(150)]
     answers = sum(len(r["response"]) for r in results)
     assert kept < answers / 3, (kept, answers, len(archive.content))  # kept all: ~2x answers
+
+
+def test_members_customers_and_orders_are_held_compactly() -> None:
+    """Per account as a first sync writes it (a member with an address, a customer, an order of
+    three lines) the sandbox held ~6,900 bytes: 929 MB at 100k accounts (issue 9). Records are
+    now kept packed (see packed.py); what the API answers is unchanged (the other tests)."""
+    sandbox = MailchimpSandbox()
+    state = sandbox.context.state
+    store = Store("s", sandbox.list_id, "S", "EUR", "", "")
+    state.stores["s"] = store
+    for n in range(20):
+        save_product(state, store, f"p{n}", {"title": f"Product {n}", "variants": [
+            {"id": f"p{n}", "title": f"Product {n}"}]}, "create")
+    audience = state.lists[sandbox.list_id]
+    accounts = 400
+
+    def account(n: int) -> None:
+        email = f"person.{n}@company-{n}.example"
+        MemberWriter(state, audience).upsert(email, json.loads(json.dumps({
+            "email_address": email, "status_if_new": "subscribed", "language": "nl",
+            "merge_fields": {"FNAME": "Anna", "LNAME": f"Bakker{n}", "PHONE": "+31 20 1234567",
+                             "ADDRESS": {"addr1": f"Stationsweg {n}", "addr2": "",
+                                         "city": "Utrecht", "state": "Utrecht",
+                                         "zip": "8505 GM", "country": "NL"}}})))
+        save_customer(state, store, f"exact-101-{n:036d}", json.loads(json.dumps({
+            "email_address": email, "opt_in_status": False, "first_name": "Anna",
+            "last_name": f"Bakker{n}", "company": f"Company {n} B.V.",
+            "address": {"address1": f"Stationsweg {n}", "address2": "", "city": "Utrecht",
+                        "province": "", "postal_code": "8505 GM", "country_code": "NL"}})),
+                      "put")
+        save_order(state, store, f"exact-101-o{n:034d}", json.loads(json.dumps({
+            "customer": {"id": f"exact-101-{n:036d}"}, "currency_code": "EUR",
+            "order_total": 1240.25 + n, "tax_total": 215.25, "discount_total": 0.0,
+            "financial_status": "pending", "processed_at_foreign": "2024-10-24T15:29:22Z",
+            "updated_at_foreign": "2025-03-29T19:49:16+00:00",
+            "lines": [{"id": f"{n:08d}-d8e6-49a5-8433-553c2e1c25b{line}",
+                       "product_id": f"p{(n + line) % 20}",
+                       "product_variant_id": f"p{(n + line) % 20}", "quantity": 5,
+                       "price": 25.0} for line in range(3)]})), "put")
+
+    account(-1)  # warm up: whatever the first write builds once
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(accounts):
+            account(n)
+        gc.collect()
+        per_account = (tracemalloc.get_traced_memory()[0] - before) / accounts
+    finally:
+        tracemalloc.stop()
+    member = sandbox.member("person.7@company-7.example")
+    assert member is not None and member["merge_fields"]["ADDRESS"]["city"] == "Utrecht"
+    assert customer_to_api(store, store.customers[f"exact-101-{7:036d}"])["orders_count"] == 1
+    assert per_account < 3500, per_account  # 6,900 held as dicts; ~3,000 packed

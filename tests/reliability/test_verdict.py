@@ -33,8 +33,13 @@ def test_every_kind_of_damage_is_counted(factories: Factories, tmp_path: Path) -
         orders = state.stores["exact-online"].orders
         gone, changed, recounted = sorted(orders)[:3]
         del orders[gone]  # lost
-        orders[changed]["order_total"] += 1  # wrong: not Exact's amount
-        orders[recounted]["lines"][0]["quantity"] += 1  # wrong: lines no longer add up
+        # The sandbox holds orders packed: a changed order is written back (issue 9).
+        order = orders[changed]
+        order["order_total"] += 1  # wrong: not Exact's amount
+        orders[changed] = order
+        order = orders[recounted]
+        order["lines"][0]["quantity"] += 1  # wrong: lines no longer add up
+        orders[recounted] = order
         audience = state.lists[mailchimp.list_id]
         name = next(iter(audience.segments.values())).name
         audience.segments[99999] = Segment(99999, name.upper(), "", "")  # duplicated tag

@@ -172,7 +172,9 @@ def delete_merge_field(list_id: str, merge_id: str) -> Response:
         field = _merge_field(lst, merge_id)
         del lst.merge_fields[field.merge_id]
         for member in lst.members.values():
-            member.merge_fields.pop(field.tag, None)
+            values = member.merge_fields
+            if values.pop(field.tag, None) is not None:
+                member.merge_fields = values
     return no_content()
 
 

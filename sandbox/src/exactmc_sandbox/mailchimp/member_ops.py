@@ -8,7 +8,6 @@ cleaned or unsubscribed is refused with "Member In Compliance State".
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from exactmc_sandbox.mailchimp.emails import check_email, subscriber_hash
@@ -119,7 +118,7 @@ def owner_source(status: str) -> str:
 
 
 def _snapshot(member: Member) -> tuple[Any, ...]:
-    return (member.email_address, member.status, copy.deepcopy(member.merge_fields),
+    return (member.email_address, member.status, member.merge_fields,  # a fresh copy
             dict(member.tags), member.language, member.vip, member.email_type)
 
 
@@ -217,7 +216,7 @@ class MemberWriter:
         member.email_address = email
         member.status = status
         member.status_before_archive = None
-        member.merge_fields.update(merge_values)
+        member.merge_fields = {**member.merge_fields, **merge_values}
         self._apply_simple_fields(member, body)
         if status == "subscribed":
             member.timestamp_opt = member.timestamp_opt or now
@@ -241,7 +240,7 @@ class MemberWriter:
                 member.status = status
                 member.unsubscribe_reason = "N/A (Unsubscribed by an admin)" if (
                     status == "unsubscribed") else ""
-        member.merge_fields.update(merge_values)
+        member.merge_fields = {**member.merge_fields, **merge_values}
         self._apply_simple_fields(member, body)
         if _snapshot(member) != before:
             member.last_changed = self.state.clock.iso()

@@ -8,12 +8,12 @@ from __future__ import annotations
 import itertools
 import secrets
 import threading
-from collections import UserDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from exactmc_sandbox.mailchimp.clock import Clock
+from exactmc_sandbox.mailchimp.packed import PackedRecords, pack, unpack
 
 STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending", "transactional")
 
@@ -50,13 +50,14 @@ class Segment:
     updated_at: str
 
 
-@dataclass
+@dataclass(slots=True)  # no per-member __dict__ (issue 9)
 class Member:
     email_address: str
     status: str
     created_at: str
     last_changed: str
-    merge_fields: dict[str, Any] = field(default_factory=dict)
+    # Held packed (packed.py); read and assign through `merge_fields`, never mutate in place.
+    packed_merge_fields: bytes = b"{}"
     tags: dict[int, str] = field(default_factory=dict)  # segment id -> date added
     language: str = ""
     vip: bool = False
@@ -70,6 +71,15 @@ class Member:
     unique_email_id: str = field(default_factory=lambda: secrets.token_hex(5))
     contact_id: str = field(default_factory=lambda: secrets.token_hex(16))
     web_id: int = field(default_factory=lambda: secrets.randbelow(10**9))
+
+    @property
+    def merge_fields(self) -> dict[str, Any]:
+        """A fresh copy of the member's merge field values (tag -> value)."""
+        return unpack(self.packed_merge_fields)
+
+    @merge_fields.setter
+    def merge_fields(self, values: dict[str, Any]) -> None:
+        self.packed_merge_fields = pack(values)
 
 
 @dataclass
@@ -92,10 +102,10 @@ class AudienceList:
         return next((s for s in self.segments.values() if s.name.lower() == lowered), None)
 
 
-class OrderTable(UserDict[str, dict[str, Any]]):
-    """A store's orders by id, indexed by customer id on every write (UserDict routes every
-    mutation through `__setitem__`/`__delitem__`), so a customer's totals and order list cost
-    that customer's orders, not the store's (issue 9: a scan per write made big syncs
+class OrderTable(PackedRecords):
+    """A store's orders by id (held packed), indexed by customer id on every write (UserDict
+    routes every mutation through `__setitem__`/`__delitem__`), so a customer's totals and order
+    list cost that customer's orders, not the store's (issue 9: a scan per write made big syncs
     quadratic). Totals are still computed from the current order records."""
 
     def __init__(self) -> None:
@@ -104,17 +114,18 @@ class OrderTable(UserDict[str, dict[str, Any]]):
 
     def __setitem__(self, order_id: str, order: dict[str, Any]) -> None:
         old = self.data.get(order_id)
-        if old is not None and old["customer"]["id"] != order["customer"]["id"]:
+        customer_id = order["customer"]["id"]
+        if old is not None and unpack(old)["customer"]["id"] != customer_id:
             self._unindex(order_id)
-        self.data[order_id] = order
-        self._by_customer.setdefault(order["customer"]["id"], {})[order_id] = None
+        super().__setitem__(order_id, order)
+        self._by_customer.setdefault(customer_id, {})[order_id] = None
 
     def __delitem__(self, order_id: str) -> None:
         self._unindex(order_id)
         del self.data[order_id]
 
     def _unindex(self, order_id: str) -> None:
-        customer_id = self.data[order_id]["customer"]["id"]
+        customer_id = self[order_id]["customer"]["id"]
         orders = self._by_customer.get(customer_id, {})
         orders.pop(order_id, None)
         if not orders:
@@ -123,7 +134,7 @@ class OrderTable(UserDict[str, dict[str, Any]]):
     def of_customer(self, customer_id: str) -> Iterator[dict[str, Any]]:
         """The customer's orders, first created first."""
         for order_id in self._by_customer.get(customer_id, {}):
-            yield self.data[order_id]
+            yield self[order_id]
 
 
 @dataclass
@@ -135,7 +146,7 @@ class Store:
     created_at: str
     updated_at: str
     extra: dict[str, Any] = field(default_factory=dict)  # platform, domain, is_syncing...
-    customers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    customers: PackedRecords = field(default_factory=PackedRecords)
     products: dict[str, dict[str, Any]] = field(default_factory=dict)
     orders: OrderTable = field(default_factory=OrderTable)
 
