@@ -5,7 +5,8 @@ timestamp, and which are archived. Asking Mailchimp again for "everything change
 oldest source timestamp" in every drain re-reads every member the run has already written (a
 cost that grew with the audience, quadratically over a first sync). Here the first read covers
 that timestamp and every later read only asks for what changed since the newest change the
-previous read saw, so a run reads each change about once.
+previous read saw, so a run reads each change about once. A run starts from what earlier runs
+read (`audience_memory.py`), so it reads only what changed since them.
 
 Writes that move members' `last_changed` without answering it (customers, tagging, tag
 renames) are confirmed from these reads as well (`SideEffects`), instead of a read-back after
@@ -19,6 +20,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from target_mailchimp.audience_memory import AudienceMemory
 from target_mailchimp.client import MailchimpClient
 from target_mailchimp.values import iso, mailchimp_email, to_datetime
 
@@ -51,9 +53,13 @@ class Window:
 class AudienceView:
     """Members (status, last_changed) as Mailchimp last showed them to this run."""
 
-    def __init__(self, client: MailchimpClient, list_id: str) -> None:
+    def __init__(self, client: MailchimpClient, list_id: str,
+                 memory: AudienceMemory | None = None) -> None:
         self.client = client
         self.list_id = list_id
+        # The audience as earlier runs read it (audience_memory.py): None, read afresh.
+        self.memory = memory
+        self._recalled = memory is None
         # email -> (status, last_changed): tuples, as a 100,000-member audience is held whole.
         self.members: dict[str, tuple[str | None, str | None]] = {}
         self._covered_from: datetime.datetime | None = None
@@ -70,9 +76,9 @@ class AudienceView:
         The answer may hold members changed earlier too: callers compare `last_changed`.
         """
         with self._lock:
+            self._recall()
             if self._covered_from is None or since < self._covered_from:
-                self._read_members(since)
-                self._covered_from = since
+                self._read_members(since, covers_from=since)
             else:
                 self.refresh()
             return self.members
@@ -81,31 +87,56 @@ class AudienceView:
         """Read what changed since the last read (nothing read yet: no call)."""
         with self._lock:
             if self._cursor is not None:
-                self._read_members(self._cursor)
+                self._read_members(self._cursor, covers_from=self._covered_from)
 
     def read_since(self, since: datetime.datetime, after: datetime.datetime) -> None:
         """Make sure every change since `since` that was made before `after` has been read
         (to confirm our writes of that span): no call if a read covering it started later."""
         with self._lock:
+            self._recall()
             covered = self._covered_from is not None and self._covered_from <= since
             if covered and self._read_started is not None and self._read_started >= after:
                 return
             if covered:
                 self.refresh()
             else:
-                self._read_members(since)
-                self._covered_from = since
+                self._read_members(since, covers_from=since)
 
-    def _read_members(self, since: datetime.datetime) -> None:
+    def _recall(self) -> None:
+        """Once per run: start from what earlier runs read, so that only changes since their
+        last read are read (not the whole audience, for a source time older than them)."""
+        if self._recalled or self.memory is None:
+            return
+        self._recalled = True
+        span = self.memory.span()
+        if span is None:
+            return
+        self.members.update(self.memory.members())
+        self._covered_from, self._cursor = span
+        # A read covering the span's end is still due: not `_read_started`.
+
+    def forget(self, emails: set[str]) -> None:
+        """Deleted or archived by us: no longer as last read (a deleted member is gone)."""
+        with self._lock:
+            for email in emails:
+                self.members.pop(email, None)
+            if self.memory is not None:
+                self.memory.forget(emails)
+
+    def _read_members(self, since: datetime.datetime,
+                      covers_from: datetime.datetime | None) -> None:
+        """Read every change since `since`; the span from `covers_from` to the new cursor is
+        then covered (contiguous: `since` is never after the previous cursor)."""
         started = now()
         newest: datetime.datetime | None = None
+        seen: dict[str, tuple[str | None, str | None]] = {}
         for member in self.client.paginate(
             f"lists/{self.list_id}/members", "members",
             {"since_last_changed": iso(since), "fields": MEMBER_FIELDS},
         ):
             email = mailchimp_email(member)
             status, stamp = member.get("status"), member.get("last_changed")
-            self.members[email] = (status, stamp)
+            self.members[email] = seen[email] = (status, stamp)
             changed = to_datetime(stamp)
             if changed is not None and (newest is None or changed > newest):
                 newest = changed
@@ -123,6 +154,9 @@ class AudienceView:
             cursor = newest - SECOND
         self._cursor = cursor
         self._read_started = started
+        self._covered_from = covers_from if covers_from is not None else since
+        if self.memory is not None:
+            self.memory.remember(seen, self._covered_from, cursor)
 
     def archived(self) -> set[str]:
         """Archived contacts (any write naming them would bring them back).

@@ -94,3 +94,4 @@ def write_deletions(context: RunContext, records: list[dict[str, Any]]) -> None:
     context.audit.record(entries)
     # Archived/erased members are no longer "ours": a later change in Mailchimp is theirs.
     context.audit.forget_members(context.list_id, member_emails)
+    context.audience.forget({e.lower() for e in member_emails})

@@ -11,6 +11,7 @@ from functools import cached_property
 from typing import Any
 
 from target_mailchimp.audience import AudienceView, SideEffects
+from target_mailchimp.audience_memory import AudienceMemory
 from target_mailchimp.audit import AuditStore, default_audit_url
 from target_mailchimp.auth import resolve_connection
 from target_mailchimp.client import ApiError, MailchimpClient
@@ -80,7 +81,8 @@ class RunContext:
 
     @cached_property
     def audience(self) -> AudienceView:
-        return AudienceView(self.client, self.list_id)
+        return AudienceView(self.client, self.list_id,
+                            AudienceMemory(self.audit.engine, self.list_id))
 
     @property
     def batch_size(self) -> int:
