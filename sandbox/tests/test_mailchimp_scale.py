@@ -207,4 +207,7 @@ def test_members_customers_and_orders_are_held_compactly() -> None:
     member = sandbox.member("person.7@company-7.example")
     assert member is not None and member["merge_fields"]["ADDRESS"]["city"] == "Utrecht"
     assert customer_to_api(store, store.customers[f"exact-101-{7:036d}"])["orders_count"] == 1
-    assert per_account < 2600, per_account  # 6,900 held as dicts; ~2,250 packed
+    ids = [(m.unique_email_id, m.contact_id) for m in audience.members.values()]
+    assert len(set(ids)) == accounts + 1 and ids == [
+        (m.unique_email_id, m.contact_id) for m in audience.members.values()]  # stable
+    assert per_account < 2300, per_account  # 6,900 held as dicts; ~2,050 packed

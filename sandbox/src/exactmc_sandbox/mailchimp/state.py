@@ -5,6 +5,7 @@ One re-entrant lock guards everything; handlers hold it only while touching stat
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import secrets
 import threading
@@ -50,6 +51,11 @@ class Segment:
     updated_at: str
 
 
+# Random per process, as the ids were: they look random and differ between sandboxes.
+_ID_KEY = secrets.token_bytes(16)
+_MEMBER_SERIALS = itertools.count(1)
+
+
 @dataclass(slots=True)  # no per-member __dict__ (issue 9)
 class Member:
     email_address: str
@@ -68,9 +74,8 @@ class Member:
     unsubscribe_reason: str = ""
     # The status an archived member had, so re-adding never launders an opt-out.
     status_before_archive: str | None = None
-    unique_email_id: str = field(default_factory=lambda: secrets.token_hex(5))
-    contact_id: str = field(default_factory=lambda: secrets.token_hex(16))
-    web_id: int = field(default_factory=lambda: secrets.randbelow(10**9))
+    # Its ids (unique_email_id, contact_id, web_id) are derived from this, not held (issue 9).
+    serial: int = field(default_factory=lambda: next(_MEMBER_SERIALS))
 
     @property
     def merge_fields(self) -> dict[str, Any]:
@@ -80,6 +85,22 @@ class Member:
     @merge_fields.setter
     def merge_fields(self, values: dict[str, Any]) -> None:
         self.packed_merge_fields = pack(values)
+
+    def _id_bytes(self, size: int, purpose: bytes) -> bytes:
+        return hashlib.blake2b(purpose + self.serial.to_bytes(8, "big"), key=_ID_KEY,
+                               digest_size=size).digest()
+
+    @property
+    def unique_email_id(self) -> str:
+        return self._id_bytes(5, b"u").hex()
+
+    @property
+    def contact_id(self) -> str:
+        return self._id_bytes(16, b"c").hex()
+
+    @property
+    def web_id(self) -> int:
+        return int.from_bytes(self._id_bytes(8, b"w"), "big") % 10**9
 
 
 @dataclass
