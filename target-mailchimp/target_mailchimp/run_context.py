@@ -129,7 +129,7 @@ class RunContext:
             # Noted before the PATCH: if this run dies, the next one sets the flag back.
             self.audit.mark_store_syncing(self.store_id)
             try:
-                self.client.request("GET", path, params={"fields": "id,list_id"})
+                # No GET first: the PATCH's 404 says the store is missing just as well.
                 self.client.request("PATCH", path, body={"is_syncing": True})
             except ApiError as exc:
                 if exc.status != 404:

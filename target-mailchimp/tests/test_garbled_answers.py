@@ -38,7 +38,6 @@ CALLS = [
     ("segment-reads", SEGMENT_LIST, "GET"),
     ("segment-create", SEGMENT_LIST, "POST"),
     ("segment-update", r"/segments/\d+$", "POST"),
-    ("store-read", r"/ecommerce/stores/[^/]+$", "GET"),
     ("store-patch", r"/ecommerce/stores/[^/]+$", "PATCH"),
     ("product-put", r"/products/P1$", "PUT"),
     ("order-put", r"/orders/O1$", "PUT"),

@@ -191,3 +191,19 @@ def test_records_breaking_their_schema_are_judged_by_our_rules_not_the_sdks_vali
     [failed] = audit_rows(config, outcome="failed")
     assert failed["record_key"] == "42" and failed["reason"] == "invalid email address"
     assert "Record validation failed" not in caplog.text
+
+
+def test_changed_customers_cost_their_puts_plus_the_syncing_flag(mailchimp_sandbox: Any,
+                                                                 config: dict[str, Any]) -> None:
+    # bench/run's incremental: 8 customers cost 8 PUTs + GET store + 2 PATCH is_syncing. The
+    # GET only asked whether the store exists: the PATCH's 404 says so too.
+    run_target(config, stream("customers", [{"id": "C1", "email": "c1@example.com"}]))
+    mailchimp_sandbox.reset_calls()
+    run_target(config, stream("customers", [{"id": f"C{i}", "email": f"c{i}@example.com",
+                                             "first_name": "New"} for i in range(1, 4)]))
+    store = mailchimp_sandbox.store("exact-store")
+    assert [store["customers"][f"C{i}"]["first_name"] for i in range(1, 4)] == ["New"] * 3
+    assert store["store"]["is_syncing"] is False
+    calls = mailchimp_sandbox.calls()["by_endpoint"]
+    assert "GET /ecommerce/stores/*" not in calls, calls
+    assert calls["PATCH /ecommerce/stores/*"] == 2, calls
