@@ -4,7 +4,7 @@
     .venv/bin/python bench/bench_sandboxes.py mailchimp --customers 100000
 
 Mailchimp, per account: a tagged member with an address, a customer, an order of three lines.
-At 100k: peak RSS 485 MB held as dicts, 271 MB packed (issue 9).
+At 100k: peak RSS 485 MB held as dicts, 214 MB packed (issue 9).
 
 Calls the sandboxes' own functions (no HTTP, so the figures are the simulators' CPU, not
 werkzeug's). Run one side per process: peak RSS (`ru_maxrss`) is per process.

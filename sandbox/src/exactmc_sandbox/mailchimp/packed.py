@@ -1,7 +1,6 @@
 """Records held packed: each as compact JSON bytes, decoded on every read (issue 9: a member
 with an address, a customer and an order of three lines held as dicts cost ~6,900 bytes per
-account, 929 MB at 100k; packed they cost under a third). Long records (orders with their
-lines) are also deflated: about half the bytes for ~15 µs a write and ~7 µs a read.
+account, 929 MB at 100k; packed they cost under a third), deflated (see `_ZDICT`).
 
 Every read returns a fresh plain dict equal to what was stored, so a reader can never change a
 stored record by mutating what it got: writers store a new record (they already did). Values
@@ -20,24 +19,38 @@ _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _decode = json.JSONDecoder().decode
 
 
-_DEFLATE_FROM = 400  # bytes of JSON; shorter records gain too little
-# Raw deflate with a 1 KB window and a small hash table: a record is ~1 KB, and a full-size
-# compressor costs ~80 µs per record just to set up its state.
+# Raw deflate with a 1 KB window and a small hash table (records are ~0.2-1 KB; a full-size
+# compressor costs ~80 µs per record just to set up its state), primed with the JSON that the
+# records share (keys, common values) so that even a short record shrinks: ~4 µs a write,
+# ~1 µs a read, merge fields 264 -> 135 bytes, an order of four lines 1,156 -> ~500.
 _WBITS, _MEM_LEVEL = -10, 2
+_ZDICT = (
+    b'"email_address":"","opt_in_status":false,"first_name":"","last_name":"","company":"",'
+    b'"address":{"address1":"","address2":"","city":"","province":"","postal_code":"",'
+    b'"country_code":"NL"},"created_at":"","updated_at":"+00:00",'
+    b'{"id":"exact-101-","customer":{"id":"exact-","currency_code":"EUR","order_total":'
+    b'"tax_total":,"discount_total":0.0,"financial_status":"paid","pending",'
+    b'"processed_at_foreign":"updated_at_foreign":"lines":[{"discount":0,"id":"",'
+    b'"product_id":"exact-","product_variant_id":"exact-","quantity":1,"price":.0,'
+    b'"product_title":"","product_variant_title":""},'
+    b'{"FNAME":"","LNAME":"","ADDRESS":{"addr1":"","addr2":"","city":"","state":"","zip":"",'
+    b'"country":"NL"},"PHONE":"+31 ","COMPANY":" B.V.","ACCCODE":"","RELSTATUS":"customer",'
+    b'"COUNTRY":"NL"}'
+)
 _DEFLATED = b"\0"  # marks a deflated record: JSON text never starts with NUL
 
 
 def pack(record: Any) -> bytes:
     text = _encode(record).encode()
-    if len(text) < _DEFLATE_FROM:
-        return text
-    deflater = zlib.compressobj(1, zlib.DEFLATED, _WBITS, _MEM_LEVEL)
-    return _DEFLATED + deflater.compress(text) + deflater.flush()
+    deflater = zlib.compressobj(1, zlib.DEFLATED, _WBITS, _MEM_LEVEL, zdict=_ZDICT)
+    deflated = _DEFLATED + deflater.compress(text) + deflater.flush()
+    return deflated if len(deflated) < len(text) else text
 
 
 def unpack(packed: bytes) -> Any:
     if packed[:1] == _DEFLATED:
-        packed = zlib.decompress(packed[1:], _WBITS)
+        inflater = zlib.decompressobj(_WBITS, zdict=_ZDICT)
+        packed = inflater.decompress(packed[1:]) + inflater.flush()
     return _decode(packed.decode())
 
 
