@@ -8,6 +8,7 @@ cleaned or unsubscribed is refused with "Member In Compliance State".
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from exactmc_sandbox.mailchimp.emails import check_email, subscriber_hash
@@ -56,7 +57,7 @@ def _check_status(value: Any, field_name: str) -> str:
             "message": f"Schema describes enum, {value!r} found instead; "
                        f"allowed: {', '.join(STATUSES)}",
         }])
-    return value
+    return STATUSES[STATUSES.index(value)]  # the shared string, not one per member (issue 9)
 
 
 def find_member(audience: AudienceList, email_or_hash: str) -> Member | None:
@@ -253,7 +254,8 @@ class MemberWriter:
     def _apply_simple_fields(member: Member, body: dict[str, Any]) -> None:
         for name in SIMPLE_FIELDS:
             if name in body and body[name] is not None:
-                setattr(member, name, str(body[name]))
+                # Interned: languages, email types and IPs repeat across members (issue 9).
+                setattr(member, name, sys.intern(str(body[name])))
         if "vip" in body:
             member.vip = bool(body["vip"])
 
