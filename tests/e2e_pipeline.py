@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -83,6 +84,16 @@ class Pipeline:
     def mailchimp_writes(self) -> int:
         by_endpoint = self.mailchimp.calls()["by_endpoint"]
         return sum(n for label, n in by_endpoint.items() if not label.startswith("GET "))
+
+
+def stop_service(process: subprocess.Popen, timeout: float = 60) -> None:
+    """SIGTERM (the webhook service finishes what it started), SIGKILL if it hangs."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
 
 
 def link_plugin_installations(sys_dir: Path) -> Path:

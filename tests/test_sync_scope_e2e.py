@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_pipeline import ROOT, Pipeline, make_pipeline
+from e2e_pipeline import ROOT, Pipeline, make_pipeline, stop_service
 from secret_store import SecretStore
 from tap_exactonline.webhooks import WebhookInbox
 
@@ -130,9 +129,4 @@ def test_the_services_default_trigger_runs_the_job_scoped_to_the_deliveries(sync
         assert {k: v for k, v in after.items() if k != ("contacts", 103)} == {
             k: v for k, v in before.items() if k != ("contacts", 103)}
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        stop_service(process)

@@ -9,7 +9,6 @@ runs a job after the first sync.
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from typing import Any
 
 import pytest
 import requests
-from e2e_pipeline import MELTANO, ROOT, Pipeline, make_pipeline
+from e2e_pipeline import MELTANO, ROOT, Pipeline, make_pipeline, stop_service
 from secret_store import SecretStore
 
 SECRET = "webhook-secret-service-e2e"
@@ -75,12 +74,7 @@ def served(meltano_plugins: None, exact_sandbox_factory: Any, mailchimp_sandbox_
     try:
         yield pipeline, mailchimp_url
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        stop_service(process)
 
 
 def wait_for(check, timeout: float) -> bool:

@@ -72,10 +72,7 @@ class AudienceMemory:
         in between leaves the old span, which is still true)."""
         emails = list(members)
         with self.engine.begin() as conn:
-            for start in range(0, len(emails), QUERY_CHUNK):
-                conn.execute(audience_members.delete().where(
-                    audience_members.c.list_id == self.list_id,
-                    audience_members.c.email.in_(emails[start: start + QUERY_CHUNK])))
+            self._delete(conn, emails)
             if emails:
                 conn.execute(audience_members.insert(), [
                     {"list_id": self.list_id, "email": email, "status": status,
@@ -85,10 +82,13 @@ class AudienceMemory:
             conn.execute(audience_reads.insert(), {
                 "list_id": self.list_id, "covered_from": covered_from, "cursor": cursor})
 
+    def _delete(self, conn: sa.Connection, emails: list[str]) -> None:
+        for start in range(0, len(emails), QUERY_CHUNK):
+            conn.execute(audience_members.delete().where(
+                audience_members.c.list_id == self.list_id,
+                audience_members.c.email.in_(emails[start: start + QUERY_CHUNK])))
+
     def forget(self, emails: Iterable[str]) -> None:
         emails = list(emails)
         with self.engine.begin() as conn:
-            for start in range(0, len(emails), QUERY_CHUNK):
-                conn.execute(audience_members.delete().where(
-                    audience_members.c.list_id == self.list_id,
-                    audience_members.c.email.in_(emails[start: start + QUERY_CHUNK])))
+            self._delete(conn, emails)
