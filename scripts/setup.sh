@@ -3,6 +3,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+# PostgreSQL: the tests start a real server (a fleet's database); Debian's package, as root.
+if ! command -v pg_ctl >/dev/null && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "Installing PostgreSQL (Debian package) for the tests..." >&2
+    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql; } >/dev/null ||
+      echo "Could not install PostgreSQL: its tests will fail (EXACTMC_SKIP_POSTGRES=1 skips them)." >&2
+  else
+    echo "PostgreSQL is not installed (apt-get install postgresql): its tests will fail." >&2
+  fi
+fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
