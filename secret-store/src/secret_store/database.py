@@ -51,6 +51,19 @@ def current_tenant() -> str | None:
     return valid_tenant(name) if name else None
 
 
+SYS_DIR_ENV = "MELTANO_SYS_DIR_ROOT"
+
+
+def default_sqlite_path(plugin: str, file: str) -> Path:
+    """Where `plugin` keeps `file` by default: under Meltano's system directory.
+
+    Meltano gives every plugin `MELTANO_SYS_DIR_ROOT`; the fleet runner points it at the
+    tenant's own directory, so each tenant's default files are its own. Outside Meltano:
+    `.meltano/` of the working directory, as before.
+    """
+    return Path(os.environ.get(SYS_DIR_ENV) or ".meltano") / plugin / file
+
+
 def sqlite_url(path: str | os.PathLike[str]) -> str:
     return f"sqlite:///{Path(path)}"
 
