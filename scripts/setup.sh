@@ -17,7 +17,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 packages=()
-for dir in secret-store sandbox tap-exactonline target-mailchimp transform webhooks target-exactonline tap-mailchimp; do
+for dir in secret-store sandbox tap-exactonline target-mailchimp transform webhooks target-exactonline tap-mailchimp fleet; do
   packages+=(-e "./$dir")
 done
 # Quiet unless something fails: then the whole pip log is shown.

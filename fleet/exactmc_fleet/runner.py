@@ -1,0 +1,196 @@
+"""Run one tenant's Meltano job: its own system directory, state IDs, stores and secrets.
+
+Why a system directory per tenant: Meltano keeps a plugin's run files (config, catalog, the
+state handed to the tap) under `$MELTANO_SYS_DIR_ROOT/run/<plugin>/`, one set per plugin, so two
+tenants running at once in one project would read each other's state. Each tenant gets
+`<project>/.meltano/tenants/<name>/` whose plugin installations are links to the project's (no
+reinstall), and every store's default SQLite file lands there too (`default_sqlite_path`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import sqlalchemy as sa
+from secret_store.database import DATABASE_URL_ENV, TENANT_ENV
+from sqlalchemy.engine import make_url
+
+from exactmc_fleet.registry import Tenant
+
+DEFAULT_JOB = "exactonline-to-mailchimp"
+PLUGIN_KINDS = ("extractors", "loaders", "mappers", "utilities")
+MELTANO_SCHEMA = "meltano"  # Meltano's own tables in the fleet's PostgreSQL database
+TIMED_OUT = 124  # what `timeout(1)` returns
+
+
+def tenant_sys_dir(project_root: Path, name: str) -> Path:
+    return Path(project_root) / ".meltano" / "tenants" / name
+
+
+def link_plugin_installations(project_root: Path, sys_dir: Path) -> Path:
+    """`sys_dir` (0700) whose extractors/loaders/mappers/utilities are the project's."""
+    sys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for kind in PLUGIN_KINDS:
+        target = Path(project_root) / ".meltano" / kind
+        target.mkdir(parents=True, exist_ok=True)  # `meltano install` fills it
+        link = sys_dir / kind
+        if not link.is_symlink():
+            link.symlink_to(target, target_is_directory=True)
+    return sys_dir
+
+
+def meltano_database_uri(project_root: Path, env: Mapping[str, str]) -> str:
+    """Meltano's system database (its runs and the state backend) for a tenant's run.
+
+    An explicit MELTANO_DATABASE_URI wins; else the fleet's database when it is PostgreSQL
+    (Meltano's tables in a schema of their own, via libpq's `options`); else the project's
+    `.meltano/meltano.db`, shared by the tenants: their state IDs carry the tenant's name.
+    """
+    if env.get("MELTANO_DATABASE_URI"):
+        return env["MELTANO_DATABASE_URI"]
+    fleet = env.get(DATABASE_URL_ENV, "").strip()
+    if fleet and make_url(fleet).get_backend_name() == "postgresql":
+        return _meltano_schema_uri(fleet)
+    return f"sqlite:///{Path(project_root) / '.meltano' / 'meltano.db'}"
+
+
+@functools.lru_cache(maxsize=8)
+def _meltano_schema_uri(fleet_url: str) -> str:
+    url = make_url(fleet_url)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    # Meltano migrates into the first schema of the search_path but does not create it.
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:s))"),
+                               {"s": MELTANO_SCHEMA})
+            connection.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{MELTANO_SCHEMA}"'))
+    finally:
+        engine.dispose()
+    return url.update_query_dict({"options": f"-csearch_path={MELTANO_SCHEMA}"}).render_as_string(
+        hide_password=False)
+
+
+def tenant_settings(tenant: Tenant) -> dict[str, str]:
+    """The tenant's settings as the plugins' environment variables (its `settings` win)."""
+    env = {
+        "TAP_EXACTONLINE_CLIENT_ID": tenant.exact_client_id,
+        "TAP_EXACTONLINE_REGION": tenant.region,
+        "TARGET_EXACTONLINE_CLIENT_ID": tenant.exact_client_id,
+        "TARGET_EXACTONLINE_REGION": tenant.region,
+        "WEBHOOKS_CLIENT_ID": tenant.exact_client_id,
+    }
+    for prefix in ("TAP_EXACTONLINE", "TARGET_EXACTONLINE"):
+        if tenant.divisions:
+            env[f"{prefix}_DIVISIONS"] = json.dumps(list(tenant.divisions))
+            env[f"{prefix}_ALL_DIVISIONS"] = "false"
+        else:
+            env[f"{prefix}_ALL_DIVISIONS"] = "true"
+    # One store entry per tenant even when tenants share one Exact app (client id).
+    store_name = f"exactonline-{tenant.name}"
+    for variable in ("TAP_EXACTONLINE_TOKEN_STORE_NAME", "TARGET_EXACTONLINE_TOKEN_STORE_NAME",
+                     "WEBHOOKS_TOKEN_STORE_NAME"):
+        env[variable] = store_name
+    if tenant.list_id:
+        env["TARGET_MAILCHIMP_LIST_ID"] = tenant.list_id
+        env["TAP_MAILCHIMP_LIST_ID"] = tenant.list_id
+    if tenant.store_id:
+        env["TARGET_MAILCHIMP_STORE_ID"] = tenant.store_id
+    env.update(tenant.settings)
+    return env
+
+
+def tenant_environment(project_root: Path, tenant: Tenant,
+                       base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a tenant's `meltano` runs in (made from `base`, default os.environ)."""
+    project_root = Path(project_root).resolve()
+    env = dict(os.environ if base is None else base)
+    sys_dir = link_plugin_installations(project_root, tenant_sys_dir(project_root, tenant.name))
+    env.update(tenant_settings(tenant))
+    env["MELTANO_PROJECT_ROOT"] = str(project_root)
+    env["MELTANO_SYS_DIR_ROOT"] = str(sys_dir)
+    env[TENANT_ENV] = tenant.name
+    env["MELTANO_DATABASE_URI"] = meltano_database_uri(project_root, env)
+    env.setdefault("MELTANO_SEND_ANONYMOUS_USAGE_STATS", "false")
+    return env
+
+
+def meltano_executable() -> str:
+    """The `meltano` beside this Python (the project's virtualenv), else the one on PATH."""
+    beside = Path(sys.executable).with_name("meltano")
+    return str(beside) if beside.exists() else "meltano"
+
+
+def meltano_run_command(tenant: Tenant, job: str = DEFAULT_JOB) -> list[str]:
+    """`meltano run` with the tenant's name as state ID suffix: its bookmarks are its own."""
+    return [meltano_executable(), "run", "--state-id-suffix", tenant.name, job]
+
+
+def run_tenant_job(project_root: Path, tenant: Tenant, job: str = DEFAULT_JOB, *,
+                   base_env: Mapping[str, str] | None = None, log_path: Path | None = None,
+                   timeout: float | None = None) -> int:
+    """Run `job` for `tenant` now and wait; Meltano's exit code (124 when it timed out).
+
+    Output goes to `log_path` (appended, 0600) or this process's stdout/stderr.
+    """
+    env = tenant_environment(project_root, tenant, base_env)
+    log = None
+    if log_path is not None:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        log = os.fdopen(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
+    try:
+        process = subprocess.Popen(  # noqa: S603 (our own meltano, argv without a shell)
+            meltano_run_command(tenant, job), cwd=Path(project_root), env=env,
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT if log else None,
+            start_new_session=True,  # a timeout ends Meltano and its plugins together
+            umask=0o077,  # what the run writes stays private
+        )
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _stop(process)
+            return TIMED_OUT
+        except BaseException:
+            _stop(process)
+            raise
+    finally:
+        if log is not None:
+            log.close()
+
+
+def _stop(process: subprocess.Popen[bytes], grace: float = 30) -> None:
+    """SIGTERM to the run's process group (Meltano and its plugins), SIGKILL if it lingers."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def invoke_for_tenant(project_root: Path, tenant: Tenant, command: str, *args: str,
+                      stdin: str | None = None, base_env: Mapping[str, str] | None = None,
+                      capture: bool = False) -> int | subprocess.CompletedProcess[str]:
+    """`meltano invoke command args` (or `meltano <args>` for command "meltano") as `tenant`.
+
+    The exit code, or the completed process with its output when `capture`.
+    """
+    argv = [meltano_executable(), *args] if command == "meltano" else [
+        meltano_executable(), "invoke", command, *args]
+    result = subprocess.run(  # noqa: S603 (our own meltano, argv without a shell)
+        argv, cwd=Path(project_root), env=tenant_environment(project_root, tenant, base_env),
+        input=stdin, text=True, capture_output=capture, check=False, umask=0o077,
+    )
+    return result if capture else result.returncode
