@@ -16,7 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     put = sub.add_parser("set", help="store FIELD of document NAME, value read from stdin")
     put.add_argument("name")
     put.add_argument("field")
-    put.add_argument("--dir", required=True, help="the store's directory")
+    put.add_argument("--dir", "--store", dest="dir",
+                     help="the store: a directory or a database URL (default: "
+                     "EXACTMC_DATABASE_URL, else $MELTANO_PROJECT_ROOT/.secrets)")
     args = parser.parse_args(argv)
 
     if args.command == "generate-key":
