@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -53,3 +54,66 @@ def test_release_lets_the_same_process_take_it_again() -> None:
     lock.release()
     acquire("test", identity, "x").release()
     assert oct(lock.path.stat().st_mode & 0o777) == "0o600"
+
+
+TRY = """
+import sys
+from secret_store.runlock import AlreadyRunning, acquire
+try:
+    acquire("test", sys.argv[1], "the test company")
+except AlreadyRunning as exc:
+    print(exc)
+else:
+    print("acquired")
+"""
+
+
+def machine(tmp_path, name: str, **env: str) -> dict[str, str]:
+    """The environment of a process on another machine: its own lock directory (TMPDIR)."""
+    directory = tmp_path / name
+    directory.mkdir(exist_ok=True)
+    return {**os.environ, "TMPDIR": str(directory), **env}
+
+
+def test_on_the_fleet_database_two_machines_never_run_one_job_and_a_kill_frees_it(
+        tmp_path, postgres_url) -> None:
+    identity = uuid.uuid4().hex
+    fleet = {"EXACTMC_DATABASE_URL": postgres_url}
+    child = subprocess.Popen([sys.executable, "-c", HOLD, identity], stdout=subprocess.PIPE,
+                             text=True, env=machine(tmp_path, "a", **fleet))
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "held"
+        other = subprocess.run([sys.executable, "-c", TRY, identity], capture_output=True,
+                               text=True, env=machine(tmp_path, "b", **fleet), check=True)
+        assert re.match(rf"Another test run for the test company is in progress \(pid "
+                        rf"{child.pid} on .*\); this one stops", other.stdout), other
+        # Without the fleet database the other machine would not know: the flock is local.
+        alone = subprocess.run([sys.executable, "-c", TRY, identity], capture_output=True,
+                               text=True, env=machine(tmp_path, "c"), check=True)
+        assert alone.stdout.strip() == "acquired"
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+    again = subprocess.run([sys.executable, "-c", TRY, identity], capture_output=True,
+                           text=True, env=machine(tmp_path, "b", **fleet), check=True)
+    assert again.stdout.strip() == "acquired"  # the server dropped the dead holder's lock
+
+
+def test_tenants_sharing_one_identity_do_not_block_each_other(monkeypatch) -> None:
+    identity = uuid.uuid4().hex
+    monkeypatch.setenv("EXACTMC_TENANT", "acme")
+    held = acquire("test", identity, "x")
+    try:
+        with pytest.raises(AlreadyRunning):
+            acquire("test", identity, "x")
+        monkeypatch.setenv("EXACTMC_TENANT", "globex")
+        acquire("test", identity, "x").release()
+    finally:
+        held.release()
+
+
+def test_an_unreachable_fleet_database_stops_the_run_without_its_password(monkeypatch) -> None:
+    monkeypatch.setenv("EXACTMC_DATABASE_URL", "postgresql://u:hunter2-pw@127.0.0.1:1/fleet")
+    with pytest.raises(AlreadyRunning, match="needs the fleet database") as info:
+        acquire("test", uuid.uuid4().hex, "the test company")
+    assert "hunter2-pw" not in str(info.value)

@@ -5,6 +5,12 @@ any way, SIGKILL included, so there is never a stale lock to clean up. A second 
 wait (it would then write everything again): it stops at once with a clear message.
 `fcntl` directly rather than filelock: filelock may fall back to a lock *file* that a kill
 leaves behind, and it deletes the file on release, which lets two processes hold "the" lock.
+
+A fleet on several machines (`EXACTMC_DATABASE_URL` on PostgreSQL) also takes a session-level
+`pg_try_advisory_lock` on a connection of its own, kept for the process's lifetime: the server
+drops it when that connection ends, a kill of the process included, so two MACHINES never run
+one tenant's job at once either. The tenant (`EXACTMC_TENANT`) is part of the lock's identity:
+tenants sharing one Exact app never block each other.
 """
 
 from __future__ import annotations
@@ -12,22 +18,40 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import socket
 import tempfile
 from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from secret_store.database import DATABASE_URL_ENV, current_tenant, engine_for
 
 
 class AlreadyRunning(Exception):
     """Another live process holds the lock for the same company or audience."""
 
 
+class RunLockUnavailable(AlreadyRunning):
+    """The fleet database could not be asked for the run lock (the run must not start)."""
+
+
+_held: list[sa.Connection] = []  # the advisory locks' connections live as long as the process
+
+
 class RunLock:
     """A held lock; `release()` or the end of the process frees it."""
 
-    def __init__(self, fd: int, path: Path) -> None:
+    def __init__(self, fd: int, path: Path, connection: sa.Connection | None = None) -> None:
         self._fd: int | None = fd
         self.path = path
+        self._connection = connection  # holds the advisory lock while open
 
     def release(self) -> None:
+        if self._connection is not None:
+            self._connection.close()  # detached: really closed, so the server drops the lock
+            _held.remove(self._connection)
+            self._connection = None
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None
@@ -46,7 +70,9 @@ def acquire(kind: str, identity: str, description: str) -> RunLock:
     `identity` names what must not be written by two runs at once (it is hashed: the file name
     reveals nothing); `description` is what the message shows a person.
     """
-    digest = hashlib.sha256(f"{kind}\0{identity}".encode()).hexdigest()[:32]
+    tenant = current_tenant()
+    scoped = f"{tenant}\0{kind}\0{identity}" if tenant else f"{kind}\0{identity}"
+    digest = hashlib.sha256(scoped.encode()).hexdigest()[:32]
     path = lock_directory() / f"{kind}-{digest}.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
@@ -63,4 +89,55 @@ def acquire(kind: str, identity: str, description: str) -> RunLock:
         raise
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return RunLock(fd, path)
+    try:
+        connection = _fleet_lock(kind, digest, description)
+    except BaseException:
+        os.close(fd)
+        raise
+    return RunLock(fd, path, connection)
+
+
+def _fleet_database() -> str | None:
+    url = os.environ.get(DATABASE_URL_ENV, "").strip()
+    if url and make_url(url).get_backend_name() == "postgresql":
+        return url
+    return None
+
+
+def _fleet_lock(kind: str, digest: str, description: str) -> sa.Connection | None:
+    """The advisory lock on the fleet's PostgreSQL database, or None without one."""
+    url = _fleet_database()
+    if url is None:
+        return None
+    key = int(digest[:16], 16) - (1 << 63)  # a signed 64-bit advisory key
+    try:
+        connection = engine_for(url, "runlock", use_current_tenant=False).connect()
+        connection.detach()  # its own session for the process's lifetime, never pooled
+        # Who holds it, for the message a second machine shows (pg_stat_activity).
+        holder = f"exactmc pid {os.getpid()} on {socket.gethostname()}"[:63]
+        connection.execute(sa.text("SELECT set_config('application_name', :a, false)"),
+                           {"a": holder})
+        taken = connection.execute(sa.text("SELECT pg_try_advisory_lock(:k)"),
+                                   {"k": key}).scalar_one()
+        if not taken:
+            other = connection.execute(sa.text(
+                "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a "
+                "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+                "AND l.objid::bigint = (:k & 4294967295) "
+                "AND l.classid::bigint = ((:k >> 32) & 4294967295)"),
+                {"k": key}).scalar()
+            connection.close()
+            raise AlreadyRunning(
+                f"Another {kind} run for {description} is in progress ("
+                f"{(other or 'another machine').removeprefix('exactmc ')}); this one stops "
+                "before reading or writing anything.")
+        connection.commit()  # end the implicit transaction; the session lock stays
+    except sa.exc.SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        raise RunLockUnavailable(
+            f"The run lock for {description} needs the fleet database, which failed: "
+            f"{type(cause).__name__}; this run stops before reading or writing anything."
+        ) from None
+    _held.append(connection)
+    return connection
+
