@@ -17,7 +17,7 @@ SECRET = "webhook-secret-e2e"
 @pytest.fixture
 def callback(tmp_path: Path):
     """A receiver that answers Exact's validation POST (Exact refuses a subscription without)."""
-    server = WebhookServer("127.0.0.1", 0, SECRET, WebhookInbox(tmp_path / "recv-inbox.jsonl"))
+    server = WebhookServer("127.0.0.1", 0, SECRET, WebhookInbox(tmp_path / "recv-inbox.sqlite"))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.port}/exact"
     server.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from functools import cached_property
 from typing import IO, Any
 
@@ -25,7 +24,7 @@ from tap_exactonline.streams import STREAM_TYPES
 from tap_exactonline.sync_scope import ALL, PENDING_WEBHOOKS, SCOPES, SyncScope, entry_partitions
 from tap_exactonline.token_store import TokenStore
 from tap_exactonline.webhook_server import SERVE_SETTINGS as WEBHOOK_SERVE_SETTINGS
-from tap_exactonline.webhooks import TOPIC_STREAMS, WebhookInbox
+from tap_exactonline.webhooks import TOPIC_STREAMS, WebhookInbox, inbox_setting
 
 LOGGER = logging.getLogger("tap_exactonline")
 
@@ -109,9 +108,13 @@ CONFIG_SCHEMA = th.PropertiesList(
                 description="Longest sleep for a minutely rate-limit reset."),
     th.Property("webhook_secret", th.StringType, secret=True,
                 description="Exact webhook secret, for `tap-exactonline-webhooks serve`."),
+    th.Property("webhook_inbox_url", th.StringType,
+                description="Database of the webhook inbox, where the webhook service notes "
+                "the keys Exact announced (a SQLAlchemy URL or a SQLite file; a completed run "
+                "clears the entries it covered). Default: EXACTMC_DATABASE_URL, else "
+                "$MELTANO_SYS_DIR_ROOT/webhooks/inbox.sqlite (the webhook service's default)."),
     th.Property("webhook_inbox_path", th.StringType,
-                description="File where the webhook receiver notes changed keys; a completed "
-                "run clears the entries it covered."),
+                description="Deprecated: the inbox as a SQLite file (webhook_inbox_url wins)."),
     th.Property("mark_incomplete_read", th.BooleanType, default=False,
                 description="A run that stops early on Exact's daily budget ends with a STATE "
                 "carrying `\"incomplete_read\": true` (set by the `reconcile` job, whose "
@@ -221,9 +224,11 @@ class TapExactOnline(Tap):
         """The partitions this run reads (`sync_scope`), fixed once, at the start of the run."""
         if (self.config.get("sync_scope") or ALL) != PENDING_WEBHOOKS:
             return SyncScope()
-        if not self.config.get("webhook_inbox_path"):
-            raise SystemExit("error: sync_scope pending_webhooks needs webhook_inbox_path.")
-        return SyncScope.from_entries(WebhookInbox(self.config["webhook_inbox_path"]).pending())
+        return SyncScope.from_entries(self.webhook_inbox.pending())
+
+    @cached_property
+    def webhook_inbox(self) -> WebhookInbox:
+        return WebhookInbox(inbox_setting(self.config))
 
     def _run_lock(self) -> RunLock:
         """One sync at a time per company and division selection (a second would duplicate)."""
@@ -245,7 +250,7 @@ class TapExactOnline(Tap):
             lock.release()
 
     def _sync_all(self) -> None:
-        started = time.time()
+        started = self.webhook_inbox.now()  # the clock the inbox's entries are stamped in
         scope = self.sync_scope  # read after `started`: every entry it covers is older
         if scope.empty:  # a webhook-triggered run with nothing pending: no call at all
             LOGGER.info("sync_scope pending_webhooks: the webhook inbox is empty, nothing to read.")
@@ -256,9 +261,9 @@ class TapExactOnline(Tap):
             super().sync_all()
         finally:
             self.line_spool.close()
-        if self.config.get("webhook_inbox_path") and not self.rate_limiter.stopped_early:
+        if not self.rate_limiter.stopped_early:
             # Every selected feed was polled to its end: what webhooks announced before is covered.
-            WebhookInbox(self.config["webhook_inbox_path"]).clear_before(started, self._polled)
+            self.webhook_inbox.clear_before(started, self._polled)
         if self.rate_limiter.exhausted:
             LOGGER.warning(
                 "Stopped early: Exact's daily call limit is spent for division(s) %s. State "

@@ -19,7 +19,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from secret_store.webhook_inbox import InboxError
 from singer_sdk import typing as th
+from sqlalchemy.exc import SQLAlchemyError
 from waitress import create_server, wasyncore
 
 from tap_exactonline.webhooks import InvalidDelivery, WebhookInbox, verify_delivery
@@ -101,9 +103,9 @@ def receiver_app(secret: str, inbox: WebhookInbox, max_body_bytes: int) -> Calla
             return answer(start, status, str(exc))
         try:
             added = inbox.add(content)
-        except OSError:
+        except (OSError, SQLAlchemyError, InboxError):
             # Not recorded, so not acknowledged: Exact (if it retries) and polling cover it.
-            LOGGER.exception("Could not record a webhook delivery in %s", inbox.path)
+            LOGGER.exception("Could not record a webhook delivery in %r", inbox)
             return answer(start, "503 Service Unavailable", "inbox unavailable")
         if not added:
             LOGGER.debug("Repeated webhook delivery ignored: %s %s", content.get("Topic"),

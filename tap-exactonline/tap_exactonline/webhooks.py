@@ -11,6 +11,9 @@ is worth starting now, and shows which keys changed; a completed tap run clears 
     tap-exactonline-webhooks remove --config config.json [--id ID] [--callback URL] [--topic T]
     tap-exactonline-webhooks pending --config config.json
 
+The inbox is the Exact table of the webhook inbox database (`secret_store.webhook_inbox`):
+`webhook_inbox_url`, else `EXACTMC_DATABASE_URL`, else the file
+`$MELTANO_SYS_DIR_ROOT/webhooks/inbox.sqlite`.
 The callback defaults to the `webhook_callback_url` setting; divisions to the tap's own.
 """
 
@@ -23,16 +26,14 @@ import json
 import logging
 import re
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import requests
-from filelock import FileLock
+from secret_store.webhook_inbox import SEEN_LIMIT, InboxDatabase, inbox_url
 
 from tap_exactonline.subscriptions import ALL_TOPICS, SubscriptionError, Subscriptions
-from tap_exactonline.webhook_seen import SeenDeliveries, durable_append, durable_replace
 
 LOGGER = logging.getLogger("tap_exactonline.webhooks")
 
@@ -57,7 +58,6 @@ class MalformedDelivery(InvalidDelivery):
 
 
 _HEX64 = re.compile(r"[0-9A-Fa-f]{64}")
-ADD_LOCK_TIMEOUT = 10.0  # seconds a delivery waits for the inbox lock
 REQUIRED_FIELDS = ("Topic", "Division", "Key")  # what the tap needs to know what to poll
 
 
@@ -113,71 +113,46 @@ def delivery_key(content: dict[str, Any]) -> str:
     return hashlib.sha256(basis.encode()).hexdigest()
 
 
-class WebhookInbox:
-    """Keys to poll, one JSON line each, shared by the receiver and the tap (file-locked).
+def inbox_setting(config: dict[str, Any]) -> str | None:
+    """The tap's inbox setting: `webhook_inbox_url`, else the deprecated `webhook_inbox_path`
+    (a SQLite file now); None: `EXACTMC_DATABASE_URL` or the default file apply."""
+    return config.get("webhook_inbox_url") or config.get("webhook_inbox_path") or None
 
-    Every append is fsync'd before the receiver answers 200; deliveries already recorded are
-    remembered (bounded) beside the inbox so a re-sent one is a no-op, even after a run cleared
-    the inbox or the receiver restarted.
+
+class WebhookInbox:
+    """Keys to poll, shared by the receiver and the tap: the Exact table of the inbox database.
+
+    `location` is a URL or a SQLite file (None: `EXACTMC_DATABASE_URL`, else
+    `$MELTANO_SYS_DIR_ROOT/webhooks/inbox.sqlite`). Each delivery is committed (synced) before
+    the receiver answers 200; recorded deliveries are remembered (bounded) by a unique key, so
+    a re-sent one is a no-op, even after a run cleared the inbox or the receiver restarted.
     """
 
-    def __init__(self, path: str | Path, seen_limit: int = 20_000) -> None:
-        self.path = Path(path)
-        self._lock = FileLock(str(self.path) + ".lock")
-        self._seen = SeenDeliveries(str(self.path) + ".seen", seen_limit)
+    def __init__(self, location: str | Path | None = None, seen_limit: int = SEEN_LIMIT) -> None:
+        self.url = inbox_url(str(location) if location else None)
+        self._db = InboxDatabase(self.url, seen_limit)
+        self.path = Path(location) if location and "://" not in str(location) else None
+
+    def __repr__(self) -> str:
+        return repr(self._db)
 
     def add(self, content: dict[str, Any]) -> bool:
         """Record a delivery; False (and nothing written) when it was recorded before."""
         entry = {name: content.get(name) for name in (
             "Topic", "Division", "Action", "Key", "EventCreatedOn")}
-        entry["received_at"] = time.time()
-        key = delivery_key(content)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Bounded wait: a stuck lock holder must not pin every worker thread (filelock's
-        # Timeout is an OSError: the receiver answers 503 and keeps serving).
-        with self._lock.acquire(timeout=ADD_LOCK_TIMEOUT):
-            if key in self._seen:
-                return False
-            durable_append(self.path, self._line_start() + json.dumps(entry) + "\n")
-            # Inbox first: a kill between the two writes means one harmless extra poll,
-            # never a delivery marked seen but not recorded.
-            self._seen.add(key)
-        return True
+        return self._db.add_exact(entry, delivery_key(content))
 
     def pending(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return self._read()
+        """The entries not yet covered by a run, oldest first, with `received_at`."""
+        return self._db.exact_entries()
+
+    def now(self) -> float:
+        """The clock `received_at` is written in (the database's): a run's start."""
+        return self._db.now()
 
     def clear_before(self, moment: float, polled: Callable[[dict[str, Any]], bool]) -> int:
-        """Forget entries received before `moment` that a finished run `polled`."""
-        with self._lock:
-            entries = self._read()
-            keep = [e for e in entries if e.get("received_at", 0) >= moment or not polled(e)]
-            durable_replace(self.path, "".join(json.dumps(e) + "\n" for e in keep))
-        return len(entries) - len(keep)
-
-    def _line_start(self) -> str:
-        """A newline first when a kill left the last line torn, so the new entry stays whole."""
-        try:
-            with self.path.open("rb") as handle:
-                handle.seek(-1, 2)
-                return "" if handle.read(1) == b"\n" else "\n"
-        except (FileNotFoundError, OSError):
-            return ""  # missing or empty
-
-    def _read(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
-            return []
-        entries = []
-        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                entry = json.loads(line) if line.strip() else None
-            except ValueError:
-                entry = None
-                LOGGER.warning("Skipped a torn line in the webhook inbox %s", self.path)
-            if isinstance(entry, dict):
-                entries.append(entry)
-        return entries
+        """Forget entries received before `moment` (`now()`) that a finished run `polled`."""
+        return self._db.clear_exact(moment, polled)
 
 
 def subscribe(config: dict, division: int, topic: str, callback: str) -> dict[str, Any]:
@@ -262,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.command in ("subscribe", "list", "remove"):
         return manage_subscriptions(args, config)
-    inbox = WebhookInbox(config.get("webhook_inbox_path") or "webhook-inbox.jsonl")
+    inbox = WebhookInbox(inbox_setting(config))
     if args.command == "pending":
         print(json.dumps(inbox.pending(), indent=1))
         return 0

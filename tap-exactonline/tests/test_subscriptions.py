@@ -15,7 +15,7 @@ SECRET = "webhook-secret-for-tests"
 @pytest.fixture
 def callback(tmp_path):
     """A real receiver (answers Exact's validation POST), so subscriptions are accepted."""
-    server = WebhookServer("127.0.0.1", 0, SECRET, WebhookInbox(tmp_path / "inbox.jsonl"))
+    server = WebhookServer("127.0.0.1", 0, SECRET, WebhookInbox(tmp_path / "inbox.sqlite"))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.port}/exact"
     server.close()

@@ -40,10 +40,10 @@ def partition_states(state: dict) -> dict[tuple[str, int], dict]:
 def webhooked(exact_sandbox_factory, config_for, tmp_path):
     """A 3-division sandbox delivering every topic to a receiver; config with scope pending."""
     sandbox = exact_sandbox_factory(accounts_per_division=8, webhook_secret=SECRET)
-    inbox = WebhookInbox(tmp_path / "inbox.jsonl")
+    inbox = WebhookInbox(tmp_path / "inbox.sqlite")
     server = WebhookServer("127.0.0.1", 0, SECRET, inbox)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    config = config_for(sandbox, divisions=DIVISIONS, webhook_inbox_path=str(inbox.path))
+    config = config_for(sandbox, divisions=DIVISIONS, webhook_inbox_url=inbox.url)
     list(Subscriptions(config).subscribe(
         DIVISIONS, ["Accounts", "Contacts", "SalesInvoices"],
         f"http://127.0.0.1:{server.port}/exact"))
@@ -128,10 +128,10 @@ def test_with_an_empty_inbox_a_pending_webhooks_run_calls_nothing_and_exits_0(
 def test_entries_of_partitions_the_run_did_not_read_stay_in_the_inbox(
     exact_sandbox, config_for, run_tap, tmp_path
 ):
-    inbox = WebhookInbox(tmp_path / "inbox.jsonl")
+    inbox = WebhookInbox(tmp_path / "inbox.sqlite")
     inbox.add({"Topic": "Accounts", "Division": 101, "Action": "Update", "Key": "a"})
     inbox.add({"Topic": "Contacts", "Division": 101, "Action": "Update", "Key": "c"})
-    config = config_for(exact_sandbox, divisions=[101], webhook_inbox_path=str(inbox.path),
+    config = config_for(exact_sandbox, divisions=[101], webhook_inbox_url=inbox.url,
                         sync_scope="pending_webhooks")
     run_tap(config, select=["accounts"])  # contacts deselected: its entry is not covered
     assert [e["Key"] for e in inbox.pending()] == ["c"]

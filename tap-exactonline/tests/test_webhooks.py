@@ -6,11 +6,9 @@ import hashlib
 import hmac
 import json
 import threading
-import time
 
 import pytest
 import requests
-from tap_exactonline.webhook_seen import SeenDeliveries
 from tap_exactonline.webhook_server import WebhookServer
 from tap_exactonline.webhooks import (
     InvalidDelivery,
@@ -25,7 +23,7 @@ SECRET = "webhook-secret-for-tests"
 
 @pytest.fixture
 def receiver(tmp_path):
-    inbox = WebhookInbox(tmp_path / "inbox.jsonl")
+    inbox = WebhookInbox(tmp_path / "inbox.sqlite")
     server = WebhookServer("127.0.0.1", 0, SECRET, inbox)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.port}/exact", inbox
@@ -37,7 +35,7 @@ def test_signed_deliveries_are_recorded_and_a_run_clears_them(
 ):
     url, inbox = receiver
     sandbox = exact_sandbox_factory(accounts_per_division=5, webhook_secret=SECRET)
-    config = config_for(sandbox, divisions=[101], webhook_inbox_path=str(inbox.path))
+    config = config_for(sandbox, divisions=[101], webhook_inbox_url=inbox.url)
     created = subscribe(config, 101, "Accounts", url)
     assert created["Topic"] == "Accounts"
 
@@ -56,10 +54,10 @@ def test_signed_deliveries_are_recorded_and_a_run_clears_them(
 
 def test_a_run_clears_only_the_divisions_and_topics_it_polled(exact_sandbox, config_for,
                                                               run_tap, tmp_path):
-    inbox = WebhookInbox(tmp_path / "inbox.jsonl")
+    inbox = WebhookInbox(tmp_path / "inbox.sqlite")
     for division, topic in ((101, "Accounts"), (102, "Accounts"), (101, "Contacts")):
         inbox.add({"Topic": topic, "Division": division, "Action": "Update", "Key": "k"})
-    config = config_for(exact_sandbox, divisions=[101], webhook_inbox_path=str(inbox.path))
+    config = config_for(exact_sandbox, divisions=[101], webhook_inbox_url=inbox.url)
 
     run_tap(config, select=["accounts"])
 
@@ -68,9 +66,9 @@ def test_a_run_clears_only_the_divisions_and_topics_it_polled(exact_sandbox, con
 
 
 def test_cli_reads_env_settings_as_meltano_passes_them(tmp_path, monkeypatch, capsys):
-    inbox = WebhookInbox(tmp_path / "inbox.jsonl")
+    inbox = WebhookInbox(tmp_path / "inbox.sqlite")
     inbox.add({"Topic": "Accounts", "Division": 101, "Action": "Update", "Key": "k1"})
-    monkeypatch.setenv("TAP_EXACTONLINE_WEBHOOK_INBOX_PATH", str(inbox.path))
+    monkeypatch.setenv("TAP_EXACTONLINE_WEBHOOK_INBOX_URL", inbox.url)
 
     assert main(["pending", "--config", "ENV"]) == 0  # meltano.yml: `--config ENV`
 
@@ -96,30 +94,40 @@ def test_hash_is_computed_over_the_raw_content_bytes():
         verify_delivery(raw, "another-secret")
 
 
-def test_a_line_torn_by_a_kill_neither_breaks_the_inbox_nor_swallows_the_next_entry(tmp_path):
-    inbox = WebhookInbox(tmp_path / "inbox.jsonl")
-    inbox.add({"Topic": "Accounts", "Division": 101, "Key": "k1", "HashCode": "1"})
-    with inbox.path.open("a") as handle:
-        handle.write('{"Topic": "Accounts", "Divi')  # killed mid-append
-    assert inbox.add({"Topic": "Accounts", "Division": 101, "Key": "k2", "HashCode": "2"})
-    assert [p["Key"] for p in inbox.pending()] == ["k1", "k2"]
-    assert inbox.clear_before(time.time() + 1, lambda entry: entry["Key"] == "k1") == 1
-    assert [p["Key"] for p in inbox.pending()] == ["k2"]
+KILLED_WRITER = """
+import sys
+from tap_exactonline.webhooks import WebhookInbox
+inbox = WebhookInbox(sys.argv[1])
+n = 0
+while True:
+    inbox.add({"Topic": "Accounts", "Division": 101, "Key": f"k{n}", "HashCode": str(n)})
+    print(n, flush=True)  # recorded: what a 200 would promise
+    n += 1
+"""
 
 
-def test_the_memory_of_recorded_deliveries_is_bounded_and_keeps_the_newest(tmp_path):
-    seen = SeenDeliveries(tmp_path / "seen", limit=5)
-    keys = [hashlib.sha256(str(n).encode()).hexdigest() for n in range(40)]
-    for key in keys:
-        seen.add(key)
-    assert len(seen.path.read_text().splitlines()) <= 2 * 5
-    reopened = SeenDeliveries(tmp_path / "seen", limit=5)  # as after a restart
-    assert all(key in reopened for key in keys[-5:])
-    assert not any(key in reopened for key in keys[:-5])
+def test_a_writer_killed_mid_delivery_neither_breaks_the_inbox_nor_loses_a_recorded_entry(
+        tmp_path):
+    import subprocess
+    import sys
+
+    inbox = WebhookInbox(tmp_path / "inbox.sqlite")
+    inbox.add({"Topic": "Accounts", "Division": 101, "Key": "before", "HashCode": "b"})
+    writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(inbox.path)],
+                              stdout=subprocess.PIPE, text=True)
+    assert writer.stdout is not None
+    acknowledged = [writer.stdout.readline() for _ in range(30)]
+    writer.kill()  # SIGKILL, most likely inside a transaction
+    writer.wait(10)
+    keys = [p["Key"] for p in inbox.pending()]
+    assert keys[0] == "before" and {f"k{int(n)}" for n in acknowledged} <= set(keys)
+    assert inbox.add({"Topic": "Accounts", "Division": 101, "Key": "after", "HashCode": "a"})
+    assert inbox.clear_before(inbox.now() + 1, lambda entry: entry["Key"] != "after") == len(keys)
+    assert [p["Key"] for p in inbox.pending()] == ["after"]
 
 
 def test_two_receivers_on_one_inbox_share_what_was_recorded(tmp_path):
-    first, second = (WebhookInbox(tmp_path / "inbox.jsonl") for _ in range(2))
+    first, second = (WebhookInbox(tmp_path / "inbox.sqlite") for _ in range(2))
     delivery = {"Topic": "Accounts", "Division": 101, "Key": "k", "EventCreatedOn": "t"}
     assert first.add({**delivery, "Key": "other"})  # first now holds a cached view
     assert second.add(dict(delivery))
@@ -130,14 +138,20 @@ def test_two_receivers_on_one_inbox_share_what_was_recorded(tmp_path):
 def test_a_delivery_that_cannot_be_recorded_gets_503_and_the_receiver_goes_on(
     receiver, monkeypatch
 ):
-    from filelock import FileLock
+    import sqlite3
 
     url, inbox = receiver
-    monkeypatch.setattr("tap_exactonline.webhooks.ADD_LOCK_TIMEOUT", 0.2)
+    monkeypatch.setattr("secret_store.webhook_inbox.LOCK_WAIT_SECONDS", 0.2)
     content = b'{"Topic":"Accounts","Division":101,"Key":"k"}'
     digest = hmac.new(SECRET.encode(), content, hashlib.sha256).hexdigest().upper().encode()
     delivery = b'{"Content":' + content + b',"HashCode":"' + digest + b'"}'
-    with FileLock(str(inbox.path) + ".lock"):  # e.g. a stuck process holding the inbox
+    inbox.add({"Topic": "Contacts", "Division": 101, "Key": "earlier"})  # the file exists
+    stuck = sqlite3.connect(inbox.path, isolation_level=None)
+    stuck.execute("BEGIN IMMEDIATE")  # e.g. a stuck process holding the inbox's write lock
+    try:
         assert requests.post(url, data=delivery, timeout=5).status_code == 503
+    finally:
+        stuck.execute("ROLLBACK")
+        stuck.close()
     assert requests.post(url, data=delivery, timeout=5).status_code == 200  # not acknowledged
-    assert [p["Key"] for p in inbox.pending()] == ["k"]                      # before: retried
+    assert [p["Key"] for p in inbox.pending()] == ["earlier", "k"]           # before: retried

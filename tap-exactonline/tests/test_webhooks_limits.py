@@ -53,9 +53,9 @@ class Receiver:
         raise KeyError(name)
 
     def entries(self) -> list[dict]:
-        if not self.inbox.exists():
-            return []
-        return [json.loads(line) for line in self.inbox.read_text().splitlines() if line]
+        from tap_exactonline.webhooks import WebhookInbox
+
+        return WebhookInbox(self.inbox).pending()
 
     def connect(self, timeout: float = 5) -> socket.socket:
         return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
@@ -91,7 +91,7 @@ def read_answer(sock: socket.socket) -> tuple[int, bytes]:
 
 
 def start_receiver(tmp: Path, **settings: int) -> Receiver:
-    config = {"webhook_secret": SECRET, "webhook_inbox_path": str(tmp / "inbox.jsonl"),
+    config = {"webhook_secret": SECRET, "webhook_inbox_path": str(tmp / "inbox.sqlite"),
               **settings}
     config_path = tmp / "config.json"
     config_path.write_text(json.dumps(config))
@@ -107,7 +107,7 @@ def start_receiver(tmp: Path, **settings: int) -> Receiver:
         if "Receiving Exact webhooks on http://" in text:
             port = int(text.split("Receiving Exact webhooks on http://")[1].split("/")[0]
                        .rsplit(":", 1)[1])
-            return Receiver(process, port, tmp / "inbox.jsonl")
+            return Receiver(process, port, tmp / "inbox.sqlite")
         if process.poll() is not None:
             break
         time.sleep(0.05)

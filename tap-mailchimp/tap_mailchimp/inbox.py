@@ -1,21 +1,23 @@
 """The Mailchimp webhook inbox written by the webhook service (`exactmc-webhooks`).
 
-One JSON object per line: `type`, `fired_at` and the event's fields, either flat (`list_id`,
-`email`, `reason`, `old_email`, `new_email`, as exactmc-webhooks writes them) or under a `data`
-object (as Mailchimp's form names them: `data[email]` → `data.email`). The service appends and
-fsyncs; this side only reads: a missing file is no events, a torn last line (a write cut off
-by a kill) and unreadable lines are skipped.
+The Mailchimp table of the webhook inbox database (`secret_store.webhook_inbox`): a SQLAlchemy
+URL or SQLite file (`mailchimp_inbox_url`, else the deprecated `mailchimp_inbox_path`), else
+`EXACTMC_DATABASE_URL` (the tenant's schema), else `$MELTANO_SYS_DIR_ROOT/webhooks/inbox.sqlite`,
+the service's default. Each entry is one event: `type`, `fired_at` and its fields, either flat
+(`list_id`, `email`, `reason`, `old_email`, `new_email`, as exactmc-webhooks writes them) or
+under a `data` object (as Mailchimp's form names them: `data[email]` → `data.email`). A file
+never written is no events (and is not created); an unreadable entry is skipped.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
+
+from secret_store.webhook_inbox import InboxDatabase, inbox_url
 
 LOGGER = logging.getLogger("tap_mailchimp.inbox")
 
@@ -48,31 +50,25 @@ def utc_iso(value: str | datetime) -> str:
     return moment.astimezone(timezone.utc).replace(microsecond=0).isoformat()
 
 
-def read_events(path: str | Path | None) -> Iterator[InboxEvent]:
-    if not path:
-        return
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        return
-    lines = raw.split(b"\n")
-    if raw and not raw.endswith(b"\n"):
-        lines = lines[:-1]  # torn: the service had not finished this line
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        event = _parse(line)
+def inbox_location(config: dict[str, Any]) -> str | None:
+    """The inbox setting (`mailchimp_inbox_url`, else the deprecated `mailchimp_inbox_path`)."""
+    return config.get("mailchimp_inbox_url") or config.get("mailchimp_inbox_path") or None
+
+
+def open_inbox(location: str | None) -> InboxDatabase:
+    return InboxDatabase(inbox_url(location))
+
+
+def read_events(inbox: InboxDatabase) -> Iterator[InboxEvent]:
+    for number, entry in enumerate(inbox.mailchimp_entries(), 1):
+        event = _parse(entry)
         if event is None:
-            LOGGER.warning("Skipping unreadable line %d of the Mailchimp inbox", number)
+            LOGGER.warning("Skipping unreadable entry %d of the Mailchimp inbox", number)
             continue
         yield event
 
 
-def _parse(line: bytes) -> InboxEvent | None:
-    try:
-        entry = json.loads(line)
-    except (UnicodeDecodeError, ValueError):
-        return None
+def _parse(entry: Any) -> InboxEvent | None:
     if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
         return None
     data = entry.get("data")

@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Any
 from singer_sdk import Stream
 from singer_sdk import typing as th
 
-from tap_mailchimp.inbox import InboxEvent, read_events, utc_iso
+from tap_mailchimp.inbox import InboxEvent, inbox_location, open_inbox, read_events, utc_iso
 
 if TYPE_CHECKING:
     from tap_mailchimp.tap import TapMailchimp
 
 # Mailchimp webhook type → member status it leaves behind.
 EXCLUDING_EVENTS = {"unsubscribe": "unsubscribed", "cleaned": "cleaned"}
+UNREAD_EVENTS = ("subscribe", "profile", "campaign")  # stored by the service, read by none
 MEMBER_FIELDS = "members.email_address,members.status,members.last_changed,total_items"
 SEGMENT_FIELDS = ("segments.id,segments.name,segments.member_count,segments.type,"
                   "segments.created_at,segments.updated_at,total_items")
@@ -45,12 +46,20 @@ class ListStream(Stream):
         """
         since, wanted = self.since(context), set(types)
         single = len(self._tap.list_ids) == 1
+        inbox = open_inbox(inbox_location(self.config))
+        if since:
+            # Bounded: events before the bookmark this run started from (one Meltano saved)
+            # are never read again, by this run or a later one.
+            lists = [context["list_id"], *([None] if single else [])]
+            inbox.trim_mailchimp(lists, [*wanted, *self.also_trimmed], since)
         return [
-            e for e in read_events(self.config.get("mailchimp_inbox_path"))
+            e for e in read_events(inbox)
             if e.type in wanted
             and (e.list_id == context["list_id"] or (e.list_id is None and single))
             and (since is None or e.fired_at >= since)
         ]
+
+    also_trimmed: tuple[str, ...] = ()  # event types no stream reads, trimmed along
 
 
 class MailingExclusionsStream(ListStream):
@@ -58,6 +67,7 @@ class MailingExclusionsStream(ListStream):
 
     name = "mailing_exclusions"
     primary_keys = ("email",)
+    also_trimmed = UNREAD_EVENTS
     replication_key = "changed_at"
     schema = th.PropertiesList(
         th.Property("list_id", th.StringType, required=True),

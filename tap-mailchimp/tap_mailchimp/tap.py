@@ -45,9 +45,16 @@ class TapMailchimp(Tap):
                                 "the store (then the config file is yours to protect)."),
         th.Property("oauth_token", th.StringType, secret=True,
                     description="Plain-Singer use only: an OAuth token instead of the store."),
+        th.Property("mailchimp_inbox_url", th.StringType,
+                    description="Database of the Mailchimp webhook inbox written by the "
+                                "webhook service (exactmc-webhooks; its inbox_url): a "
+                                "SQLAlchemy URL or a SQLite file. Default: EXACTMC_DATABASE_URL "
+                                "(the tenant's schema), else $MELTANO_SYS_DIR_ROOT/webhooks/"
+                                "inbox.sqlite (the service's default). A file never written: no "
+                                "events. Events older than a list's bookmark are trimmed."),
         th.Property("mailchimp_inbox_path", th.StringType,
-                    description="JSONL inbox of Mailchimp list-webhook events written by the "
-                                "webhook service (exactmc-webhooks). Missing file: no events."),
+                    description="Deprecated: the inbox as a SQLite file (mailchimp_inbox_url "
+                                "wins)."),
         th.Property("forward_audit_store_url", th.StringType, secret=True,
                     description="SQLAlchemy URL of target-mailchimp's audit trail (keep equal to "
                                 "its audit_store_url). Unsubscribes made by the forward flow's "

@@ -1,13 +1,15 @@
-"""Helpers for tests: run the tap in-process, shape Mailchimp webhook events as inbox lines."""
+"""Helpers for tests: run the tap in-process, shape and record Mailchimp webhook events."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 from pathlib import Path
 from typing import Any
 
+from tap_mailchimp.inbox import open_inbox
 from tap_mailchimp.tap import TapMailchimp
 
 
@@ -39,6 +41,8 @@ def inbox_line(form: dict[str, str]) -> str:
     return json.dumps({"type": form["type"], "fired_at": form["fired_at"], "data": data})
 
 
-def append_lines(path: Path, lines: list[str], torn_tail: str = "") -> None:
-    with path.open("a") as inbox:
-        inbox.write("".join(line + "\n" for line in lines) + torn_tail)
+def record_events(location: str | Path, lines: list[str]) -> None:
+    """Record inbox entries (JSON objects) at `location` as the webhook service does."""
+    inbox = open_inbox(str(location))
+    for line in lines:
+        inbox.add_mailchimp(json.loads(line), hashlib.sha256(line.encode()).hexdigest())

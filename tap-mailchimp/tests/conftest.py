@@ -46,7 +46,7 @@ def config(mailchimp_sandbox: Any, tmp_path: Path) -> dict[str, Any]:
         "api_key": mailchimp_sandbox.api_key,
         "base_url": mailchimp_sandbox.api_base,
         "list_id": mailchimp_sandbox.list_id,
-        "mailchimp_inbox_path": str(tmp_path / "mailchimp-inbox.jsonl"),
+        "mailchimp_inbox_url": f"sqlite:///{tmp_path / 'inbox.sqlite'}",
         "retry_backoff_factor": 0.01,
         "retry_max_tries": 4,
     }

@@ -9,7 +9,8 @@ from typing import Any
 
 from exactmc_sandbox.mailchimp.clock import format_time
 from exactmc_sandbox.mailchimp.webhook_delivery import form_fields
-from tap_mailchimp.testing import append_lines, inbox_line, run_tap
+from tap_mailchimp.inbox import open_inbox
+from tap_mailchimp.testing import inbox_line, record_events, run_tap
 
 
 def _by_email(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -81,10 +82,10 @@ def test_webhook_events_from_the_inbox(mailchimp_sandbox, config, tmp_path: Path
         # exactmc-webhooks writes the fields flat, fired_at already ISO:
         json.dumps({"type": "unsubscribe", "fired_at": "2026-11-27T10:00:09Z",
                     "list_id": list_id, "email": "hal@example.com", "reason": "manual"}),
-        "not json",
+        json.dumps({"email": "ivy@example.com"}),  # no type: skipped
+        json.dumps({"type": "unsubscribe", "fired_at": "soon", "email": "jo@example.com"}),
     ]
-    append_lines(Path(config["mailchimp_inbox_path"]), lines,
-                 torn_tail='{"type": "unsubscribe", "fired_at": "2026-11-27 10:00:10", "da')
+    record_events(config["mailchimp_inbox_url"], lines)
 
     records, state = run_tap(config)
 
@@ -100,6 +101,11 @@ def test_webhook_events_from_the_inbox(mailchimp_sandbox, config, tmp_path: Path
     # Events older than the bookmark were seen already (by this run or by a poll).
     records, _ = run_tap(config, state)
     assert [r["email"] for r in records["mailing_exclusions"]] == ["hal@example.com"]
+    # ... so that run trimmed them (the list's and unlisted ones, and types no stream reads):
+    # the inbox stays bounded. Other lists' events and unreadable entries are not its to trim.
+    left = open_inbox(config["mailchimp_inbox_url"]).mailchimp_entries()
+    assert [e.get("email") or e.get("data", {}).get("email") for e in left] == [
+        "gus@example.com", "hal@example.com", "ivy@example.com", "jo@example.com"]
 
 
 def test_missing_inbox_is_no_events(mailchimp_sandbox, config):

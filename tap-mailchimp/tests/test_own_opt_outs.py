@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from exactmc_sandbox.mailchimp.clock import format_time
-from tap_mailchimp.testing import append_lines, run_tap
+from tap_mailchimp.testing import record_events, run_tap
 from target_mailchimp.testing import audit_rows, base_config, run_target, stream
 
 LATER = (datetime.now(timezone.utc) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -64,8 +64,8 @@ def test_forward_flow_opt_outs_are_not_sent_back_but_peoples_own_are(
                       outcome="ok")
     assert set(statuses.values()) == {"unsubscribed"}
     # Webhooks registered with API-sourced events on (the tap must not rely on them being off).
-    inbox = Path(config["mailchimp_inbox_path"])
-    append_lines(inbox, [_event(mailchimp_sandbox, e) for e in sorted(statuses)])
+    record_events(config["mailchimp_inbox_url"],
+                  [_event(mailchimp_sandbox, e) for e in sorted(statuses)])
 
     config["forward_audit_store_url"] = forward["audit_store_url"]
     records, _ = run_tap(config)

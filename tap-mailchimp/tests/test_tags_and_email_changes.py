@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from exactmc_sandbox.mailchimp.webhook_delivery import form_fields
-from tap_mailchimp.testing import append_lines, inbox_line, run_tap
+from tap_mailchimp.testing import inbox_line, record_events, run_tap
 
 
 def _bookmark(state: dict[str, Any], stream: str) -> str:
@@ -50,7 +49,7 @@ def test_tags_created_then_renamed(mailchimp_sandbox, audience, config):
 def test_email_changes_from_upemail_events(mailchimp_sandbox, config):
     list_id = mailchimp_sandbox.list_id
     member = {"id": "x", "email_address": "New@Example.com", "old_email": "Old@Example.com"}
-    append_lines(Path(config["mailchimp_inbox_path"]), [
+    record_events(config["mailchimp_inbox_url"], [
         inbox_line(form_fields("upemail", "2026-11-27 11:00:00", list_id, member)),
         inbox_line(form_fields("unsubscribe", "2026-11-27 11:00:01", list_id,
                                {"id": "y", "email_address": "eve@example.com"})),

@@ -11,6 +11,8 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from secret_store.webhook_inbox import InboxError
+from sqlalchemy.exc import SQLAlchemyError
 from tap_exactonline.webhook_server import receiver_app
 from tap_exactonline.webhooks import WebhookInbox
 
@@ -26,8 +28,8 @@ FORM = "application/x-www-form-urlencoded"
 class NotifyingInbox(WebhookInbox):
     """The tap's Exact inbox, calling `on_added` after each newly recorded delivery."""
 
-    def __init__(self, path: str, on_added: Callable[[], None]) -> None:
-        super().__init__(path)
+    def __init__(self, location: str | None, on_added: Callable[[], None]) -> None:
+        super().__init__(location)
         self._on_added = on_added
 
     def add(self, content: dict[str, Any]) -> bool:
@@ -78,8 +80,8 @@ def mailchimp_app(secret: str, inbox: MailchimpInbox, max_body_bytes: int,
             return answer(start, "400 Bad Request", str(exc))
         try:
             added = inbox.add(event)
-        except OSError:  # filelock's Timeout too: not recorded, so not acknowledged
-            LOGGER.exception("Could not record a Mailchimp delivery in %s", inbox.path)
+        except (OSError, SQLAlchemyError, InboxError):  # not recorded, so not acknowledged
+            LOGGER.exception("Could not record a Mailchimp delivery in %r", inbox)
             return answer(start, "503 Service Unavailable", "inbox unavailable")
         if added:
             on_event(event)

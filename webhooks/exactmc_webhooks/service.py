@@ -44,10 +44,12 @@ class WebhookService:
         exact_inbox = None
         if self.exact_secret:
             notify = self.exact_trigger.notify if self.exact_trigger else (lambda: None)
-            exact_inbox = NotifyingInbox(config["webhook_inbox_path"], notify)
+            exact_inbox = NotifyingInbox(
+                config["inbox_url"] or config["webhook_inbox_path"], notify)
             if exact_inbox.pending():  # recorded before a restart, not yet covered by a run
                 notify()
-        self.mailchimp_inbox = MailchimpInbox(config["mailchimp_inbox_path"])
+        self.mailchimp_inbox = MailchimpInbox(
+            config["inbox_url"] or config["mailchimp_inbox_path"])
         on_mailchimp = (self.mailchimp_trigger.notify if self.mailchimp_trigger
                         else (lambda: None))
         app = build_app(self.exact_secret, exact_inbox, self.mailchimp_secret,

@@ -36,10 +36,15 @@ SETTINGS = [
             "The tap's store entry, when it sets one (default exactonline-<client_id>)."),
     Setting("secret_store_path", "string", ".secrets",
             "Directory of the encrypted store (key in SECRET_STORE_KEY)."),
-    Setting("webhook_inbox_path", "string", "webhook-inbox.jsonl",
-            "The tap's Exact webhook inbox (same value as the tap's webhook_inbox_path)."),
-    Setting("mailchimp_inbox_path", "string", "mailchimp-inbox.jsonl",
-            "JSONL inbox of Mailchimp list-webhook events, read by tap-mailchimp."),
+    Setting("inbox_url", "string", None,
+            "Database of both webhook inboxes (a SQLAlchemy URL or a SQLite file), read by "
+            "tap-exactonline (webhook_inbox_url) and tap-mailchimp (mailchimp_inbox_url). "
+            "Default: EXACTMC_DATABASE_URL, else $MELTANO_SYS_DIR_ROOT/webhooks/inbox.sqlite "
+            "(the taps' default too)."),
+    Setting("webhook_inbox_path", "string", None,
+            "Deprecated: the Exact inbox as a SQLite file of its own (inbox_url wins)."),
+    Setting("mailchimp_inbox_path", "string", None,
+            "Deprecated: the Mailchimp inbox as a SQLite file of its own (inbox_url wins)."),
     Setting("mailchimp_secret_name", "string", "mailchimp-webhook",
             "Store entry holding the secret of the Mailchimp callback URL."),
     Setting("trigger_command", "string", EXACT_TRIGGER_COMMAND,

@@ -16,6 +16,7 @@ from exactmc_webhooks.callback_secrets import mailchimp_secret
 from exactmc_webhooks.service import WebhookService
 from exactmc_webhooks.settings import load_config
 from secret_store import SecretStore, generate_key
+from tap_exactonline.webhooks import WebhookInbox
 
 RECORDER = Path(__file__).with_name("record_run.py")
 EXACT_SECRET = "exact-webhook-secret-for-service-tests"
@@ -70,8 +71,7 @@ class Running:
         return f"{self.service.url}/mailchimp/{self.service.mailchimp_secret}"
 
     def exact_inbox(self) -> list[dict[str, Any]]:
-        path = Path(self.config["webhook_inbox_path"])
-        return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+        return WebhookInbox(self.config["inbox_url"]).pending()
 
     def mailchimp_inbox(self) -> list[dict[str, Any]]:
         return self.service.mailchimp_inbox.entries()
@@ -98,8 +98,7 @@ def make_service(tmp_path: Path, store_key: str) -> Iterator[Callable[..., Runni
         values = {
             "client_id": CLIENT_ID,
             "secret_store_path": str(store_dir),
-            "webhook_inbox_path": str(tmp_path / "exact-inbox.jsonl"),
-            "mailchimp_inbox_path": str(tmp_path / "mailchimp-inbox.jsonl"),
+            "inbox_url": f"sqlite:///{tmp_path / 'inbox.sqlite'}",
             "trigger_command": recorder_command(exact_runs, exact_sleep, exact_fail_first),
             "mailchimp_trigger_command": recorder_command(mailchimp_runs),
             "debounce_seconds": 0.5,

@@ -10,16 +10,17 @@ import time
 from pathlib import Path
 
 import requests
+from exactmc_webhooks.mailchimp_inbox import MailchimpInbox
 from secret_store import generate_key
 
 EXE = str(Path(sys.executable).with_name("exactmc-webhooks"))
 
 
 def environment(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "SECRET_STORE_KEY": generate_key(),
+    inherited = {k: v for k, v in os.environ.items() if k != "EXACTMC_DATABASE_URL"}
+    return {**inherited, "SECRET_STORE_KEY": generate_key(),
             "WEBHOOKS_SECRET_STORE_PATH": str(tmp_path / "secrets"),
-            "WEBHOOKS_MAILCHIMP_INBOX_PATH": str(tmp_path / "mc.jsonl"),
-            "WEBHOOKS_WEBHOOK_INBOX_PATH": str(tmp_path / "exact.jsonl"),
+            "MELTANO_SYS_DIR_ROOT": str(tmp_path / "sys"),  # no inbox setting: the default
             "WEBHOOKS_MAILCHIMP_TRIGGER_COMMAND": f"touch {tmp_path / 'triggered'}",
             "WEBHOOKS_DEBOUNCE_SECONDS": "0.2"}
 
@@ -45,8 +46,9 @@ def test_serve_from_env_receives_a_cleaned_address_and_triggers(tmp_path):
         while not (tmp_path / "triggered").exists():
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        assert '"email": "a@b.nl"' in (tmp_path / "mc.jsonl").read_text()
-        assert (tmp_path / "mc.jsonl").stat().st_mode & 0o777 == 0o600
+        default = tmp_path / "sys" / "webhooks" / "inbox.sqlite"
+        assert [e["email"] for e in MailchimpInbox(default).entries()] == ["a@b.nl"]
+        assert default.stat().st_mode & 0o777 == 0o600
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(10)

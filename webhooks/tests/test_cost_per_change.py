@@ -101,14 +101,14 @@ def test_a_webhook_triggered_run_costs_the_affected_partitions_only(
 
     secret = "cost-test-webhook-secret"
     sandbox = exact_sandbox_factory(accounts_per_division=30, webhook_secret=secret)
-    inbox = WebhookInbox(tmp_path / "inbox.jsonl")
+    inbox = WebhookInbox(tmp_path / "inbox.sqlite")
     server = WebhookServer("127.0.0.1", 0, secret, inbox)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     config = {"client_id": sandbox.client_id, "client_secret": sandbox.client_secret,
               "refresh_token": sandbox.issue_refresh_token("nl"),
               "base_url": sandbox.base_url("nl"), "token_store_path": str(tmp_path / "s"),
               "token_store_key": generate_key(), "divisions": DIVISIONS,
-              "retry_initial_wait": 0.05, "webhook_inbox_path": str(inbox.path)}
+              "retry_initial_wait": 0.05, "webhook_inbox_url": inbox.url}
     try:
         list(Subscriptions(config).subscribe(DIVISIONS, ["Accounts", "Contacts", "SalesInvoices"],
                                              f"http://127.0.0.1:{server.port}/exact"))

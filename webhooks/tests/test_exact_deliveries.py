@@ -103,7 +103,7 @@ def test_an_oversized_body_is_refused_unread(make_service):
 def test_deliveries_left_pending_before_a_restart_start_one_run(make_service, tmp_path):
     from tap_exactonline.webhooks import WebhookInbox
 
-    WebhookInbox(tmp_path / "exact-inbox.jsonl").add(
+    WebhookInbox(tmp_path / "inbox.sqlite").add(
         {"Topic": "Accounts", "Division": 101, "Key": "k", "HashCode": "1"})
     running = make_service()
     assert running.wait_for(lambda: running.exact_log() == ["start", "end"])
