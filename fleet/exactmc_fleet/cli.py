@@ -15,6 +15,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -57,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--fetch", action="store_true",
                      help="Authorize by fetching the consent URL (the sandbox approves it).")
     add.add_argument("--paused", action="store_true", help="Add it paused.")
+
+    authorize = commands.add_parser(
+        "authorize", help="(Re-)authorize a tenant's Exact company (OAuth in the browser).")
+    authorize.add_argument("name")
+    authorize.add_argument("--fetch", action="store_true",
+                           help="Fetch the consent URL instead (the sandbox approves it).")
 
     listing = commands.add_parser("list", help="The tenants and their last run.")
     listing.add_argument("--format", choices=("table", "json"), default="table")
@@ -109,18 +116,26 @@ def _add(registry: TenantRegistry, args: argparse.Namespace) -> int:
         secrets.append(("target-mailchimp:set-credential", [], _secret("Mailchimp API key: ")))
     registry.add(tenant)
     print(f"Tenant {tenant.name} added.")
-    for command, command_args, value in secrets:
-        code = invoke_for_tenant(args.project_root, tenant, command, *command_args,
-                                 stdin=value + "\n")
+    # Through the plugins' own commands (so the secrets land where the tenant's runs read
+    # them, whatever the store settings), both at once: each is a Meltano start-up.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        codes = list(pool.map(lambda item: (item[0], invoke_for_tenant(
+            args.project_root, tenant, item[0], *item[1], stdin=item[2] + "\n")), secrets))
+    for command, code in codes:
         if code != 0:
-            print(f"error: {command} failed ({code}); the tenant is recorded: store the secret "
-                  f"again with `exactmc-tenants remove {tenant.name} --yes` and `add`.",
+            print(f"error: {command} failed ({code}); the tenant is recorded: "
+                  f"`exactmc-tenants remove {tenant.name} --yes`, then `add` again.",
                   file=sys.stderr)
             return 1
     if args.no_authorize:
-        print(f"Authorize later: exactmc-tenants add ... or meltano invoke "
-              f"tap-exactonline:authorize with EXACTMC_TENANT={tenant.name}.")
+        print(f"Authorize it later: exactmc-tenants authorize {tenant.name}")
         return 0
+    return _authorize(registry, args)
+
+
+def _authorize(registry: TenantRegistry, args: argparse.Namespace) -> int:
+    """The Exact OAuth flow in the tenant's environment (its tokens in its namespace)."""
+    tenant = registry.get(args.name)
     code = invoke_for_tenant(args.project_root, tenant, "tap-exactonline:authorize",
                              *(["--fetch"] if args.fetch else []))
     if code != 0:
@@ -203,8 +218,8 @@ def _run(registry: TenantRegistry, args: argparse.Namespace) -> int:
     return code
 
 
-_COMMANDS = {"add": _add, "list": _list, "pause": _pause, "resume": _resume,
-             "remove": _remove, "run": _run}
+_COMMANDS = {"add": _add, "authorize": _authorize, "list": _list, "pause": _pause,
+             "resume": _resume, "remove": _remove, "run": _run}
 
 
 if __name__ == "__main__":

@@ -94,11 +94,6 @@ def tenant_settings(tenant: Tenant) -> dict[str, str]:
             env[f"{prefix}_ALL_DIVISIONS"] = "false"
         else:
             env[f"{prefix}_ALL_DIVISIONS"] = "true"
-    # One store entry per tenant even when tenants share one Exact app (client id).
-    store_name = f"exactonline-{tenant.name}"
-    for variable in ("TAP_EXACTONLINE_TOKEN_STORE_NAME", "TARGET_EXACTONLINE_TOKEN_STORE_NAME",
-                     "WEBHOOKS_TOKEN_STORE_NAME"):
-        env[variable] = store_name
     if tenant.list_id:
         env["TARGET_MAILCHIMP_LIST_ID"] = tenant.list_id
         env["TAP_MAILCHIMP_LIST_ID"] = tenant.list_id
