@@ -1,7 +1,8 @@
 """Opt-outs the forward flow made itself, recognised in target-mailchimp's audit trail.
 
-Why the audit trail (setting `forward_audit_store_url`): the forward flow unsubscribes people
-for reasons Exact already holds (a blocked account, an inactive customer with
+Why the audit trail (setting `forward_audit_store_url`; empty: the URL target-mailchimp's own
+empty `audit_store_url` resolves, so a fleet's one database needs no setting): the forward flow
+unsubscribes people for reasons Exact already holds (a blocked account, an inactive customer with
 `inactive_handling: opt_out`, IsMailingExcluded). Writing those back as `IsMailingExcluded` is
 a loop. Mailchimp's member answer does not say who unsubscribed someone (the reference
 documents no `unsubscribe_reason` for API unsubscribes), and list webhooks can be registered
@@ -36,12 +37,21 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from secret_store.database import default_sqlite_path, engine_for, is_shared, store_url
 from sqlalchemy.engine import make_url
 
 from tap_mailchimp.inbox import utc_iso
 
 LOGGER = logging.getLogger("tap_mailchimp.own_opt_outs")
 CHUNK = 500  # addresses per IN (...) query and per buffered batch of records
+# target-mailchimp's audit database: its default file and its namespace (audit_db.py there).
+FORWARD_PLUGIN, FORWARD_FILE, FORWARD_COMPONENT = "target-mailchimp", "audit.sqlite", \
+    "target_mailchimp"
+
+
+def forward_audit_url(setting: str | None) -> str:
+    """The URL target-mailchimp's audit trail has when its `audit_store_url` is `setting`."""
+    return store_url(setting or None, default_sqlite_path(FORWARD_PLUGIN, FORWARD_FILE))
 
 _member_writes = sa.Table(  # target-mailchimp's memory of each member's last own change
     "member_writes", sa.MetaData(),
@@ -116,21 +126,20 @@ def made_by_us(history: list[OurWrite], moment: str, last_ours: str | None = Non
 class ForwardTrail:
     """Read-only view of target-mailchimp's audit trail. A trail not made yet hides nothing."""
 
-    def __init__(self, url: str) -> None:
-        parsed = make_url(url)
+    def __init__(self, url: str | None) -> None:
+        """`url`: the `forward_audit_store_url` setting; None or empty resolves the default."""
+        url = forward_audit_url(url)
         self._engine: sa.Engine | None = None
         self._has_member_writes = False
-        database = parsed.database or ""
-        if parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:") and \
-                not Path(database).expanduser().exists():
+        if not is_shared(url) and _missing_file(url):
             return  # never create the other plugin's file
-        engine = sa.create_engine(url)
+        engine = engine_for(url, FORWARD_COMPONENT)
+        if engine.dialect.name == "sqlite" and _missing_file(str(engine.url)):
+            return  # a shared SQLite URL's file of this tenant, not made yet
         inspector = sa.inspect(engine)
         if inspector.has_table("audit_writes"):
             self._engine = engine
             self._has_member_writes = inspector.has_table("member_writes")
-        else:
-            engine.dispose()
 
     def last_own_changes(self, list_id: str, emails: Iterable[str]) -> dict[str, str]:
         """Per member, the last change target-mailchimp confirmed as its own (normalised)."""
@@ -198,3 +207,11 @@ class ForwardTrail:
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
+
+
+def _missing_file(url: str) -> bool:
+    """Whether `url` is a SQLite file that does not exist (opening it would create it)."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    return parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:") and \
+        not Path(database).expanduser().exists()

@@ -56,12 +56,14 @@ class TapMailchimp(Tap):
                     description="Deprecated: the inbox as a SQLite file (mailchimp_inbox_url "
                                 "wins)."),
         th.Property("forward_audit_store_url", th.StringType, secret=True,
-                    description="SQLAlchemy URL of target-mailchimp's audit trail (keep equal to "
+                    description="SQLAlchemy URL of target-mailchimp's audit trail (equal to "
                                 "its audit_store_url). Unsubscribes made by the forward flow's "
                                 "own opt-outs (blocked accounts, inactive customers) are "
                                 "recognised there and left out of mailing_exclusions, so they "
-                                "are not written back to Exact. Empty: every unsubscribe is "
-                                "sent. Read only; a trail not made yet hides nothing."),
+                                "are not written back to Exact. Empty: where target-mailchimp's "
+                                "empty audit_store_url puts it (EXACTMC_DATABASE_URL, the "
+                                "tenant's schema, else $MELTANO_SYS_DIR_ROOT/target-mailchimp/"
+                                "audit.sqlite). Read only; a trail not made yet hides nothing."),
         th.Property("start_date", th.DateTimeType,
                     description="Earliest change read when a list has no bookmark yet. Empty: "
                                 "every opt-out and tag there is."),
@@ -95,8 +97,8 @@ class TapMailchimp(Tap):
 
     @cached_property
     def forward_trail(self) -> ForwardTrail | None:
-        url = self.config.get("forward_audit_store_url")
-        return ForwardTrail(str(url)) if url else None
+        # Empty: where target-mailchimp's empty audit_store_url puts it (the fleet's database).
+        return ForwardTrail(self.config.get("forward_audit_store_url") or None)
 
     def discover_streams(self) -> list[ListStream]:
         return [stream_type(tap=self) for stream_type in STREAM_TYPES]

@@ -50,3 +50,13 @@ def config(mailchimp_sandbox: Any, tmp_path: Path) -> dict[str, Any]:
         "retry_backoff_factor": 0.01,
         "retry_max_tries": 4,
     }
+
+
+@pytest.fixture(autouse=True)
+def _own_meltano_sys_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Default stores (target-mailchimp's audit trail read by the tap when no
+    forward_audit_store_url is set) resolve under the test's own directory, never the
+    developer's project or a fleet database of the environment."""
+    monkeypatch.delenv("EXACTMC_DATABASE_URL", raising=False)
+    monkeypatch.delenv("EXACTMC_TENANT", raising=False)
+    monkeypatch.setenv("MELTANO_SYS_DIR_ROOT", str(tmp_path / "meltano-sys"))

@@ -1,5 +1,7 @@
-"""The audit trail: every decision and every write, one row each (any SQLAlchemy backend).
+"""The audit trail: every decision and every write, one row each (SQLite or PostgreSQL).
 
+The URL is the `audit_store_url` setting, else the fleet's `EXACTMC_DATABASE_URL` (schema
+`<tenant>__target_exactonline`), else `$MELTANO_SYS_DIR_ROOT/target-exactonline/audit.sqlite`.
 Nothing secret is stored: the record's key, the Exact entity touched, what was decided and why.
 """
 
@@ -7,18 +9,17 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
+from secret_store.database import default_sqlite_path, engine_for, store_url
 
 # Outcomes: a write Exact accepted; none needed (already equal); a finding not written (the
 # setting is off, or Exact's value wins); not ours to act on; a write Exact refused.
 WRITTEN, UNCHANGED, REPORTED, IGNORED, FAILED = "written", "unchanged", "reported", "ignored", \
     "failed"
 SHORT = 500
-DEFAULT_URL = "sqlite:///.meltano/target-exactonline/audit.sqlite"
+PLUGIN, FILE, COMPONENT = "target-exactonline", "audit.sqlite", "target_exactonline"
 
 metadata = sa.MetaData()
 
@@ -28,12 +29,13 @@ decisions = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("run_id", sa.String(36), nullable=False, index=True),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("stream", sa.String(64), nullable=False),
-    sa.Column("record_key", sa.String(320), nullable=False, index=True),
-    sa.Column("division", sa.Integer),
-    sa.Column("entity", sa.String(64)),
-    sa.Column("entity_key", sa.String(64)),
-    sa.Column("operation", sa.String(64), nullable=False),
+    # No lengths on outside values: PostgreSQL enforces them (SQLite never did).
+    sa.Column("stream", sa.String, nullable=False),
+    sa.Column("record_key", sa.String, nullable=False, index=True),
+    sa.Column("division", sa.BigInteger),
+    sa.Column("entity", sa.String),
+    sa.Column("entity_key", sa.String),
+    sa.Column("operation", sa.String, nullable=False),
     sa.Column("outcome", sa.String(16), nullable=False, index=True),
     sa.Column("reason", sa.Text),
 )
@@ -51,15 +53,22 @@ class Decision:
     entity_key: str | None = None
 
 
+def audit_url(setting: str | None = None) -> str:
+    """The audit trail's URL for an `audit_store_url` setting (None or empty: the default)."""
+    return store_url(setting or None, default_sqlite_path(PLUGIN, FILE))
+
+
 class AuditTrail:
-    def __init__(self, url: str, run_id: str) -> None:
+    def __init__(self, url: str | None, run_id: str) -> None:
+        """`url`: the `audit_store_url` setting; None or empty resolves the default."""
         self.run_id = run_id
-        parsed = make_url(url)
-        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            # Created under the target's umask (restrict_new_files): 0600 from the start.
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        self.engine = sa.create_engine(url)
-        metadata.create_all(self.engine)
+        # A SQLite file (and its folder) is made under the target's umask (restrict_new_files):
+        # 0600 from the start.
+        self.engine = engine_for(audit_url(url), COMPONENT)
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":  # concurrent creators collide in the catalog
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(current_schema()))"))
+            metadata.create_all(conn)
         self.counts: dict[str, int] = {}
 
     def record(self, *entries: Decision) -> None:

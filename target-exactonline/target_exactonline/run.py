@@ -14,7 +14,7 @@ from tap_exactonline.rate_limit import RateLimiter
 from tap_exactonline.tap import resolve_base_url
 from tap_exactonline.token_store import TokenStore
 
-from target_exactonline.audit import DEFAULT_URL, AuditTrail
+from target_exactonline.audit import AuditTrail
 from target_exactonline.client import ExactClient
 from target_exactonline.tag_names import MailchimpTags
 
@@ -34,7 +34,7 @@ class Run:
 
     @cached_property
     def audit(self) -> AuditTrail:
-        return AuditTrail(self.config.get("audit_store_url") or DEFAULT_URL, self.run_id)
+        return AuditTrail(self.config.get("audit_store_url"), self.run_id)
 
     @cached_property
     def authenticator(self) -> ExactAuthenticator:

@@ -15,7 +15,6 @@ from tap_exactonline.rate_limit import DailyLimitReached
 from tap_exactonline.tap import CONFIG_SCHEMA as TAP_SCHEMA
 from tap_exactonline.tap import resolve_base_url
 
-from target_exactonline.audit import DEFAULT_URL
 from target_exactonline.cost_centers import DEFAULT_TEMPLATE
 from target_exactonline.run import Run
 from target_exactonline.sinks import SINKS, IgnoredStreamSink
@@ -47,9 +46,13 @@ OWN = th.PropertiesList(
                 "http://127.0.0.1:8702/3.0). Default: the key's or token's data center."),
     th.Property("mailchimp_login_url", th.StringType,
                 description="Mailchimp login host (OAuth metadata); overridable for tests."),
-    th.Property("audit_store_url", th.StringType, secret=True, default=DEFAULT_URL,
-                description="SQLAlchemy URL of the audit trail (every decision and write). "
-                "Parent dirs of a SQLite file are created; the file is created 0600."),
+    # No default here: an empty setting must leave room for the fleet's database.
+    th.Property("audit_store_url", th.StringType, secret=True,
+                description="SQLAlchemy URL (or file path) of the audit trail (every decision "
+                "and write): SQLite or PostgreSQL (a schema per tenant). Empty: "
+                "EXACTMC_DATABASE_URL if set (the fleet's one database), else "
+                "$MELTANO_SYS_DIR_ROOT/target-exactonline/audit.sqlite. Parent dirs of a "
+                "SQLite file are created; the file is created 0600."),
 ).to_dict()
 
 

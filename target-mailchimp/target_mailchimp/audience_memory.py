@@ -21,20 +21,21 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 
 from target_mailchimp.audit import QUERY_CHUNK, as_utc, metadata
+from target_mailchimp.audit_db import chunks, upsert
 
 audience_members = sa.Table(
     "audience_members",
     metadata,
-    sa.Column("list_id", sa.String(64), primary_key=True),
-    sa.Column("email", sa.String(320), primary_key=True),
-    sa.Column("status", sa.String(32)),
-    sa.Column("last_changed", sa.String(40)),
+    sa.Column("list_id", sa.String, primary_key=True),
+    sa.Column("email", sa.String, primary_key=True),
+    sa.Column("status", sa.String),
+    sa.Column("last_changed", sa.String),
 )
 
 audience_reads = sa.Table(
     "audience_reads",
     metadata,
-    sa.Column("list_id", sa.String(64), primary_key=True),
+    sa.Column("list_id", sa.String, primary_key=True),
     sa.Column("covered_from", sa.DateTime(timezone=True), nullable=False),
     sa.Column("cursor", sa.DateTime(timezone=True), nullable=False),
 )
@@ -70,23 +71,18 @@ class AudienceMemory:
                  cursor: datetime.datetime) -> None:
         """Store what a read saw and the span now covered, in one transaction (a run killed
         in between leaves the old span, which is still true)."""
-        emails = list(members)
         with self.engine.begin() as conn:
-            self._delete(conn, emails)
-            if emails:
-                conn.execute(audience_members.insert(), [
-                    {"list_id": self.list_id, "email": email, "status": status,
-                     "last_changed": stamp} for email, (status, stamp) in members.items()])
-            conn.execute(audience_reads.delete().where(
-                audience_reads.c.list_id == self.list_id))
-            conn.execute(audience_reads.insert(), {
-                "list_id": self.list_id, "covered_from": covered_from, "cursor": cursor})
+            upsert(conn, audience_members, [
+                {"list_id": self.list_id, "email": email, "status": status,
+                 "last_changed": stamp} for email, (status, stamp) in members.items()])
+            upsert(conn, audience_reads, [
+                {"list_id": self.list_id, "covered_from": covered_from, "cursor": cursor}])
 
     def _delete(self, conn: sa.Connection, emails: list[str]) -> None:
-        for start in range(0, len(emails), QUERY_CHUNK):
+        for chunk in chunks(emails, QUERY_CHUNK):
             conn.execute(audience_members.delete().where(
                 audience_members.c.list_id == self.list_id,
-                audience_members.c.email.in_(emails[start: start + QUERY_CHUNK])))
+                audience_members.c.email.in_(chunk)))
 
     def forget(self, emails: Iterable[str]) -> None:
         emails = list(emails)

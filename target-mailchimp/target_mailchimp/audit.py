@@ -1,8 +1,11 @@
 """The audit trail (every write and its outcome) and the little memory the target keeps.
 
-Any SQLAlchemy URL works; the default is a local SQLite file. Nothing secret is stored: rows
-hold record keys, relative API paths, Mailchimp's short answer and, for failed writes only, the
-payload needed to replay them.
+SQLite (the default file) or PostgreSQL (a fleet's one database, a schema per tenant):
+audit_db.py opens it. Nothing secret is stored: rows hold record keys, relative API paths,
+Mailchimp's short answer and, for failed writes only, the payload needed to replay them.
+
+Text columns that hold outside values have no length: PostgreSQL enforces one (SQLite never
+did), and a long key or path must not fail a run.
 """
 
 from __future__ import annotations
@@ -11,16 +14,16 @@ import datetime
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
+from target_mailchimp.audit_db import audit_url, chunks, open_tables, upsert
 from target_mailchimp.client import json_default
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 SHORT = 500
+MAX_KEY = 255  # record keys kept in the trail (as before PostgreSQL: older rows are this long)
 QUERY_CHUNK = 500  # keys per IN (...) query: well under every database's parameter limit
 
 metadata = sa.MetaData()
@@ -31,15 +34,15 @@ writes = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("run_id", sa.String(36), nullable=False, index=True),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("stream", sa.String(64), nullable=False),
-    sa.Column("record_key", sa.String(255), nullable=False, index=True),
-    sa.Column("operation", sa.String(64), nullable=False),
+    sa.Column("stream", sa.String, nullable=False),
+    sa.Column("record_key", sa.String, nullable=False, index=True),
+    sa.Column("operation", sa.String, nullable=False),
     sa.Column("outcome", sa.String(16), nullable=False, index=True),
     sa.Column("reason", sa.Text),
     sa.Column("response", sa.Text),
     # How to send the write again (failed writes only); the path is relative to /3.0.
     sa.Column("method", sa.String(8)),
-    sa.Column("path", sa.String(512)),
+    sa.Column("path", sa.Text),
     sa.Column("payload", sa.Text),
     sa.Column("replayed_at", sa.DateTime(timezone=True)),
     sa.Column("replay_outcome", sa.String(16)),
@@ -68,10 +71,10 @@ STREAM_OF_ENTITY = {entity: stream for stream, entity in ENTITY_OF_STREAM.items(
 member_writes = sa.Table(
     "member_writes",
     metadata,
-    sa.Column("list_id", sa.String(64), primary_key=True),
-    sa.Column("email", sa.String(320), primary_key=True),
-    sa.Column("last_changed", sa.String(40)),
-    sa.Column("pending_since", sa.String(40)),
+    sa.Column("list_id", sa.String, primary_key=True),
+    sa.Column("email", sa.String, primary_key=True),
+    sa.Column("last_changed", sa.String),
+    sa.Column("pending_since", sa.String),
 )
 
 
@@ -86,7 +89,7 @@ class OwnWrite:
 syncing_stores = sa.Table(
     "syncing_stores",
     metadata,
-    sa.Column("store_id", sa.String(64), primary_key=True),
+    sa.Column("store_id", sa.String, primary_key=True),
     sa.Column("since", sa.DateTime(timezone=True), nullable=False),
 )
 
@@ -94,10 +97,10 @@ syncing_stores = sa.Table(
 tag_segments = sa.Table(
     "tag_segments",
     metadata,
-    sa.Column("list_id", sa.String(64), primary_key=True),
-    sa.Column("tag_key", sa.String(255), primary_key=True),
-    sa.Column("segment_id", sa.Integer, nullable=False),
-    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("list_id", sa.String, primary_key=True),
+    sa.Column("tag_key", sa.String, primary_key=True),
+    sa.Column("segment_id", sa.BigInteger, nullable=False),
+    sa.Column("name", sa.String, nullable=False),
 )
 
 
@@ -119,10 +122,13 @@ def _now() -> datetime.datetime:
 
 
 def as_utc(value: datetime.datetime | None) -> datetime.datetime | None:
-    """SQLite hands timezone-aware columns back naive; they were stored as UTC."""
-    if value is None or value.tzinfo is not None:
+    """In UTC: SQLite hands timezone-aware columns back naive (they were stored as UTC),
+    PostgreSQL in the session's time zone."""
+    if value is None:
         return value
-    return value.replace(tzinfo=datetime.timezone.utc)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=datetime.timezone.utc)
+    return value.astimezone(datetime.timezone.utc)
 
 
 def _short(text: str | None) -> str | None:
@@ -130,20 +136,19 @@ def _short(text: str | None) -> str | None:
 
 
 def default_audit_url() -> str:
-    return "sqlite:///.meltano/target-mailchimp/audit.sqlite"
+    """The URL without an `audit_store_url` setting (the fleet's database, or the file)."""
+    return audit_url(None)
 
 
 class AuditStore:
-    def __init__(self, url: str, run_id: str,
+    def __init__(self, url: str | None, run_id: str,
                  clock: Callable[[], datetime.datetime] = _now) -> None:
+        """`url`: the `audit_store_url` setting; None or empty resolves the default."""
         self.run_id = run_id
         # Injectable so tests can move time between runs (backoff) without sleeping.
         self.clock = clock
-        parsed = make_url(url)
-        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        self.engine = sa.create_engine(url)
-        metadata.create_all(self.engine)
+        self.url = audit_url(url)
+        self.engine = open_tables(self.url, metadata)
 
     # --- the trail -------------------------------------------------------------------------
 
@@ -154,7 +159,7 @@ class AuditStore:
             keep_payload = e.outcome == FAILED and e.payload is not None
             rows.append({
                 "run_id": self.run_id, "at": at, "stream": e.stream,
-                "record_key": str(e.record_key)[:255], "operation": e.operation,
+                "record_key": str(e.record_key)[:MAX_KEY], "operation": e.operation,
                 "outcome": e.outcome, "reason": _short(e.reason), "response": _short(e.response),
                 "method": e.method if e.outcome == FAILED else None,
                 "path": e.path if e.outcome == FAILED else None,
@@ -234,13 +239,9 @@ class AuditStore:
                 )
             )
             if outcome == FAILED:
-                done = conn.execute(sa.select(write_attempts.c.attempts).where(
-                    write_attempts.c.write_id == row_id)).scalar()
-                if done is None:
-                    conn.execute(write_attempts.insert(), [{"write_id": row_id, "attempts": 1}])
-                else:
-                    conn.execute(write_attempts.update().where(
-                        write_attempts.c.write_id == row_id).values(attempts=done + 1))
+                # One statement: two re-senders of one row (threads, machines) both count.
+                upsert(conn, write_attempts, [{"write_id": row_id, "attempts": 1}],
+                       set_={"attempts": write_attempts.c.attempts + 1})
 
     # --- member memory ---------------------------------------------------------------------
 
@@ -266,19 +267,22 @@ class AuditStore:
             return {row.email: row.pending_since for row in conn.execute(query)}
 
     def _replace_members(self, list_id: str, rows: dict[str, OwnWrite]) -> None:
-        emails = list(rows)
+        """Upsert what is known, delete rows left with nothing (one transaction)."""
+        empty = [email for email, own in rows.items()
+                 if own.last_changed is None and own.pending_since is None]
         with self.engine.begin() as conn:
-            for start in range(0, len(emails), QUERY_CHUNK):
-                conn.execute(member_writes.delete().where(
-                    member_writes.c.list_id == list_id,
-                    member_writes.c.email.in_(emails[start : start + QUERY_CHUNK]),
-                ))
-            values = [{"list_id": list_id, "email": email, "last_changed": own.last_changed,
-                       "pending_since": own.pending_since}
-                      for email, own in rows.items()
-                      if own.last_changed is not None or own.pending_since is not None]
-            if values:
-                conn.execute(member_writes.insert(), values)
+            self._delete_members(conn, list_id, empty)
+            upsert(conn, member_writes, [
+                {"list_id": list_id, "email": email, "last_changed": own.last_changed,
+                 "pending_since": own.pending_since}
+                for email, own in rows.items()
+                if own.last_changed is not None or own.pending_since is not None])
+
+    @staticmethod
+    def _delete_members(conn: sa.Connection, list_id: str, emails: Iterable[str]) -> None:
+        for chunk in chunks(emails, QUERY_CHUNK):
+            conn.execute(member_writes.delete().where(
+                member_writes.c.list_id == list_id, member_writes.c.email.in_(chunk)))
 
     def mark_members_pending(self, list_id: str, emails: Iterable[str], since: str) -> None:
         """Write-ahead note, made before the members are sent.
@@ -312,17 +316,13 @@ class AuditStore:
         emails = list(emails)
         if emails:
             with self.engine.begin() as conn:
-                conn.execute(member_writes.delete().where(
-                    member_writes.c.list_id == list_id, member_writes.c.email.in_(emails)
-                ))
+                self._delete_members(conn, list_id, emails)
 
     # --- e-commerce store syncing flag ------------------------------------------------------
 
     def mark_store_syncing(self, store_id: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(syncing_stores.delete().where(syncing_stores.c.store_id == store_id))
-            conn.execute(syncing_stores.insert(), [{"store_id": store_id,
-                                                    "since": self.clock()}])
+            upsert(conn, syncing_stores, [{"store_id": store_id, "since": self.clock()}])
 
     def store_left_syncing(self, store_id: str) -> bool:
         query = sa.select(syncing_stores.c.store_id).where(syncing_stores.c.store_id == store_id)
@@ -345,12 +345,8 @@ class AuditStore:
 
     def remember_segment(self, list_id: str, tag_key: str, segment_id: int, name: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(tag_segments.delete().where(
-                tag_segments.c.list_id == list_id, tag_segments.c.tag_key == tag_key
-            ))
-            conn.execute(tag_segments.insert(), [
-                {"list_id": list_id, "tag_key": tag_key, "segment_id": segment_id, "name": name}
-            ])
+            upsert(conn, tag_segments, [{"list_id": list_id, "tag_key": tag_key,
+                                         "segment_id": segment_id, "name": name}])
 
     def tag_keys_of_segment(self, list_id: str, segment_id: int) -> list[str]:
         query = sa.select(tag_segments.c.tag_key).where(

@@ -12,7 +12,7 @@ from typing import Any
 
 from target_mailchimp.audience import AudienceView, SideEffects
 from target_mailchimp.audience_memory import AudienceMemory
-from target_mailchimp.audit import AuditStore, default_audit_url
+from target_mailchimp.audit import AuditStore
 from target_mailchimp.auth import resolve_connection
 from target_mailchimp.client import ApiError, MailchimpClient
 from target_mailchimp.merge_fields import MergeFieldRegistry, parse_merge_field_map
@@ -60,7 +60,7 @@ class RunContext:
 
     @cached_property
     def audit(self) -> AuditStore:
-        return AuditStore(self.config.get("audit_store_url") or default_audit_url(), self.run_id,
+        return AuditStore(self.config.get("audit_store_url"), self.run_id,
                           clock=lambda: self.clock())
 
     @cached_property

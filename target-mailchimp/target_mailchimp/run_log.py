@@ -12,13 +12,11 @@ import datetime
 import logging
 import uuid
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
-from target_mailchimp.audit import default_audit_url
+from target_mailchimp.audit_db import audit_url, open_tables
 
 if TYPE_CHECKING:
     from target_mailchimp.run_context import RunContext
@@ -44,13 +42,8 @@ def _now() -> datetime.datetime:
 
 
 def engine_for(config: Mapping[str, Any]) -> sa.Engine:
-    url = make_url(config.get("audit_store_url") or default_audit_url())
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        # The run is noted before the audit store (which makes the folder too) is opened.
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url)
-    metadata.create_all(engine)
-    return engine
+    """The audit database of `config` with the runs table (its folder made if a file)."""
+    return open_tables(audit_url(config.get("audit_store_url")), metadata)
 
 
 class RunLog:

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
-from target_mailchimp.audit import AuditStore, as_utc, default_audit_url, writes
+from target_mailchimp.audit import AuditStore, as_utc, writes
+from target_mailchimp.audit_db import audit_url, sqlite_file
 from target_mailchimp.refusals import classify, last_error, public_reason
 from target_mailchimp.run_log import FAILED, OK, RUNNING, engine_for, runs
 
@@ -65,10 +65,8 @@ def reason_kind(reason: object) -> str:
 
 
 def _audit_exists(url: str) -> bool:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return True
-    return Path(parsed.database).expanduser().exists()
+    file = sqlite_file(url)  # a database server's is there (its tables are made on use)
+    return file is None or file.exists()
 
 
 class StatusReport:
@@ -79,14 +77,14 @@ class StatusReport:
 
     # -- the whole report ---------------------------------------------------------------------
     def build(self) -> dict[str, Any]:
-        url = self.config.get("audit_store_url") or default_audit_url()
+        url = audit_url(self.config.get("audit_store_url"))
         report: dict[str, Any] = {"generated_at": _iso(self.now)}
         if _audit_exists(url):
             report["mailchimp"] = self._mailchimp(url)
         else:
             report["mailchimp"] = None
             self.problems.append("No target run has been recorded yet (no audit database at "
-                                 f"{make_url(url).database}): run the job "
+                                 f"{sqlite_file(url)}): run the job "
                                  "(`meltano run exactonline-to-mailchimp`).")
         report["exact"] = self._exact()
         report["rejected_records"] = self._rejections()

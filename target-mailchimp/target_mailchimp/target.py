@@ -92,11 +92,13 @@ class TargetMailchimp(Target):
                                 "SCHEMA message (before anything is written); `ignore` drops "
                                 "its records with a warning."),
         # Secret: a production URL carries the database password.
+        # No default here: an empty setting must leave room for the fleet's database.
         th.Property("audit_store_url", th.StringType, secret=True,
-                    default="sqlite:///.meltano/target-mailchimp/audit.sqlite",
-                    description="SQLAlchemy URL of the audit trail (any backend, e.g. "
-                                "postgresql+psycopg://...). Parent dirs of a SQLite file are "
-                                "created."),
+                    description="SQLAlchemy URL (or file path) of the audit trail: SQLite or "
+                                "PostgreSQL (postgresql+psycopg://..., a schema per tenant). "
+                                "Empty: EXACTMC_DATABASE_URL if set (the fleet's one "
+                                "database), else $MELTANO_SYS_DIR_ROOT/target-mailchimp/"
+                                "audit.sqlite. Parent dirs of a SQLite file are created."),
         th.Property("max_in_flight", th.IntegerType(minimum=1, maximum=10), default=10,
                     description="Most simultaneous requests (Mailchimp allows 10 per key)."),
         th.Property("batch_operations_threshold", th.IntegerType(minimum=0), default=200,

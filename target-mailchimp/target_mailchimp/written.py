@@ -23,14 +23,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from target_mailchimp.audit import FAILED, QUERY_CHUNK, metadata, writes
+from target_mailchimp.audit_db import chunks, upsert
 from target_mailchimp.client import json_default
 
 written_records = sa.Table(
     "written_records",
     metadata,
-    sa.Column("scope", sa.String(200), primary_key=True),
-    sa.Column("stream", sa.String(64), primary_key=True),
-    sa.Column("record_key", sa.String(400), primary_key=True),
+    sa.Column("scope", sa.String, primary_key=True),
+    sa.Column("stream", sa.String, primary_key=True),
+    sa.Column("record_key", sa.String, primary_key=True),
     sa.Column("digest", sa.String(64), nullable=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
@@ -94,14 +95,9 @@ class WrittenRecords:
         if not digests:
             return
         at = datetime.datetime.now(datetime.timezone.utc)
-        keys = list(digests)
         with self.engine.begin() as conn:
-            for start in range(0, len(keys), QUERY_CHUNK):
-                chunk = keys[start:start + QUERY_CHUNK]
-                conn.execute(written_records.delete().where(
-                    written_records.c.scope == self.scope, written_records.c.stream == stream,
-                    written_records.c.record_key.in_(chunk)))
-                conn.execute(written_records.insert(), [
+            for chunk in chunks(digests, QUERY_CHUNK):
+                upsert(conn, written_records, [
                     {"scope": self.scope, "stream": stream, "record_key": key,
                      "digest": digests[key], "at": at} for key in chunk])
 
