@@ -25,7 +25,7 @@ from tap_exactonline.tap import TapExactOnline, resolve_base_url
 from tap_exactonline.token_store import TokenRecord, TokenStore, fingerprint
 
 DEFAULT_REDIRECT_URI = "http://localhost:8765/callback"
-REQUIRED = ("client_id", "client_secret", "token_store_path", "token_store_key")
+REQUIRED = ("client_id", "client_secret", "token_store_key")
 
 
 class AuthorizeError(Exception):
@@ -153,12 +153,12 @@ def authorize(
         # The config's bootstrap token (if any) predates this grant: never fall back to it.
         bootstrap_fingerprint=fingerprint(bootstrap) if bootstrap else None,
     )
-    store = TokenStore(config["token_store_path"], config["token_store_key"], config["client_id"],
-                       name=config.get("token_store_name"))
+    store = TokenStore(config.get("token_store_path"), config["token_store_key"],
+                       config["client_id"], name=config.get("token_store_name"))
     with store.locked():
         store.write(record)
     print(
-        f"Authorized. Tokens stored encrypted in {config['token_store_path']} "
+        f"Authorized. Tokens stored encrypted in {store.label} "
         f"(as {store.name}).",
         file=out,
     )

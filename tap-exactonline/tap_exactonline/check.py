@@ -99,9 +99,6 @@ class ExactCheck:
             add(ERROR, "No key for the encrypted store: set the SECRET_STORE_KEY environment "
                        "variable (`secret-store generate-key` makes one for a new store).")
             return None
-        if not config.get("token_store_path"):
-            add(ERROR, "No token_store_path is set: point it at the encrypted store's directory.")
-            return None
         if not config.get("client_secret"):
             add(ERROR, f"No client secret in the encrypted store: store it with {SET_SECRET}.")
             return None

@@ -17,8 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from secret_store import SecretStore, SecretStoreError, store_key
+from secret_store import SecretStore, SecretStoreError, store_key, store_location
 from secret_store.settings import coerce_numbers
+from secret_store.store import is_url
 
 CREDENTIAL_FIELDS = ("client_secret", "refresh_token", "webhook_secret")
 
@@ -44,11 +45,13 @@ def prepare_config(config: Mapping[str, Any], schema: dict[str, Any]) -> dict[st
     key = store_key(prepared, "token_store_key")
     if key:
         prepared["token_store_key"] = key
+    # The setting, else the fleet's EXACTMC_DATABASE_URL, else the project's `.secrets`.
+    location = prepared["token_store_path"] = store_location(prepared.get("token_store_path"))
     missing = [f for f in CREDENTIAL_FIELDS if not prepared.get(f)]
-    directory = prepared.get("token_store_path")
-    if missing and key and directory and Path(directory).is_dir() and prepared.get("client_id"):
+    exists = is_url(location) or Path(location).is_dir()
+    if missing and key and exists and prepared.get("client_id"):
         try:
-            stored = SecretStore(directory, key).read(
+            stored = SecretStore(location, key).read(
                 credentials_name(prepared)) or {}
         except SecretStoreError as exc:
             raise SecretStoreError(f"Cannot read the tap's credentials: {exc}") from None
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config = load_config(args.config or ["ENV"],
-                             required=("client_id", "token_store_path", "token_store_key"))
+                             required=("client_id", "token_store_key"))
     except (AuthorizeError, SecretStoreError) as exc:
         print(f"error: {exc} (the key comes from SECRET_STORE_KEY)", file=sys.stderr)
         return 2
@@ -85,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     except SecretStoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"Stored {args.field} in {config['token_store_path']} (as {name}).")
+    print(f"Stored {args.field} in {store.label} (as {name}).")
     return 0
 
 

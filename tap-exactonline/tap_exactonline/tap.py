@@ -70,8 +70,11 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property("start_date", th.DateTimeType,
                 description="Earliest `Modified` for the Modified-based streams "
                 "(cost_centers, receivables) on their first run."),
-    th.Property("token_store_path", th.StringType, required=True,
-                description="Directory of the encrypted token store."),
+    th.Property("token_store_path", th.StringType,
+                description="The encrypted token store: a directory, or a database URL "
+                "(sqlite:///..., postgresql://...; for PostgreSQL leave the password out and set "
+                "PGPASSWORD). Default: EXACTMC_DATABASE_URL (a fleet's one database), else "
+                "$MELTANO_PROJECT_ROOT/.secrets."),
     th.Property("token_store_key", th.StringType, secret=True,
                 description="Fernet key of the token store (`secret-store generate-key`). "
                 "Better left out: the tap reads it from the SECRET_STORE_KEY environment "

@@ -56,8 +56,11 @@ class TokenRecord:
 class TokenStore:
     """Read, write and lock the token document of one client id."""
 
-    def __init__(self, directory: str, key: str, client_id: str, name: str | None = None) -> None:
-        self._store = SecretStore(directory, key)
+    def __init__(self, location: str | None, key: str, client_id: str,
+                 name: str | None = None) -> None:
+        # A directory or a database URL (None: EXACTMC_DATABASE_URL, else `.secrets`).
+        self._store = SecretStore(location, key)
+        self.label = self._store.label  # where, for messages (a URL's password hidden)
         # Exact client ids are GUIDs, often written with braces; the store accepts [A-Za-z0-9._-].
         self.name = name or "exactonline-" + re.sub(r"[^A-Za-z0-9._-]", "", client_id)
 

@@ -277,6 +277,14 @@ CONCURRENT_RUN = textwrap.dedent("""
 """)
 
 
+@pytest.fixture(params=["directory", "postgresql"])
+def token_store_path(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Today's directory store, or a fleet's PostgreSQL database (a real server)."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres_url")
+    return str(tmp_path / "store")
+
+
 def test_two_processes_at_once_never_spend_the_same_token(exact_sandbox, config_for,
                                                           tmp_path: Path):
     config = config_for(exact_sandbox)
@@ -311,9 +319,11 @@ def test_invalid_client_secret_is_fatal_and_names_no_secret(exact_sandbox, confi
     assert token_calls(exact_sandbox) == 1
 
 
-def test_two_tap_runs_at_once_share_one_refresh(exact_sandbox, config_for, tmp_path: Path):
-    """Two jobs (one per division) of one Exact authorization start together."""
-    config = config_for(exact_sandbox)
+def test_two_tap_runs_at_once_share_one_refresh(exact_sandbox, config_for, tmp_path: Path,
+                                                token_store_path):
+    """Two jobs (one per division) of one Exact authorization start together; on PostgreSQL
+    they may be on two machines: the row lock makes the second adopt the first's refresh."""
+    config = config_for(exact_sandbox, token_store_path=token_store_path)
     paths = []
     for division in (101, 102):
         paths.append(tmp_path / f"config-{division}.json")

@@ -34,9 +34,11 @@ class TapMailchimp(Tap):
         th.Property("login_url", th.StringType, default="https://login.mailchimp.com",
                     description="Mailchimp login host (OAuth metadata); overridable for tests."),
         th.Property("secret_store_path", th.StringType,
-                    description="Directory of the shared encrypted secret store holding the "
-                                "Mailchimp API key or OAuth token (document `mailchimp`, stored "
-                                "with `target-mailchimp:set-credential`)."),
+                    description="The shared encrypted secret store (a directory or a database "
+                                "URL) holding the Mailchimp API key or OAuth token (document "
+                                "`mailchimp`, stored with `target-mailchimp:set-credential`). "
+                                "Default: EXACTMC_DATABASE_URL, else "
+                                "$MELTANO_PROJECT_ROOT/.secrets."),
         th.Property("secret_store_key", th.StringType, secret=True,
                     description="Fernet key of the store. Better left out: it is read from the "
                                 "SECRET_STORE_KEY environment variable, never a config file."),

@@ -34,24 +34,25 @@ def set_credential(args: argparse.Namespace) -> int:
 
     config = load_config(args.config) if args.config else {}
     key = os.environ.get("SECRET_STORE_KEY") or config.get("secret_store_key")
-    directory = args.dir or config.get("secret_store_path")
-    if not key or not directory:
-        print("Need the store directory (--dir or secret_store_path in --config) and key "
-              "(SECRET_STORE_KEY or secret_store_key in --config).", file=sys.stderr)
+    # --dir, else secret_store_path, else EXACTMC_DATABASE_URL, else the project's `.secrets`.
+    location = args.dir or config.get("secret_store_path")
+    if not key:
+        print("Need the store's key (SECRET_STORE_KEY or secret_store_key in --config).",
+              file=sys.stderr)
         return 2
     value = sys.stdin.readline().strip()
     if not value:
         print("No credential on standard input.", file=sys.stderr)
         return 2
     try:
-        store = SecretStore(directory, key)
+        store = SecretStore(location, key)
         with store.locked(SECRET_NAME):
             # One credential at a time: an old one of the other kind would be ambiguous.
             store.write(SECRET_NAME, {args.field: value})
     except SecretStoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"Stored the Mailchimp {args.field} in {directory}.")
+    print(f"Stored the Mailchimp {args.field} in {store.label}.")
     return 0
 
 
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     cred = sub.add_parser("set-credential",
                           help="store the API key (or OAuth token) read from stdin")
     cred.add_argument("--field", choices=["api_key", "oauth_token"], default="api_key")
-    cred.add_argument("--dir", help="secret store directory")
+    cred.add_argument("--dir", help="the secret store: a directory or a database URL")
     cred.add_argument("--config", help="target config (JSON file or ENV) naming "
                                        "secret_store_path/secret_store_key")
     rep = sub.add_parser("replay", help="re-send failed writes from the audit trail")

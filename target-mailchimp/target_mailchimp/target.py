@@ -50,8 +50,10 @@ class TargetMailchimp(Target):
                     description="API base URL override, e.g. http://127.0.0.1:8702/3.0 for the "
                                 "sandbox. Default: https://<dc>.api.mailchimp.com/3.0."),
         th.Property("secret_store_path", th.StringType,
-                    description="Directory of the shared encrypted secret store; used when no "
-                                "api_key/oauth_token is set (document `mailchimp`)."),
+                    description="The shared encrypted secret store (a directory or a database "
+                                "URL); used when no api_key/oauth_token is set (document "
+                                "`mailchimp`). Default: EXACTMC_DATABASE_URL, else "
+                                "$MELTANO_PROJECT_ROOT/.secrets."),
         th.Property("secret_store_key", th.StringType, secret=True,
                     description="Fernet key of the secret store. Better left out: the target "
                                 "reads it from the SECRET_STORE_KEY environment variable, so "

@@ -112,3 +112,23 @@ def test_the_audit_url_is_a_secret_setting():
     # A production SQLAlchemy URL carries the database password.
     properties = TargetMailchimp.config_jsonschema["properties"]
     assert properties["audit_store_url"].get("secret") is True
+
+
+def test_a_fleet_tenant_keeps_its_credential_in_the_fleet_database(
+        mailchimp_sandbox, config, tmp_path, monkeypatch, postgres_url):
+    """No secret_store_path: set-credential and the target use EXACTMC_DATABASE_URL, under the
+    tenant's name (EXACTMC_TENANT), and the project's `.secrets` stays unmade."""
+    key = generate_key()
+    for name, value in {"SECRET_STORE_KEY": key, "EXACTMC_DATABASE_URL": postgres_url,
+                        "EXACTMC_TENANT": "acme", "MELTANO_PROJECT_ROOT": str(tmp_path)}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("sys.stdin", io.StringIO(mailchimp_sandbox.api_key + "\n"))
+    assert admin.main(["set-credential"]) == 0
+    assert SecretStore(postgres_url, key, tenant="acme").read("mailchimp") == {
+        "api_key": mailchimp_sandbox.api_key}
+    assert SecretStore(postgres_url, key, tenant="globex").read("mailchimp") is None
+
+    config.pop("api_key")
+    run_target(config, stream("members", [{"email": "fleet@example.com"}]))
+    assert "fleet@example.com" in by_email(mailchimp_sandbox)
+    assert not (tmp_path / ".secrets").exists()

@@ -21,7 +21,8 @@ def open_store(config: dict[str, Any]) -> SecretStore | None:
     key = store_key(config, "secret_store_key")
     if not key:
         return None
-    return SecretStore(config["secret_store_path"], key)
+    # secret_store_path, else EXACTMC_DATABASE_URL, else the project's `.secrets`.
+    return SecretStore(config.get("secret_store_path"), key)
 
 
 def exact_secret(config: dict[str, Any]) -> str | None:

@@ -34,8 +34,9 @@ SETTINGS = [
             "secret, as the tap's client_id does)."),
     Setting("token_store_name", "string", None,
             "The tap's store entry, when it sets one (default exactonline-<client_id>)."),
-    Setting("secret_store_path", "string", ".secrets",
-            "Directory of the encrypted store (key in SECRET_STORE_KEY)."),
+    Setting("secret_store_path", "string", None,
+            "The encrypted store (key in SECRET_STORE_KEY): a directory or a database URL. "
+            "Default: EXACTMC_DATABASE_URL, else $MELTANO_PROJECT_ROOT/.secrets."),
     Setting("inbox_url", "string", None,
             "Database of both webhook inboxes (a SQLAlchemy URL or a SQLite file), read by "
             "tap-exactonline (webhook_inbox_url) and tap-mailchimp (mailchimp_inbox_url). "

@@ -60,18 +60,20 @@ def load_credentials(config: Mapping[str, Any]) -> Credentials:
     """Config first; otherwise the shared encrypted store (document `mailchimp`)."""
     if config.get("api_key") or config.get("oauth_token"):
         return Credentials(config.get("api_key"), config.get("oauth_token"))
+    # The store: `secret_store_path`, else EXACTMC_DATABASE_URL, else the project's `.secrets`.
     store_path, store_key = config.get("secret_store_path"), config.get("secret_store_key")
-    if store_path and store_key:
+    if store_key:
         from secret_store import SecretStore, SecretStoreError
 
         try:
-            document = SecretStore(store_path, store_key).read(SECRET_NAME) or {}
+            store = SecretStore(store_path, store_key)
+            document = store.read(SECRET_NAME) or {}
         except SecretStoreError as exc:
             raise CredentialsError(f"Cannot read the secret store: {exc}") from None
         if document.get("api_key") or document.get("oauth_token"):
             return Credentials(document.get("api_key"), document.get("oauth_token"))
         raise CredentialsError(
-            f"The secret store at {store_path} has no '{SECRET_NAME}' credential; store one with "
+            f"The secret store at {store.label} has no '{SECRET_NAME}' credential; store one with "
             "`target-mailchimp-admin set-credential`."
         )
     raise CredentialsError(
