@@ -4,7 +4,9 @@ target run against the Mailchimp sandbox with its audit on PostgreSQL (replay, s
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import io
 import json
 import threading
 from pathlib import Path
@@ -18,7 +20,7 @@ from target_mailchimp.audit import FAILED, OK, SKIPPED, AuditEntry, AuditStore, 
 from target_mailchimp.run_log import RunLog
 from target_mailchimp.status import StatusReport, render_text
 from target_mailchimp.target import TargetMailchimp
-from target_mailchimp.testing import audit_rows, base_config, run_target, stream
+from target_mailchimp.testing import audit_rows, base_config, run_target, stream, to_lines
 from target_mailchimp.written import WrittenRecords
 
 HICCUP = {"title": "Invalid Resource", "status": 400, "detail": "Temporary validation hiccup"}
@@ -40,13 +42,16 @@ def _failed(key: str, stream_name: str = "products") -> AuditEntry:
                       payload={"id": key, "title": "é"})
 
 
-def test_trail_and_memories_on_both_backends(database_url: str) -> None:
+def test_trail_and_memories_on_both_backends(database_url: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PGTZ", "Europe/Amsterdam")  # times still come back in UTC
     audit = AuditStore(database_url, "run-1")
     audit.record([_failed("p1"), _failed("p2"), AuditEntry("members", "k" * 300, "update", OK)])
     audit.record([AuditEntry("products", "p2", "upsert", OK)])  # supersedes p2's failure
     rows = list(audit.failed_unreplayed())
     assert [r["record_key"] for r in rows] == ["p1", "p2"]
     assert all(r["at"].utcoffset() == datetime.timedelta(0) for r in rows)
+    assert all(abs(r["at"] - datetime.datetime.now(UTC)).total_seconds() < 60 for r in rows)
     assert len(rows[0]["path"]) > 512 and json.loads(rows[0]["payload"])["title"] == "é"
     assert not audit.superseded(rows[0]) and audit.superseded(rows[1])
     assert len(audit.entries(stream="members")[0]["record_key"]) == 255  # kept as before
@@ -197,3 +202,27 @@ def test_a_target_run_on_postgresql_then_replay_and_status(mailchimp_sandbox: An
         "members create": {"ok": 3}}
     text = render_text(report)
     assert "Writes still failing: none." in text and "members create: 3 ok" in text
+
+
+def test_a_later_run_heals_on_postgresql(mailchimp_sandbox: Any, postgres_url: str,
+                                         tmp_path: Path) -> None:
+    """Healing's backoff reads the failed write's time back from PostgreSQL (timestamptz)."""
+    config = base_config(mailchimp_sandbox, tmp_path, audit_store_url=postgres_url)
+    mailchimp_sandbox.add_fault(path="/products/P1$", method="PUT", kind="status", status=400,
+                                count=1, body=HICCUP)
+    now = [datetime.datetime.now(UTC)]
+
+    def run(messages: list[dict[str, Any]]) -> None:
+        target = TargetMailchimp(config=config)
+        target.run_context.clock = lambda: now[0]
+        with contextlib.redirect_stdout(io.StringIO()):
+            target.listen(io.StringIO(to_lines(messages)))
+
+    run(stream("products", [{"id": "P1", "title": "Widget", "price": 9.5}]))
+    assert "P1" not in mailchimp_sandbox.store("exact-store")["products"]
+    run([])  # within the backoff: not yet sent again
+    assert [r["replay_outcome"] for r in audit_rows(config, outcome=FAILED)] == [None]
+    now[0] += datetime.timedelta(minutes=11)
+    run([])
+    assert mailchimp_sandbox.store("exact-store")["products"]["P1"]["title"] == "Widget"
+    assert [r["replay_outcome"] for r in audit_rows(config, outcome=FAILED)] == [OK]
