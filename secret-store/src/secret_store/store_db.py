@@ -37,7 +37,7 @@ secrets_table = sa.Table(
 )
 locks_table = sa.Table("secret_locks", metadata, sa.Column("name", sa.Text, primary_key=True))
 
-_ready: set[int] = set()  # engines whose tables exist (ids of cached engines)
+_ready: set[str] = set()  # databases whose tables exist (this process made sure once)
 
 
 class DatabaseUnavailable(Exception):
@@ -65,13 +65,15 @@ class DatabaseBackend:
     @property
     def engine(self) -> sa.Engine:
         engine = engine_for(self.url, COMPONENT, use_current_tenant=False)
-        if id(engine) not in _ready:
+        where = engine.url.render_as_string(hide_password=False)
+        if where not in _ready:
             with engine.begin() as connection:
                 if self.is_postgres:  # two processes creating the tables at once
                     connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:n))"),
                                        {"n": "exactmc-secrets-ddl"})
-                metadata.create_all(connection)
-            _ready.add(id(engine))
+                for table in metadata.sorted_tables:  # IF NOT EXISTS: processes may race
+                    connection.execute(sa.schema.CreateTable(table, if_not_exists=True))
+            _ready.add(where)
         return engine
 
     def read(self, name: str) -> bytes | None:
