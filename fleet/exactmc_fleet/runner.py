@@ -15,10 +15,13 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
+from filelock import FileLock
 from secret_store.database import DATABASE_URL_ENV, TENANT_ENV
 from sqlalchemy.engine import make_url
 
@@ -79,6 +82,65 @@ def _meltano_schema_uri(fleet_url: str) -> str:
         hide_password=False)
 
 
+_migrated: set[str] = set()
+_migrating = threading.Lock()
+
+
+def ensure_meltano_database(project_root: Path, env: Mapping[str, str]) -> None:
+    """Create Meltano's tables once, before tenants' runs start together.
+
+    Meltano migrates its system database at start-up without a lock: two tenants starting at
+    once on a fresh database both create `alembic_version` and one fails. So the first run of
+    each database migrates it (`meltano upgrade database`) under a lock: threads of this
+    process, and other processes and machines (PostgreSQL advisory lock, else a file lock).
+    """
+    uri = env["MELTANO_DATABASE_URI"]
+    if uri in _migrated:
+        return
+    with _migrating, _database_lock(uri):
+        if uri in _migrated:
+            return
+        if not _has_meltano_tables(uri):
+            result = subprocess.run(  # noqa: S603 (our own meltano, argv without a shell)
+                [meltano_executable(), "upgrade", "database"], cwd=Path(project_root),
+                env=dict(env), capture_output=True, text=True, check=False, umask=0o077)
+            if result.returncode != 0:
+                raise RuntimeError("meltano upgrade database failed: "
+                                   f"{(result.stdout + result.stderr)[-2000:]}")
+        _migrated.add(uri)
+
+
+def _has_meltano_tables(uri: str) -> bool:
+    engine = sa.create_engine(uri)
+    try:
+        with engine.connect() as connection:
+            return "alembic_version" in sa.inspect(connection).get_table_names()
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _database_lock(uri: str) -> Iterator[None]:
+    url = make_url(uri)
+    if url.get_backend_name() == "sqlite":
+        path = Path(url.database or "meltano.db")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(f"{path}.migrate.lock"):
+            yield
+        return
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT pg_advisory_lock(hashtext('meltano-migrate'))"))
+            try:
+                yield
+            finally:
+                connection.execute(
+                    sa.text("SELECT pg_advisory_unlock(hashtext('meltano-migrate'))"))
+    finally:
+        engine.dispose()
+
+
 def tenant_settings(tenant: Tenant) -> dict[str, str]:
     """The tenant's settings as the plugins' environment variables (its `settings` win)."""
     env = {
@@ -115,6 +177,7 @@ def tenant_environment(project_root: Path, tenant: Tenant,
     env[TENANT_ENV] = tenant.name
     env["MELTANO_DATABASE_URI"] = meltano_database_uri(project_root, env)
     env.setdefault("MELTANO_SEND_ANONYMOUS_USAGE_STATS", "false")
+    ensure_meltano_database(project_root, env)
     return env
 
 

@@ -57,13 +57,15 @@ def sandbox_tenant(
     """Make a tenant with its own sandboxes (20 accounts per division) and stored secrets."""
 
     def make(name: str, seed: int, *, accounts_per_division: int = 20,
-             wrong_client_secret: bool = False, **tenant_options: Any) -> SandboxTenant:
+             wrong_client_secret: bool = False, database_url: str | None = None,
+             **tenant_options: Any) -> SandboxTenant:
         exact = exact_sandbox_factory(accounts_per_division=accounts_per_division, seed=seed)
         mailchimp = mailchimp_sandbox_factory(latency=0.01)
         tenant = Tenant(name, exact.client_id, list_id=mailchimp.list_id,
                         settings=sandbox_settings(exact, mailchimp), **tenant_options)
+        env = {**fleet_env, **({"EXACTMC_DATABASE_URL": database_url} if database_url else {})}
         store_tenant_secrets(
-            fleet_project, fleet_env, tenant,
+            fleet_project, env, tenant,
             client_secret="wrong" if wrong_client_secret else exact.client_secret,
             refresh_token=exact.issue_refresh_token("nl"), api_key=mailchimp.api_key)
         return SandboxTenant(tenant, exact, mailchimp)

@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from exactmc_fleet.registry import Tenant
-from exactmc_fleet.runner import tenant_environment
-from exactmc_fleet.secrets import store_locations
 from secret_store import SecretStore
 
 
@@ -34,10 +32,10 @@ def sandbox_settings(exact: Any, mailchimp: Any) -> dict[str, str]:
 
 def store_tenant_secrets(project: Path, env: dict[str, str], tenant: Tenant, *,
                          client_secret: str, refresh_token: str, api_key: str) -> None:
-    """What `exactmc-tenants add` + `authorize` leave in the store, written directly (fast)."""
-    tenant_env = tenant_environment(project, tenant, env)
-    for location in store_locations(tenant_env):
-        store = SecretStore(location, env["SECRET_STORE_KEY"], tenant=tenant.name)
-        store.write(f"exactonline-{tenant.exact_client_id}-credentials",
-                    {"client_secret": client_secret, "refresh_token": refresh_token})
-        store.write("mailchimp", {"api_key": api_key})
+    """What `exactmc-tenants add` + `authorize` leave in the store, written directly (fast):
+    in the tenant's namespace of the fleet database, else of the project's `.secrets`."""
+    location = env.get("EXACTMC_DATABASE_URL") or str(project / ".secrets")
+    store = SecretStore(location, env["SECRET_STORE_KEY"], tenant=tenant.name)
+    store.write(f"exactonline-{tenant.exact_client_id}-credentials",
+                {"client_secret": client_secret, "refresh_token": refresh_token})
+    store.write("mailchimp", {"api_key": api_key})
