@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -56,47 +56,36 @@ def test_release_lets_the_same_process_take_it_again() -> None:
     assert oct(lock.path.stat().st_mode & 0o777) == "0o600"
 
 
-TRY = """
-import sys
-from secret_store.runlock import AlreadyRunning, acquire
-try:
-    acquire("test", sys.argv[1], "the test company")
-except AlreadyRunning as exc:
-    print(exc)
-else:
-    print("acquired")
-"""
-
-
-def machine(tmp_path, name: str, **env: str) -> dict[str, str]:
-    """The environment of a process on another machine: its own lock directory (TMPDIR)."""
-    directory = tmp_path / name
-    directory.mkdir(exist_ok=True)
-    return {**os.environ, "TMPDIR": str(directory), **env}
-
-
 def test_on_the_fleet_database_two_machines_never_run_one_job_and_a_kill_frees_it(
-        tmp_path, postgres_url) -> None:
+        tmp_path, postgres_url, monkeypatch) -> None:
     identity = uuid.uuid4().hex
-    fleet = {"EXACTMC_DATABASE_URL": postgres_url}
+    machine_a = tmp_path / "a"  # each "machine" has its own lock directory (TMPDIR)
+    machine_a.mkdir()
     child = subprocess.Popen([sys.executable, "-c", HOLD, identity], stdout=subprocess.PIPE,
-                             text=True, env=machine(tmp_path, "a", **fleet))
+                             text=True, env={**os.environ, "TMPDIR": str(machine_a),
+                                             "EXACTMC_DATABASE_URL": postgres_url})
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "held"
-        other = subprocess.run([sys.executable, "-c", TRY, identity], capture_output=True,
-                               text=True, env=machine(tmp_path, "b", **fleet), check=True)
-        assert re.match(rf"Another test run for the test company is in progress \(pid "
-                        rf"{child.pid} on .*\); this one stops", other.stdout), other
-        # Without the fleet database the other machine would not know: the flock is local.
-        alone = subprocess.run([sys.executable, "-c", TRY, identity], capture_output=True,
-                               text=True, env=machine(tmp_path, "c"), check=True)
-        assert alone.stdout.strip() == "acquired"
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # this process: machine b
+        monkeypatch.setenv("EXACTMC_DATABASE_URL", postgres_url)
+        with pytest.raises(AlreadyRunning, match=rf"Another test run for the test company is "
+                           rf"in progress \(pid {child.pid} on .*\); this one stops"):
+            acquire("test", identity, "the test company")
+        # Without the fleet database machine b would not know: the flock is local.
+        monkeypatch.delenv("EXACTMC_DATABASE_URL")
+        acquire("test", identity, "the test company").release()
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait(10)
-    again = subprocess.run([sys.executable, "-c", TRY, identity], capture_output=True,
-                           text=True, env=machine(tmp_path, "b", **fleet), check=True)
-    assert again.stdout.strip() == "acquired"  # the server dropped the dead holder's lock
+    monkeypatch.setenv("EXACTMC_DATABASE_URL", postgres_url)
+    deadline = time.monotonic() + 5  # the server ends the dead client's session on its EOF
+    while True:
+        try:
+            acquire("test", identity, "the test company").release()
+            break
+        except AlreadyRunning:
+            assert time.monotonic() < deadline, "the killed holder's lock was never dropped"
+            time.sleep(0.05)
 
 
 def test_tenants_sharing_one_identity_do_not_block_each_other(monkeypatch) -> None:
