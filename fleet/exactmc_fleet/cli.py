@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from exactmc_fleet import teardown
-from exactmc_fleet.registry import Tenant, TenantError, TenantRegistry
+from exactmc_fleet.registry import Tenant, TenantError, TenantRegistry, default_registry_url
 from exactmc_fleet.runner import DEFAULT_JOB, invoke_for_tenant, run_tenant_job
 
 REGISTRY_URL_ENV = "TENANTS_REGISTRY_URL"  # the utility's `registry_url` setting
@@ -32,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
         description="The fleet's tenants: one Exact company and one Mailchimp audience each.")
     parser.add_argument("--registry-url", default=os.environ.get(REGISTRY_URL_ENV) or None,
                         help="Registry database (default: EXACTMC_DATABASE_URL, else "
-                             "$MELTANO_SYS_DIR_ROOT/fleet/tenants.sqlite).")
+                             "$MELTANO_SYS_DIR_ROOT/fleet/tenants.sqlite, else "
+                             "<project>/.meltano/fleet/tenants.sqlite).")
     parser.add_argument("--project-root", type=Path,
                         default=Path(os.environ.get("MELTANO_PROJECT_ROOT") or "."),
                         help="The Meltano project (default: MELTANO_PROJECT_ROOT, else .).")
@@ -87,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        registry = TenantRegistry(args.registry_url)
+        registry = TenantRegistry(args.registry_url
+                                  or default_registry_url(args.project_root.resolve()))
         return _COMMANDS[args.command](registry, args)
     except TenantError as exc:
         print(f"error: {exc}", file=sys.stderr)

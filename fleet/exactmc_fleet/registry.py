@@ -88,7 +88,11 @@ class LastRun:
     exit_code: int
 
 
-def default_registry_url() -> str:
+def default_registry_url(project_root: Path | None = None) -> str:
+    """`EXACTMC_DATABASE_URL`, else `$MELTANO_SYS_DIR_ROOT/fleet/tenants.sqlite` (Meltano sets
+    it), else `<project_root>/.meltano/fleet/tenants.sqlite` (a command run by hand)."""
+    if project_root is not None and not os.environ.get("MELTANO_SYS_DIR_ROOT"):
+        return store_url(None, Path(project_root) / ".meltano" / "fleet" / "tenants.sqlite")
     return store_url(None, default_sqlite_path("fleet", "tenants.sqlite"))
 
 

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from exactmc_fleet.registry import Tenant, TenantError, TenantRegistry
+from exactmc_fleet.registry import Tenant, TenantError, TenantRegistry, default_registry_url
 
 
 def test_add_get_list_pause_resume_remove(database_url: str) -> None:
@@ -67,3 +67,14 @@ def test_default_registry_file_is_private_under_the_sys_dir(
     file = tmp_path / "sys" / "fleet" / "tenants.sqlite"
     assert stat.S_IMODE(file.stat().st_mode) == 0o600
     assert TenantRegistry(f"sqlite:///{file}").get("acme").exact_client_id == "app"
+
+
+def test_by_hand_the_default_registry_is_the_projects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("EXACTMC_DATABASE_URL", raising=False)
+    monkeypatch.delenv("MELTANO_SYS_DIR_ROOT", raising=False)
+    TenantRegistry(default_registry_url(tmp_path)).add(Tenant("acme", "app"))
+    assert (tmp_path / ".meltano" / "fleet" / "tenants.sqlite").is_file()
+    monkeypatch.setenv("EXACTMC_DATABASE_URL", "postgresql://db/fleet")
+    assert default_registry_url(tmp_path) == "postgresql://db/fleet"
