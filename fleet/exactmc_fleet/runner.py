@@ -31,6 +31,11 @@ DEFAULT_JOB = "exactonline-to-mailchimp"
 PLUGIN_KINDS = ("extractors", "loaders", "mappers", "utilities")
 MELTANO_SCHEMA = "meltano"  # Meltano's own tables in the fleet's PostgreSQL database
 TIMED_OUT = 124  # what `timeout(1)` returns
+# The plugins' settings as environment variables: a tenant's come from the registry only
+# (fleet-wide values belong in meltano.yml).
+PLUGIN_SETTING_PREFIXES = ("TAP_EXACTONLINE_", "TARGET_MAILCHIMP_", "TAP_MAILCHIMP_",
+                           "TARGET_EXACTONLINE_", "MAPPER_EXACT_MAILCHIMP_", "WEBHOOKS_",
+                           "EXACTMC_WEBHOOKS_", "TARGET_JSONL_")
 
 
 def tenant_sys_dir(project_root: Path, name: str) -> Path:
@@ -167,9 +172,12 @@ def tenant_settings(tenant: Tenant) -> dict[str, str]:
 
 def tenant_environment(project_root: Path, tenant: Tenant,
                        base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment a tenant's `meltano` runs in (made from `base`, default os.environ)."""
+    """The environment a tenant's `meltano` runs in: `base` (default os.environ) without any
+    plugin setting, plus the tenant's settings, system dir, tenant name and Meltano database."""
     project_root = Path(project_root).resolve()
-    env = dict(os.environ if base is None else base)
+    # A shell set up for one company exports its settings: none of them is this tenant's.
+    env = {key: value for key, value in (os.environ if base is None else base).items()
+           if not key.startswith(PLUGIN_SETTING_PREFIXES)}
     sys_dir = link_plugin_installations(project_root, tenant_sys_dir(project_root, tenant.name))
     env.update(tenant_settings(tenant))
     env["MELTANO_PROJECT_ROOT"] = str(project_root)
