@@ -22,18 +22,31 @@ from secret_store import generate_key
 
 @pytest.fixture(scope="session")
 def fleet_plugins() -> None:
-    """The project's plugins installed (`tests/` runs first and installs them; so does this
-    when run alone): the tenants' system dirs link to these installations."""
+    """The project's plugins installed: the tenants' system dirs link to these installations.
+
+    Under pytest-xdist once per test run, as `tests/conftest.py` does (same lock and marker: a
+    second `meltano install` would rebuild the virtualenvs under running plugins). Without
+    xdist, `tests/` runs first and installs them; this installs only what is missing.
+    """
+    from filelock import FileLock
+
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID", "")
+    marker = ROOT / ".meltano" / "installed-for-test-run"
+    marker.parent.mkdir(exist_ok=True)
     venvs = [ROOT / ".meltano" / kind / name / "venv" for kind, name in (
         ("extractors", "tap-exactonline"), ("mappers", "mapper-exact-mailchimp"),
         ("loaders", "target-mailchimp"))]
-    if all(venv.is_dir() for venv in venvs):
-        return
-    result = subprocess.run(
-        [str(MELTANO), "install"], cwd=ROOT, capture_output=True, text=True, check=False,
-        env={**os.environ, "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false"},
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    with FileLock(str(marker) + ".lock"):
+        if run_id and marker.exists() and marker.read_text() == run_id:
+            return
+        if not run_id and all(venv.is_dir() for venv in venvs):
+            return
+        result = subprocess.run(
+            [str(MELTANO), "install"], cwd=ROOT, capture_output=True, text=True, check=False,
+            env={**os.environ, "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false"},
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        marker.write_text(run_id)
 
 
 @pytest.fixture
