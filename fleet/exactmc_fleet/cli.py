@@ -19,6 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
+from secret_store import KEY_ENV
+
 from exactmc_fleet import teardown
 from exactmc_fleet.registry import Tenant, TenantError, TenantRegistry, default_registry_url
 from exactmc_fleet.runner import DEFAULT_JOB, invoke_for_tenant, run_tenant_job
@@ -110,6 +112,10 @@ def _add(registry: TenantRegistry, args: argparse.Namespace) -> int:
     tenant = Tenant(args.name, args.client_id, region=args.region, divisions=divisions,
                     list_id=args.list_id, store_id=args.store_id, schedule=args.schedule,
                     paused=args.paused, settings=settings)
+    if (args.client_secret_stdin or args.mailchimp_key_stdin or not args.no_authorize) and (
+            not os.environ.get(KEY_ENV)):
+        raise TenantError(f"{KEY_ENV} is not set: the tenant's secrets are stored encrypted "
+                          "with it (`secret-store generate-key` makes one).")
     secrets = []  # (plugin command, its args, the secret), in stdin order
     if args.client_secret_stdin:
         secrets.append(("tap-exactonline:set-credential", ["client_secret"],

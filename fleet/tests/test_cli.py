@@ -61,6 +61,11 @@ def test_add_list_pause_resume_remove(
         "store": None, "schedule": "*/30 * * * *", "paused": False, "last_run": None}]
     code, _, err = tenants("add", "acme", "--client-id", "x", "--no-authorize")
     assert code == 2 and "already exists" in err
+    monkeypatch.delenv("SECRET_STORE_KEY")
+    code, _, err = tenants("add", "initech", "--client-id", "x", "--client-secret-stdin")
+    assert code == 2 and "SECRET_STORE_KEY is not set" in err
+    assert [t["name"] for t in json.loads(tenants("list", "--format", "json")[1])] == ["acme"]
+    monkeypatch.setenv("SECRET_STORE_KEY", env["SECRET_STORE_KEY"])
 
     assert tenants("pause", "acme")[0] == 0
     code, _, err = tenants("run", "acme")
