@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import sys
 from collections.abc import Iterable
@@ -16,13 +17,41 @@ sys.path.insert(0, str(Path(__file__).parent))  # the builders module beside the
 from mapper_exact_mailchimp.mapper import ExactToMailchimpMapper
 from mapper_test_kit import CollectingWriter, Output, Runner, state, tap_run
 
+_stores = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def mapper_postgres_url(postgres_server: Any) -> str:
+    """One database for the session: each test's store is a namespace (schema) of its own."""
+    return postgres_server.create_database()
+
+
+# Modules whose tests run on both backends (crash recovery, confirmation, deletions, the lock,
+# the stores themselves); the others' mapping logic does not depend on the backend, and CI
+# time is scarce: they run on SQLite only.
+BOTH_BACKENDS = {"test_runs", "test_batched_work", "test_deletions", "test_store_backends"}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "mapper_backend" in metafunc.fixturenames and \
+            metafunc.module.__name__.rpartition(".")[2] in BOTH_BACKENDS:
+        metafunc.parametrize("mapper_backend", ["sqlite", "postgresql"])
+
 
 @pytest.fixture
-def mapper_config(tmp_path: Path) -> dict[str, Any]:
-    return {
-        "lookup_store_path": str(tmp_path / "run" / "lookup.sqlite"),
-        "rejections_path": str(tmp_path / "run" / "rejections.jsonl"),
-    }
+def mapper_backend() -> str:
+    return "sqlite"
+
+
+@pytest.fixture
+def mapper_config(mapper_backend: str, request: pytest.FixtureRequest,
+                  tmp_path: Path) -> dict[str, Any]:
+    """The store of one test: a SQLite file (the older path setting) or a namespace of its own
+    in a database of a real PostgreSQL server."""
+    if mapper_backend == "sqlite":
+        return {"lookup_store_path": str(tmp_path / "run" / "lookup.sqlite")}
+    return {"store_url": request.getfixturevalue("mapper_postgres_url"),
+            "store_namespace": f"m{next(_stores)}"}
 
 
 @pytest.fixture

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from mapper_exact_mailchimp import store
+from mapper_exact_mailchimp.rejections import read_rejections
+from mapper_exact_mailchimp.store import Database
 from singer_sdk.singerlib.encoding.simple import SimpleSingerWriter
 
 DIVISION = 101
@@ -156,8 +159,26 @@ def final_state(messages: list[dict[str, Any]]) -> dict[str, Any]:
     return [m for m in messages if m["type"] == "STATE"][-1]["value"]
 
 
+def fresh_store(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """`config` with another, empty store on the same backend."""
+    if "lookup_store_path" in config:
+        return config | {"lookup_store_path": f"{config['lookup_store_path']}.{name}"}
+    return config | {"store_namespace": f"{config['store_namespace']}_{name}"}
+
+
+@contextmanager
+def opened_store(config: dict[str, Any]) -> Iterator[Database]:
+    """The store of a mapper run with `config` (what the mapper itself opens)."""
+    db = store.open_store(config.get("store_url") or config.get("lookup_store_path"),
+                          config.get("store_namespace", store.DEFAULT_NAMESPACE))
+    try:
+        yield db
+    finally:
+        db.rollback()
+        db.close()
+        db.engine.dispose()
+
+
 def dead_letters(config: dict[str, Any]) -> list[dict[str, Any]]:
-    path = Path(config["rejections_path"])
-    if not path.exists():
-        return []
-    return [json.loads(text) for text in path.read_text().splitlines()]
+    with opened_store(config) as db:
+        return read_rejections(db)

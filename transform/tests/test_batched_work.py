@@ -13,14 +13,15 @@ import email_validator
 import pytest
 from mapper_exact_mailchimp import emails, flush
 from mapper_exact_mailchimp.ledger import OutputLedger
-from mapper_exact_mailchimp.lookup_store import connect
 from mapper_exact_mailchimp.mapper import ExactToMailchimpMapper
+from mapper_exact_mailchimp.store import connect
 from mapper_test_kit import (
     CollectingWriter,
     account,
     contact,
     cost_center,
     deletion,
+    fresh_store,
     guid,
     invoice,
     line,
@@ -130,7 +131,7 @@ def test_outputs_are_sent_in_stream_order_once_per_key(mapper_config):
 def test_kill_between_messages_then_rerun_ends_where_a_clean_run_ends(
         survive, mapper_config, tmp_path):
     messages = tap_messages()
-    clean = run(mapper_config | {"lookup_store_path": str(tmp_path / "clean.sqlite")}, messages)
+    clean = run(fresh_store(mapper_config, "clean"), messages)
     assert len(clean) > 36  # every kill point below is mid-run
 
     writer = DyingWriter(survive)

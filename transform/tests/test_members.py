@@ -9,6 +9,7 @@ from mapper_test_kit import (
     account,
     contact,
     dead_letters,
+    fresh_store,
     guid,
     invoice,
     line,
@@ -61,7 +62,7 @@ def test_address_without_state_uses_setting(run_mapper, mapper_config):
     fallback = run_mapper(tap_run(records)).records("members")[0]["merge_fields"]["ADDRESS"]
     assert fallback["state"] == "Netherlands"
 
-    mapper_config["lookup_store_path"] += ".omit"
+    mapper_config.update(fresh_store(mapper_config, "omit"))
     omitted = run_mapper(tap_run(records), address_state_fallback="omit").records("members")[0]
     assert "ADDRESS" not in omitted["merge_fields"]
 
@@ -159,9 +160,9 @@ def test_dedup_newest_modified_wins_whatever_the_order(run_mapper, mapper_config
                              Modified="2023-01-01T00:00:00Z")),
     ]
     accounts = [rec("accounts", account(n, Modified="2020-01-01T00:00:00Z")) for n in (1, 2, 3)]
-    base_store = mapper_config["lookup_store_path"]
+    base = dict(mapper_config)
     for i, order in enumerate(itertools.permutations(records)):
-        mapper_config["lookup_store_path"] = f"{base_store}.{i}"
+        mapper_config.update(fresh_store(base, f"p{i}"))
         out = run_mapper([*accounts, *(rec(s, r) for s, r in order)])
         members = out.records("members")
         assert len(members) == 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ from mapper_test_kit import (
     invoice,
     line,
     member_inputs_read,
+    opened_store,
     rec,
     receivable,
     state,
@@ -241,18 +241,17 @@ def test_about_lists_the_settings_and_their_defaults():
                           capture_output=True, text=True, timeout=60, check=True)
     settings = json.loads(done.stdout)["settings"]["properties"]
     assert settings["excluded_handling"]["default"] == "unsubscribe"
-    assert settings["rejections_path"]["default"].endswith(
-        "mapper-exact-mailchimp/rejections.jsonl")
+    # No default path: a fleet's EXACTMC_DATABASE_URL applies when neither is set.
+    assert "default" not in settings["store_url"]
+    assert "default" not in settings["lookup_store_path"]
+    assert settings["store_namespace"]["default"] == "mapper"
 
 
 def test_forwarded_state_log_does_not_grow_with_every_run(pipeline, mapper_config):
     for n in range(1, 6):
         pipeline.run({"accounts": [account(n)], "contacts": [contact(n, n)]})
 
-    db = sqlite3.connect(mapper_config["lookup_store_path"])
-    try:
+    with opened_store(mapper_config) as db:
         logged = db.execute("SELECT COUNT(*) FROM forwarded_states").fetchone()[0]
-    finally:
-        db.close()
     # At most the last two runs' STATEs (echo + one per stream = 3 each), not all 14.
     assert logged <= 2 * 3

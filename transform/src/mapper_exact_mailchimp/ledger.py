@@ -23,16 +23,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
 from .dates import utc_now_iso
 from .schemas import OUTPUT_STREAMS
+from .store import Database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
-    run_id INTEGER PRIMARY KEY AUTOINCREMENT, started_at TEXT, completed INTEGER DEFAULT 0);
+    run_id {serial}, started_at TEXT, completed INTEGER DEFAULT 0);
 CREATE TABLE IF NOT EXISTS emitted (
     stream TEXT NOT NULL, key TEXT NOT NULL, owner TEXT, hash TEXT, payload TEXT NOT NULL,
     seq INTEGER NOT NULL, run_id INTEGER NOT NULL, PRIMARY KEY (stream, key));
@@ -64,9 +64,9 @@ def content_hash(value: Any, canonical: str | None = None) -> str:
 class OutputLedger:
     """Emitted-output hashes, forwarded STATEs, runs, and rejections already reported."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self.db = connection
-        self.db.executescript(SCHEMA)
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.db.script(SCHEMA)
         self.run_id = self._start_run()
         self._output_seq = self._saved_seq = self._counter("output_seq")
         self._records: list[tuple[Any, ...]] = []  # queued `emitted` rows
@@ -92,7 +92,10 @@ class OutputLedger:
                 params.clear()
         if self._records:
             self.db.executemany(
-                "INSERT OR REPLACE INTO emitted VALUES (?, ?, ?, ?, ?, ?, ?)", self._records)
+                "INSERT INTO emitted VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (stream, key)"
+                " DO UPDATE SET owner=excluded.owner, hash=excluded.hash,"
+                " payload=excluded.payload, seq=excluded.seq, run_id=excluded.run_id",
+                self._records)
             self._records.clear()
             self._recorded.clear()
         if self._saved_seq != self._output_seq:
@@ -107,9 +110,11 @@ class OutputLedger:
     # --- runs and confirmation ------------------------------------------------------------
 
     def _start_run(self) -> int:
-        cursor = self.db.execute("INSERT INTO runs (started_at) VALUES (?)", (utc_now_iso(),))
+        (run_id,) = self.db.execute(
+            "INSERT INTO runs (started_at) VALUES (?) RETURNING run_id", (utc_now_iso(),)
+        ).fetchone()
         self.db.commit()
-        return int(cursor.lastrowid or 0)
+        return int(run_id)
 
     def complete_run(self) -> None:
         self.db.execute("UPDATE runs SET completed=1 WHERE run_id=?", (self.run_id,))
@@ -157,7 +162,8 @@ class OutputLedger:
         return int(found[0]) if found else 0
 
     def _set_counter(self, name: str, value: int) -> None:
-        self.db.execute("INSERT OR REPLACE INTO counters VALUES (?, ?)", (name, value))
+        self.db.execute("INSERT INTO counters VALUES (?, ?) ON CONFLICT (name)"
+                        " DO UPDATE SET value=excluded.value", (name, value))
 
     # --- emitted outputs ------------------------------------------------------------------
 
@@ -241,7 +247,7 @@ class OutputLedger:
     # --- addresses the mapper ever sent an opt-out for (kept even when deleted) ----------
 
     def note_opt_out(self, email: str) -> None:
-        self.db.execute("INSERT OR IGNORE INTO opted_out VALUES (?)", (email,))
+        self.db.execute("INSERT INTO opted_out VALUES (?) ON CONFLICT DO NOTHING", (email,))
         self._any_opt_out = True
 
     def opted_out(self, email: str) -> bool:
@@ -256,7 +262,8 @@ class OutputLedger:
         return self._reported.get((stream, key)) == reason
 
     def mark_reported(self, stream: str, key: str, reason: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO reported VALUES (?, ?, ?)", (stream, key, reason))
+        self.db.execute("INSERT INTO reported VALUES (?, ?, ?) ON CONFLICT (stream, key)"
+                        " DO UPDATE SET reason=excluded.reason", (stream, key, reason))
         self._reported[(stream, key)] = reason
 
     def clear_reported(self, stream: str, key: str) -> None:

@@ -1,10 +1,10 @@
 """The persistent lookup store: every input row seen, what is dirty, and member candidates.
 
-One SQLite file outlives the runs, so incremental runs can join a changed record with the
-unchanged ones it needs (a receivable with last week's invoice, a new contact with its
-account's cost centers). Rows, dirty marks and outputs are committed together at a flush
-(see `mapper.py`): a crash rolls back to the last flush, and the tap resends from the STATE
-that flush forwarded.
+One database (`store.py`: SQLite by default, PostgreSQL for a fleet) outlives the runs, so
+incremental runs can join a changed record with the unchanged ones it needs (a receivable with
+last week's invoice, a new contact with its account's cost centers). Rows, dirty marks and
+outputs are committed together at a flush (see `mapper.py`): a crash rolls back to the last
+flush, and the tap resends from the STATE that flush forwarded.
 
 Speed (issue 9): dirty marks are collected in memory and written with one `executemany` before
 they are read or committed (`save`), tombstones are answered from a set loaded once, so a
@@ -15,36 +15,33 @@ committed other than at a flush, so durability is the same as one statement per 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
+
+from .store import Database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rows (
-    stream TEXT NOT NULL, division INTEGER NOT NULL, id TEXT NOT NULL,
+    stream TEXT NOT NULL, division BIGINT NOT NULL, id TEXT NOT NULL,
     parent TEXT, number TEXT, data TEXT NOT NULL,
     PRIMARY KEY (stream, division, id));
 CREATE INDEX IF NOT EXISTS rows_by_parent ON rows (stream, division, parent, id);
 CREATE INDEX IF NOT EXISTS rows_by_number ON rows (stream, division, number, id);
 CREATE TABLE IF NOT EXISTS tombstones (
-    stream TEXT NOT NULL, division INTEGER NOT NULL, id TEXT NOT NULL, deleted_at TEXT,
+    stream TEXT NOT NULL, division BIGINT NOT NULL, id TEXT NOT NULL, deleted_at TEXT,
     PRIMARY KEY (stream, division, id));
 CREATE TABLE IF NOT EXISTS dirty (
-    kind TEXT NOT NULL, division INTEGER NOT NULL, id TEXT NOT NULL,
+    kind TEXT NOT NULL, division BIGINT NOT NULL, id TEXT NOT NULL,
     PRIMARY KEY (kind, division, id));
 CREATE TABLE IF NOT EXISTS candidates (
-    source_key TEXT PRIMARY KEY, email TEXT NOT NULL, division INTEGER NOT NULL,
+    source_key TEXT PRIMARY KEY, email TEXT NOT NULL, division BIGINT NOT NULL,
     account_id TEXT NOT NULL, contact_id TEXT, updated_at TEXT, excluded INTEGER NOT NULL,
     is_main INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS candidates_by_email ON candidates (email);
 CREATE INDEX IF NOT EXISTS candidates_by_account ON candidates (division, account_id);
 """
-# SQLite's page cache (default 2 MB): the recompute reads rows back; without it every page
-# read is a system call. Bounded, so memory stays flat as the store grows.
-CACHE_KIB = 32 * 1024
 # Dirty marks held in memory are written (not committed) once this many wait.
 MARK_BATCH = 5000
 # Dirty keys recomputed (and cleaned) per chunk.
@@ -83,21 +80,12 @@ def plain_number(value: object) -> float:
     raise TypeError(msg)
 
 
-def connect(path: str | Path) -> sqlite3.Connection:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(str(path))
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=FULL")
-    connection.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-    return connection
-
-
 class LookupStore:
     """Input rows by (stream, division, id) with `parent`/`number` columns for the joins."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self.db = connection
-        self.db.executescript(SCHEMA)
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.db.script(SCHEMA)
         self._marks: set[tuple[str, int, str]] = set()  # dirty marks not yet written
         # Deleted IDs are few next to the rows (and looked up for every row): kept in memory.
         self._buried = {(s, d, i) for s, d, i in self.db.execute(
@@ -106,7 +94,8 @@ class LookupStore:
     def save(self) -> None:
         """Write what is held in memory; call before a commit."""
         if self._marks:
-            self.db.executemany("INSERT OR IGNORE INTO dirty VALUES (?, ?, ?)", self._marks)
+            self.db.executemany(
+                "INSERT INTO dirty VALUES (?, ?, ?) ON CONFLICT DO NOTHING", self._marks)
             self._marks.clear()
 
 
@@ -138,8 +127,9 @@ class LookupStore:
         data: dict[str, Any],
     ) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO rows (stream, division, id, parent, number, data)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO rows (stream, division, id, parent, number, data)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (stream, division, id) DO UPDATE"
+            " SET parent=excluded.parent, number=excluded.number, data=excluded.data",
             (stream, division, row_id, parent, number, json.dumps(data, default=plain_number)),
         )
 
@@ -175,7 +165,8 @@ class LookupStore:
 
     def bury(self, stream: str, division: int, row_id: str, deleted_at: str | None) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO tombstones VALUES (?, ?, ?, ?)",
+            "INSERT INTO tombstones VALUES (?, ?, ?, ?) ON CONFLICT (stream, division, id)"
+            " DO UPDATE SET deleted_at=excluded.deleted_at",
             (stream, division, row_id, deleted_at),
         )
         self._buried.add((stream, division, row_id))
@@ -241,7 +232,11 @@ class LookupStore:
             "DELETE FROM candidates WHERE division=? AND account_id=?", (division, account_id)
         )
         self.db.executemany(
-            "INSERT OR REPLACE INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source_key)"
+            " DO UPDATE SET email=excluded.email, division=excluded.division,"
+            " account_id=excluded.account_id, contact_id=excluded.contact_id,"
+            " updated_at=excluded.updated_at, excluded=excluded.excluded,"
+            " is_main=excluded.is_main",
             [
                 (c.source_key, c.email, c.division, c.account_id, c.contact_id, c.updated_at,
                  int(c.excluded), int(c.is_main))

@@ -14,9 +14,8 @@ import sys
 import typing as t
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
-from filelock import FileLock, Timeout
+from secret_store.database import engine_for
 from singer_sdk import InlineMapper
 from singer_sdk.helpers.capabilities import PluginCapabilities
 from singer_sdk.singerlib import Message, RecordMessage, SchemaMessage, StateMessage
@@ -24,18 +23,18 @@ from singer_sdk.singerlib import Message, RecordMessage, SchemaMessage, StateMes
 from .flush import Flusher, after_emit
 from .ingest import Ingestor
 from .ledger import OutputLedger
-from .lookup_store import LookupStore, connect
+from .lookup_store import LookupStore
 from .rejections import Rejection, RejectionLog
 from .schemas import OUTPUT_STREAMS
 from .settings import CONFIG_SCHEMA, MappingSettings
+from .store import Database, StoreBusyError, StoreLock, resolve_url
 from .writer import StateFlushingWriter
 
 logger = logging.getLogger("mapper-exact-mailchimp")
 STORE_LOCK_TIMEOUT_SECONDS = 60
 
 
-class LookupStoreBusyError(RuntimeError):
-    """Another run holds the lookup store: two runs must not interleave their outputs."""
+LookupStoreBusyError = StoreBusyError  # the name tests and callers know
 
 
 class ExactToMailchimpMapper(InlineMapper):
@@ -50,22 +49,23 @@ class ExactToMailchimpMapper(InlineMapper):
     message_writer_class = StateFlushingWriter
 
     def __init__(self, **kwargs: t.Any) -> None:
-        os.umask(0o077)  # files created from here on (lookup store, rejections) are private
+        os.umask(0o077)  # files created from here on (the SQLite store) are private
         super().__init__(**kwargs)
         self.settings = MappingSettings.from_config(dict(self.config))
-        store_path = Path(self.settings.lookup_store_path)
-        store_path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = FileLock(f"{store_path}.lock")
+        namespace = self.settings.store_namespace
+        engine = engine_for(resolve_url(
+            self.settings.store_url or self.settings.lookup_store_path, namespace), namespace)
+        self.where = engine.url.render_as_string(hide_password=True)
+        # Taken before the tables are made: two runs never create them at once.
+        self._lock = StoreLock(engine, STORE_LOCK_TIMEOUT_SECONDS)
         try:
-            self._lock.acquire(timeout=STORE_LOCK_TIMEOUT_SECONDS)
-        except Timeout as error:
-            msg = (f"Lookup store {store_path} is in use by another run "
-                   f"(waited {STORE_LOCK_TIMEOUT_SECONDS} s).")
-            raise LookupStoreBusyError(msg) from error
-        self.db = connect(store_path)
-        self.store = LookupStore(self.db)
-        self.ledger = OutputLedger(self.db)
-        self.rejection_log = RejectionLog(self.settings.rejections_path, self.ledger)
+            self.db = Database(engine)
+            self.store = LookupStore(self.db)
+            self.ledger = OutputLedger(self.db)
+            self.rejection_log = RejectionLog(self.db, self.ledger)
+        except BaseException:
+            self._lock.release()
+            raise
         self.flusher = Flusher(self.store, self.ledger, self.rejection_log, self.settings)
         self.ingestor = Ingestor(self.store)
         self._held_states: list[t.Any] = []
@@ -128,9 +128,9 @@ class ExactToMailchimpMapper(InlineMapper):
         self.ledger.complete_run()
         self._commit()
         logger.info(
-            "Run complete: %s; %d rejected record(s) newly reported to %s.",
+            "Run complete: %s; %d rejected record(s) newly reported (table rejections of %s).",
             ", ".join(f"{n} {s}" for s, n in sorted(self.emitted.items())) or "no changes",
-            self.rejection_log.reported_this_run, self.settings.rejections_path,
+            self.rejection_log.reported_this_run, self.where,
         )
         self.close()
 
@@ -139,6 +139,7 @@ class ExactToMailchimpMapper(InlineMapper):
         if self._lock.is_locked:
             self.db.rollback()
             self.db.close()
+            self.db.engine.dispose()  # no pooled connection outlives the run
             self._lock.release()
 
     # --- flushing --------------------------------------------------------------------------
@@ -149,8 +150,8 @@ class ExactToMailchimpMapper(InlineMapper):
         result = self.flusher.flush(
             final=final, finished=frozenset(self._finished_streams), extra_rejections=unkeyed)
         if result.rejected:
-            logger.warning("%d record(s) rejected; see %s", result.rejected,
-                           self.settings.rejections_path)
+            logger.warning("%d record(s) rejected; see table rejections of %s",
+                           result.rejected, self.where)
         for output in result.outputs:
             if output.stream not in self._schemas_sent:
                 keys, schema = OUTPUT_STREAMS[output.stream]

@@ -7,17 +7,24 @@ from typing import Any
 
 from singer_sdk import typing as th
 
-DEFAULT_STORE_DIR = ".meltano/mapper-exact-mailchimp"  # durable: not Meltano's transient run dir
-
 CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
-        "lookup_store_path", th.StringType, default=f"{DEFAULT_STORE_DIR}/lookup.sqlite",
-        description="SQLite file remembering every input row and every output sent, across runs.",
+        "store_url", th.StringType,
+        description="SQLAlchemy URL (or SQLite file path) of the database remembering every "
+        "input row, every output sent and the rejected records (table `rejections`), across "
+        "runs. Unset: `lookup_store_path`, else EXACTMC_DATABASE_URL (a fleet's PostgreSQL: "
+        "schema `<tenant>__<store_namespace>`), else "
+        "$MELTANO_SYS_DIR_ROOT/mapper-exact-mailchimp/lookup.sqlite.",
     ),
     th.Property(
-        "rejections_path", th.StringType, default=f"{DEFAULT_STORE_DIR}/rejections.jsonl",
-        description="Dead-letter JSONL file: one object per rejected record "
-        "(time, stream, division, key, reason, value).",
+        "lookup_store_path", th.StringType,
+        description="Older name of `store_url` (a SQLite file path); `store_url` wins.",
+    ),
+    th.Property(
+        "store_namespace", th.StringType, default="mapper",
+        description="The store's name within the database (PostgreSQL schema "
+        "`<tenant>__<name>`; default file `<name without mapper_>-lookup.sqlite`): a second "
+        "mapper of one company (the reconcile job: `mapper_reconcile`) needs its own.",
     ),
     th.Property(
         "excluded_handling", th.StringType, default="unsubscribe",
@@ -58,8 +65,9 @@ CONFIG_SCHEMA = th.PropertiesList(
 
 @dataclass(frozen=True)
 class MappingSettings:
-    lookup_store_path: str
-    rejections_path: str
+    store_url: str | None = None
+    lookup_store_path: str | None = None
+    store_namespace: str = "mapper"
     excluded_handling: str = "unsubscribe"
     suppression_tag_name: str = "Do not mail"
     tag_name_template: str = "CC {code} · {description} ({division})"
