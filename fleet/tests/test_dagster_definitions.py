@@ -54,13 +54,24 @@ def test_the_code_location_loads_the_registry(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """What `dagster dev -m exactmc_fleet.dagster.location` loads: the registry's tenants."""
     monkeypatch.setenv("EXACTMC_DATABASE_URL", f"sqlite:///{tmp_path / 'fleet.sqlite'}")
-    TenantRegistry().add(Tenant("acme", "app-1"))
-    TenantRegistry().add(Tenant("globex", "app-2"))
+    for name in ("acme", "globex", "wayne"):
+        TenantRegistry().add(Tenant(name, f"app-{name}"))
     from exactmc_fleet.dagster import definitions
 
-    defs = definitions.definitions_from_registry()
-    assert {job.tags["tenant"] for job in defs.get_repository_def().get_all_jobs()} == {
-        "acme", "globex"}
+    def tenants() -> set[str]:
+        defs = definitions.definitions_from_registry()
+        return {job.tags["tenant"] for job in defs.get_repository_def().get_all_jobs()}
+
+    assert tenants() == {"acme", "globex", "wayne"}
+    # One code location per machine: the shards split the tenants, each tenant in exactly one.
+    shards = []
+    for shard in ("1/2", "2/2"):
+        monkeypatch.setenv("EXACTMC_FLEET_SHARD", shard)
+        shards.append(tenants())
+    assert shards == [{"acme", "globex"}, {"wayne"}]  # a stable hash of the name
+    assert all(definitions.in_shard(name, "1/1") for name in ("acme", "globex"))
+    with pytest.raises(ValueError, match="expected i/n"):
+        definitions.in_shard("acme", "3/2")
 
 
 def test_the_run_queue_allows_one_run_per_tenant_and_two_in_all(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ location (the UI's "Reload", or a restart of the code server).
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -32,6 +33,7 @@ RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=60, backoff=dg.Backoff.EXPONE
                               jitter=dg.Jitter.PLUS_MINUS)
 SENSOR_SECONDS = 15
 PROJECT_ROOT_ENV = "EXACTMC_PROJECT_ROOT"
+SHARD_ENV = "EXACTMC_FLEET_SHARD"
 
 
 def project_root() -> Path:
@@ -124,5 +126,19 @@ def build_definitions(tenants: Iterable[Tenant], *, root: Path | None = None,
                           sensors=[run_request_sensor(tenants, jobs, registry_url)])
 
 
+def in_shard(name: str, shard: str | None) -> bool:
+    """Whether tenant `name` belongs to `shard` ("i/n", 1-based): a stable split of the
+    tenants over n code locations, one per machine (README "Running a fleet with Dagster")."""
+    if not shard:
+        return True
+    index, _, count = shard.partition("/")
+    if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        raise ValueError(f"{SHARD_ENV}={shard!r}: expected i/n, e.g. 1/3.")
+    return zlib.crc32(name.encode()) % int(count) == int(index) - 1
+
+
 def definitions_from_registry(registry_url: str | None = None) -> dg.Definitions:
-    return build_definitions(TenantRegistry(registry_url).all(), registry_url=registry_url)
+    """The registry's tenants (those of this machine's shard, `EXACTMC_FLEET_SHARD`)."""
+    shard = os.environ.get(SHARD_ENV, "").strip() or None
+    tenants = [t for t in TenantRegistry(registry_url).all() if in_shard(t.name, shard)]
+    return build_definitions(tenants, registry_url=registry_url)
