@@ -136,4 +136,8 @@ class DatabaseBackend:
                                            .returning(table.c.name)).scalars().all()
                 if table is secrets_table:
                     removed = sorted(names)
+        database = self.engine.url.database
+        if not self.is_postgres and database and database != ":memory:":
+            for name in removed:  # their SQLite lock files
+                Path(f"{database}.{name}.lock").unlink(missing_ok=True)
         return removed
