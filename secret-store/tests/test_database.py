@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-
 from secret_store.database import (
-    DATABASE_URL_ENV, TENANT_ENV, DatabaseError, drop_tenant, engine_for, store_url,
+    DATABASE_URL_ENV,
+    TENANT_ENV,
+    DatabaseError,
+    drop_tenant,
+    engine_for,
+    store_url,
 )
 
 

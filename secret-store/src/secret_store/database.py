@@ -141,7 +141,7 @@ def _engine(url: str, component: str, tenant: str | None, shared: bool) -> sa.En
         connection.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
 
     @sa.event.listens_for(engine, "connect")
-    def _search_path(dbapi_connection, _record) -> None:  # noqa: ANN001
+    def _search_path(dbapi_connection, _record) -> None:
         # Autocommit-free drivers open a transaction for SET; commit it so it sticks.
         cursor = dbapi_connection.cursor()
         cursor.execute(f'SET search_path TO "{schema}"')
