@@ -131,7 +131,6 @@ class Bench:
             "TARGET_MAILCHIMP_SECRET_STORE_PATH": str(self.workdir / "secrets"),
             "TARGET_MAILCHIMP_AUDIT_STORE_URL": f"sqlite:///{self.workdir / 'audit.sqlite'}",
             "MAPPER_EXACT_MAILCHIMP_LOOKUP_STORE_PATH": str(self.workdir / "lookup.sqlite"),
-            "MAPPER_EXACT_MAILCHIMP_REJECTIONS_PATH": str(self.workdir / "rejections.jsonl"),
         })
         return env
 
@@ -208,8 +207,7 @@ class Bench:
         tap_out, mapped = self.workdir / "tap.jsonl", self.workdir / "mapped.jsonl"
         tap_config = self.dump_config("tap-exactonline")
         mapper_config = self.dump_config(
-            "exact-to-mailchimp", lookup_store_path=str(self.workdir / "stage-lookup.sqlite"),
-            rejections_path=str(self.workdir / "stage-rejections.jsonl"))
+            "exact-to-mailchimp", lookup_store_path=str(self.workdir / "stage-lookup.sqlite"))
         self.reset_calls()
         timed = {"tap": run_timed(self.stage_command("tap", tap_config), None, tap_out,
                                   self.workdir / "stage-tap.log", self.env, self.timeout)}

@@ -10,7 +10,6 @@ checks that no secret reached any file.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import secrets
@@ -206,11 +205,10 @@ def meltano_env(boxes: Sandboxes, run_dir: Path) -> dict[str, str]:
             "TARGET_MAILCHIMP_SECRET_STORE_PATH": str(run_dir / "secrets"),
             "TARGET_MAILCHIMP_AUDIT_STORE_URL": f"sqlite:///{run_dir / 'audit.sqlite'}",
             "MAPPER_EXACT_MAILCHIMP_LOOKUP_STORE_PATH": str(run_dir / "lookup.sqlite"),
-            "MAPPER_EXACT_MAILCHIMP_REJECTIONS_PATH": str(run_dir / "rejections.jsonl"),
             # What `target-mailchimp:status` reads, kept in the run dir like everything else.
             "TAP_EXACTONLINE_RUN_SUMMARY_PATH": str(run_dir / "tap-last-run.json"),
             "TARGET_MAILCHIMP_EXACT_RUN_SUMMARY_PATH": str(run_dir / "tap-last-run.json"),
-            "TARGET_MAILCHIMP_MAPPER_REJECTIONS_PATH": str(run_dir / "rejections.jsonl"),
+            "TARGET_MAILCHIMP_MAPPER_STORE_URL": str(run_dir / "lookup.sqlite"),
         }
     )
     # The way back and the webhook service (demo_webhooks.py), write_exclusions on.
@@ -377,18 +375,22 @@ UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
 
 
 def rejection_summary(run_dir: Path) -> Counter[str]:
-    """The mapper's dead letters, grouped by kind (ids and values masked so alike ones add up)."""
-    path = run_dir / "rejections.jsonl"
+    """The mapper's dead letters (table `rejections` of its store), grouped by kind (ids and
+    values masked so alike ones add up)."""
+    path = run_dir / "lookup.sqlite"
     reasons: Counter[str] = Counter()
     if path.exists():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                rejection = json.loads(line)
-                reason = UUID.sub("…", rejection.get("reason", "unknown"))
-                head, _, detail = reason.partition(" (")
-                if detail:  # "(empty)" or "(invalid email '…': why)": keep the kind only
-                    head += " (empty)" if detail.startswith("empty") else " (invalid)"
-                reasons[f"{rejection.get('stream', '?')}: {head}"] += 1
+        db = sqlite3.connect(path)
+        try:
+            rows = db.execute("SELECT stream, reason FROM rejections").fetchall()
+        finally:
+            db.close()
+        for stream, text in rows:
+            reason = UUID.sub("…", text or "unknown")
+            head, _, detail = reason.partition(" (")
+            if detail:  # "(empty)" or "(invalid email '…': why)": keep the kind only
+                head += " (empty)" if detail.startswith("empty") else " (invalid)"
+            reasons[f"{stream}: {head}"] += 1
     return reasons
 
 
@@ -456,7 +458,7 @@ def print_summary(boxes: Sandboxes, reports: list[RunReport], changes: list[str]
     print(f"  {sum(orders.values()):,} orders: "
           + ", ".join(f"{n:,} {s}" for s, n in orders.most_common()))
     rejected = rejection_summary(run_dir)
-    print(f"\nRecords rejected by the mapper (not sent; {run_dir.name}/rejections.jsonl):"
+    print(f"\nRecords rejected by the mapper (not sent; {run_dir.name}/lookup.sqlite):"
           f" {sum(rejected.values()):,}")
     for reason, count in rejected.most_common():
         print(f"  {count:>6,}  {reason}")

@@ -178,10 +178,9 @@ def make_pipeline(exact: Any, mailchimp: Any, workdir: Path) -> Pipeline:
         "TARGET_EXACTONLINE_MAILCHIMP_BASE_URL": mailchimp.api_base,
         "TARGET_EXACTONLINE_MAILCHIMP_LOGIN_URL": mailchimp.url,
         "MAPPER_EXACT_MAILCHIMP_LOOKUP_STORE_PATH": str(workdir / "lookup.sqlite"),
-        "MAPPER_EXACT_MAILCHIMP_REJECTIONS_PATH": str(workdir / "rejections.jsonl"),
         # What `target-mailchimp:status` reads: the tap's run summary, the mapper's dead letters.
         "TAP_EXACTONLINE_RUN_SUMMARY_PATH": str(workdir / "tap-last-run.json"),
         "TARGET_MAILCHIMP_EXACT_RUN_SUMMARY_PATH": str(workdir / "tap-last-run.json"),
-        "TARGET_MAILCHIMP_MAPPER_REJECTIONS_PATH": str(workdir / "rejections.jsonl"),
+        "TARGET_MAILCHIMP_MAPPER_STORE_URL": str(workdir / "lookup.sqlite"),
     }
     return Pipeline(exact, mailchimp, workdir, env, secrets)

@@ -33,8 +33,7 @@ def company_plugins(name: str, exact: Any, mailchimp: Any, data: Path) -> dict[s
             # mapper's `config` is not used, so the company's paths go in the mapping.
             "name": f"mapper-exact-mailchimp--{name}", "inherit_from": "mapper-exact-mailchimp",
             "mappings": [{"name": f"exact-to-mailchimp--{name}", "config": {
-                "lookup_store_path": str(data / name / "lookup.sqlite"),
-                "rejections_path": str(data / name / "rejections.jsonl")}}],
+                "lookup_store_path": str(data / name / "lookup.sqlite")}}],
         }],
         "loaders": [{
             "name": f"target-mailchimp--{name}", "inherit_from": "target-mailchimp",

@@ -36,8 +36,9 @@ def test_reconcile_job_reads_everything_into_its_own_stores_and_runs_at_month_en
     (mapping,) = mapper["mappings"]
     normal = plugin(config, "mappers", "mapper-exact-mailchimp")
     defaults = {s["name"]: s.get("value") for s in normal["settings"]}
-    for path in ("lookup_store_path", "rejections_path"):
-        assert mapping["config"][path] != defaults[path]  # never the sync's ledger
+    # Never the sync's ledger: a namespace (schema, or file when no URL) of its own.
+    assert mapping["config"]["store_namespace"] != defaults["store_namespace"]
+    assert not {"store_url", "lookup_store_path"} & set(mapping["config"])
 
     target = plugin(config, "loaders", "target-mailchimp--reconcile")
     assert target["config"] == {"reconcile": True} and target["namespace"] == "target_mailchimp"

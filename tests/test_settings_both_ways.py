@@ -62,6 +62,10 @@ def sample(setting: dict[str, Any], plugin_schema: dict[str, Any], tmp: Path) ->
         return 0.25 if "number" in wanted else 4
     if name.endswith("_url") and "audit" in name:
         return f"sqlite:///{tmp / 'audit.sqlite'}"
+    if name in ("store_url", "mapper_store_url"):  # the mapper opens its store when built
+        return f"sqlite:///{tmp / 'lookup.sqlite'}"
+    if name == "store_namespace":
+        return "mapper_sample"
     if name.endswith("_url"):
         return "http://127.0.0.1:9/x"
     if name.endswith("_path"):

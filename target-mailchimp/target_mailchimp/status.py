@@ -5,8 +5,8 @@ Every figure comes from a store a plugin already keeps (no second source of trut
   outcome, and the failed writes not yet settled (`audit`, `refusals`);
 - the tap's run summary (`exact_run_summary_path` = the tap's `run_summary_path`): records
   read per stream, Exact's daily budget left per division, the refresh token's issue time;
-- the mapper's dead letters (`mapper_rejections_path` = the mapper's `rejections_path`):
-  records that could not become Mailchimp data, with their Exact keys.
+- the mapper's dead letters (table `rejections` of the mapper's database, `mapper_store_url` =
+  the mapper's `store_url`): records that could not become Mailchimp data, with their Exact keys.
 Reads only; never calls Mailchimp or Exact. Exit status: 0 all is well, 1 something needs a
 person (a failed run since the last good one, writes still failing, an old refresh token).
 """
@@ -25,6 +25,7 @@ import sqlalchemy as sa
 
 from target_mailchimp.audit import AuditStore, as_utc, writes
 from target_mailchimp.audit_db import audit_url, sqlite_file
+from target_mailchimp.mapper_rejections import read_rejections
 from target_mailchimp.refusals import classify, last_error, public_reason
 from target_mailchimp.run_log import FAILED, OK, RUNNING, engine_for, runs
 
@@ -224,21 +225,7 @@ class StatusReport:
 
     # -- the mapper's dead letters ------------------------------------------------------------
     def _rejections(self) -> dict[str, Any] | None:
-        path = self.config.get("mapper_rejections_path")
-        if not path:
-            return None
-        try:
-            lines = Path(path).read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            return {"count": 0, "by_reason": []}
-        rows = []
-        for line in lines:
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue  # a line cut by a crash mid-write
-            if isinstance(row, dict):
-                rows.append(row)
+        rows = read_rejections(self.config)
         counts = Counter(reason_kind(r.get("reason")) for r in rows)
         by_reason = []
         for reason, count in counts.most_common():

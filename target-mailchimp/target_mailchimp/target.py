@@ -139,9 +139,12 @@ class TargetMailchimp(Target):
                     description="For `status`: the tap-exactonline run summary (its "
                                 "`run_summary_path`): Exact records read, daily budget per "
                                 "division, refresh token age."),
-        th.Property("mapper_rejections_path", th.StringType,
-                    description="For `status`: the mapper's dead-letter file (its "
-                                "`rejections_path`): records rejected, by reason, with keys."),
+        th.Property("mapper_store_url", th.StringType,
+                    description="For `status`: the mapper's database (its `store_url`; table "
+                                "`rejections`): records rejected, by reason, with keys. Empty: "
+                                "resolved as the mapper's empty one (EXACTMC_DATABASE_URL, "
+                                "else $MELTANO_SYS_DIR_ROOT/mapper-exact-mailchimp/"
+                                "lookup.sqlite)."),
         th.Property("reconcile", th.BooleanType, default=False,
                     description="Month-end hygiene (the `reconcile` job): take the input as "
                                 "the FULL desired state, read the audience and store in bulk "

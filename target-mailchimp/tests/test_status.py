@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from secret_store.database import engine_for, store_url
 from target_mailchimp.admin import main
 from target_mailchimp.status import StatusReport, render_text
 from target_mailchimp.testing import base_config, run_target, stream
@@ -20,6 +22,21 @@ def _iso(days_ago: float) -> str:
     return (NOW - datetime.timedelta(days=days_ago)).isoformat(timespec="seconds")
 
 
+def mapper_rejection(url: str, **row: object) -> None:
+    """A dead letter as mapper-exact-mailchimp writes it (docs/contracts.md)."""
+    engine = engine_for(store_url(url), "mapper")
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text(
+                "CREATE TABLE IF NOT EXISTS rejections (id INTEGER PRIMARY KEY, rejected_at TEXT,"
+                " stream TEXT, division BIGINT, key TEXT, reason TEXT, value TEXT)"))
+            connection.execute(sa.text(
+                "INSERT INTO rejections (rejected_at, stream, division, key, reason, value)"
+                " VALUES (:rejected_at, :stream, :division, :key, :reason, :value)"), row)
+    finally:
+        engine.dispose()
+
+
 def test_nothing_recorded_yet(tmp_path: Path) -> None:
     report = StatusReport({"audit_store_url": f"sqlite:///{tmp_path}/none.sqlite"}).build()
     assert report["status"] == "attention" and report["mailchimp"] is None
@@ -30,7 +47,7 @@ def test_nothing_recorded_yet(tmp_path: Path) -> None:
 def test_runs_failing_writes_and_an_old_token(mailchimp_sandbox, tmp_path: Path, capsys):
     config = base_config(mailchimp_sandbox, tmp_path, batch_operations_threshold=0,
                          exact_run_summary_path=str(tmp_path / "tap.json"),
-                         mapper_rejections_path=str(tmp_path / "rejections.jsonl"),
+                         mapper_store_url=str(tmp_path / "lookup.sqlite"),
                          # a folder the first run makes: its run is noted all the same
                          audit_store_url=f"sqlite:///{tmp_path}/new/audit.sqlite")
     members = [{"email": f"p{i}@example.com", "source_key": f"k{i}"} for i in range(3)]
@@ -48,9 +65,9 @@ def test_runs_failing_writes_and_an_old_token(mailchimp_sandbox, tmp_path: Path,
         "budget": {"101": {"daily_limit": 5000, "daily_remaining": 4990,
                            "daily_reset": _iso(25)}},
         "refresh_token_issued_at": _iso(26)}}))
-    (tmp_path / "rejections.jsonl").write_text(json.dumps({
-        "time": _iso(1), "stream": "contacts", "division": 101, "key": "guid-1",
-        "reason": "no usable email (missing)", "value": {"Email": None}}) + "\n{cut")
+    mapper_rejection(str(tmp_path / "lookup.sqlite"), rejected_at=_iso(1), stream="contacts",
+                     division=101, key="guid-1", reason="no usable email (missing)",
+                     value='{"Email": null}')
 
     report = StatusReport(config).build()
     mailchimp = report["mailchimp"]
