@@ -52,7 +52,10 @@ KINDS = (("mapper-exact-mailchimp", "mapper"), ("tap-exactonline", "tap"),
          ("target-mailchimp", "target"), ("resource_tracker", "other"),
          # The code server runs each launched run in a spawned child: the run worker.
          ("multiprocessing.spawn", "dagster run worker"), ("execute_run", "dagster run worker"),
-         ("api grpc", "dagster code server"), ("dagster-daemon", "dagster daemon"),
+         ("api grpc", "dagster code server"), ("code-server start", "dagster code server"),
+         # The run worker's stdout/stderr capture for the UI (tail -F) and its orphan watch.
+         ("watch_orphans", "dagster log capture"), ("tail -F", "dagster log capture"),
+         ("dagster-daemon", "dagster daemon"),
          ("dagster._daemon", "dagster daemon"), ("dagster-webserver", "dagster webserver"),
          ("dagster_webserver", "dagster webserver"), ("dagster dev", "dagster dev"),
          ("meltano", "meltano"))
@@ -108,6 +111,7 @@ class Monitor:
         self.root_pid = root_pid
         self.sandboxes = sandboxes
         self.most_connections = 0
+        self.others: set[str] = set()
         self._engine = None
         if database_url:
             import sqlalchemy as sa
@@ -151,9 +155,12 @@ class Monitor:
         for process in processes:
             try:
                 with process.oneshot():
-                    kind, rss = kind_of(process.cmdline()), process.memory_info().rss
+                    cmdline = process.cmdline()
+                    kind, rss = kind_of(cmdline), process.memory_info().rss
             except psutil.Error:
                 continue
+            if kind == "other" and rss:
+                self.others.add(" ".join(cmdline)[:160])
             if rss:  # a zombie has none
                 by_kind.setdefault(kind, []).append(rss)
         for kind, values in by_kind.items():
@@ -281,6 +288,36 @@ def base_env(project: Path, key: str) -> dict[str, str]:
             "PATH": f"{BIN}:{env.get('PATH', '')}"}
 
 
+def run_all(dagster: Dagster, tenants: list[FleetTenant],
+            timeout: float) -> tuple[float, dict[str, dict[str, Any]]]:
+    """Submit every tenant's job at once; wait until all are done. (submit time, runs)."""
+    submitted = time.time()
+    run_ids = {t.name: dagster.submit(f"{t.name}__{JOB.replace('-', '_')}") for t in tenants}
+    deadline = time.monotonic() + timeout
+    runs: dict[str, dict[str, Any]] = {}
+    while time.monotonic() < deadline:
+        runs = {name: dagster.run(run_id) for name, run_id in run_ids.items()}
+        if all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in runs.values()):
+            break
+        time.sleep(2)
+    return submitted, runs
+
+
+def pass_figures(runs: dict[str, dict[str, Any]], submitted: float,
+                 calls: dict[str, tuple[int, int]]) -> dict[str, Any]:
+    seconds = sorted(r["endTime"] - r["startTime"] for r in runs.values()
+                     if r.get("startTime") and r.get("endTime"))
+    ends = [r["endTime"] for r in runs.values() if r.get("endTime")]
+    return {
+        "total_seconds": round(max(ends) - submitted, 1) if ends else None,
+        "runs_succeeded": sum(r["status"] == "SUCCESS" for r in runs.values()),
+        "median_run_seconds": round(seconds[len(seconds) // 2], 1) if seconds else None,
+        "slowest_run_seconds": round(seconds[-1], 1) if seconds else None,
+        "exact_calls_per_run": sorted(c[0] for c in calls.values())[len(calls) // 2],
+        "mailchimp_calls_per_run": sorted(c[1] for c in calls.values())[len(calls) // 2],
+    }
+
+
 def iso_seconds(value: float | None, origin: float) -> float | None:
     return None if value is None else round(value - origin, 1)
 
@@ -314,19 +351,17 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         setup_seconds = time.monotonic() - setup_started
         print(f"set up in {setup_seconds:.0f} s; submitting {len(tenants)} runs", flush=True)
         with Monitor(dagster.popen.pid, boxes, env.get("EXACTMC_DATABASE_URL")) as monitor:
-            submitted = time.time()
-            run_ids = {t.name: dagster.submit(f"{t.name}__{JOB.replace('-', '_')}")
-                       for t in tenants}
-            deadline = time.monotonic() + args.timeout
-            runs: dict[str, dict[str, Any]] = {}
-            while time.monotonic() < deadline:
-                runs = {name: dagster.run(run_id) for name, run_id in run_ids.items()}
-                done = [r for r in runs.values() if r["status"] in (
-                    "SUCCESS", "FAILURE", "CANCELED")]
-                if len(done) == len(runs):
-                    break
-                time.sleep(2)
-        results = report(args, tenants, runs, submitted, monitor, setup_seconds)
+            submitted, runs = run_all(dagster, tenants, args.timeout)
+        calls_first = {t.name: t.calls() for t in tenants}
+        incremental = None
+        if not args.no_incremental:  # the same again, nothing changed: the steady state
+            print("first syncs done; the incremental pass", flush=True)
+            again_at, again = run_all(dagster, tenants, args.timeout)
+            incremental = pass_figures(again, again_at, {
+                t.name: tuple(after - before for after, before in zip(
+                    t.calls(), calls_first[t.name], strict=True)) for t in tenants})
+        results = report(args, tenants, runs, submitted, monitor, setup_seconds, calls_first)
+        results["incremental"] = incremental
     finally:
         dagster.stop()
         for box in boxes:
@@ -337,7 +372,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def report(args: argparse.Namespace, tenants: list[FleetTenant], runs: dict[str, Any],
-           submitted: float, monitor: Monitor, setup_seconds: float) -> dict[str, Any]:
+           submitted: float, monitor: Monitor, setup_seconds: float,
+           calls: dict[str, tuple[int, int]]) -> dict[str, Any]:
     per_tenant = {}
     intervals = []
     for tenant in tenants:
@@ -345,7 +381,7 @@ def report(args: argparse.Namespace, tenants: list[FleetTenant], runs: dict[str,
         start, end = run.get("startTime"), run.get("endTime")
         expected = expectation.expected_state(RemoteExact(tenant.exact))
         members, orders = tenant.members(), tenant.orders()
-        exact_calls, mailchimp_calls = tenant.calls()
+        exact_calls, mailchimp_calls = calls[tenant.name]  # of the first sync
         per_tenant[tenant.name] = {
             "status": run["status"],
             "queued_seconds": iso_seconds(start, submitted),
@@ -379,12 +415,17 @@ def report(args: argparse.Namespace, tenants: list[FleetTenant], runs: dict[str,
         "median_run_seconds": sorted(t["run_seconds"] or 0 for t in per_tenant.values())[
             len(per_tenant) // 2],
         "most_runs_at_once": most_at_once,
+        "median_exact_calls": sorted(t["exact_calls"] for t in per_tenant.values())[
+            len(per_tenant) // 2],
+        "median_mailchimp_calls": sorted(t["mailchimp_calls"] for t in per_tenant.values())[
+            len(per_tenant) // 2],
         "most_meltano_processes_at_once": monitor.most_meltano,
         "database": args.database,
         "most_database_connections_at_once": monitor.most_connections if args.database
         == "postgres" else None,
         "peak_rss_mb": {k: round(v / 2**20) for k, v in sorted(monitor.peak.items())},
         "peak_rss_total_mb": round(monitor.peak_total / 2**20),
+        "other_processes": sorted(monitor.others),
         "isolation": {
             "audiences_exactly_their_own": sum(t["audience_exactly_its_own"]
                                                for t in per_tenant.values()),
@@ -422,6 +463,17 @@ def markdown(result: dict[str, Any]) -> str:
         f"{result['tenants']} |",
         f"| emails found in two audiences | {iso['emails_in_two_audiences']} |",
     ]
+    again = result.get("incremental")
+    if again:
+        lines += [
+            f"| incremental pass, nothing changed: total / median run / slowest run | "
+            f"{again['total_seconds']} s / {again['median_run_seconds']} s / "
+            f"{again['slowest_run_seconds']} s ({again['runs_succeeded']} succeeded) |",
+            f"| calls per tenant, first sync / incremental (median): Exact | "
+            f"{result['median_exact_calls']} / {again['exact_calls_per_run']} |",
+            f"| calls per tenant, first sync / incremental (median): Mailchimp | "
+            f"{result['median_mailchimp_calls']} / {again['mailchimp_calls_per_run']} |",
+        ]
     if result.get("most_database_connections_at_once") is not None:
         lines.append(f"| PostgreSQL connections at once (all runs; Dagster's own storage "
                      f"not included) | {result['most_database_connections_at_once']} |")
@@ -453,11 +505,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite",
                         help="the tenants' state: SQLite files (default) or one PostgreSQL "
                              "database started here (EXACTMC_DATABASE_URL)")
+    parser.add_argument("--no-incremental", action="store_true",
+                        help="only the first syncs (no second pass with nothing changed)")
     parser.add_argument("--readme", action="store_true")
     parser.add_argument("--no-write", action="store_true", help="print only (a smoke run)")
     args = parser.parse_args(argv)
     result = measure(args)
     print(markdown(result))
+    print("processes of kind 'other':", *result["other_processes"], sep="\n  ")
     if not args.no_write:
         write(result, args.readme)
     failed = result["runs_succeeded"] != args.tenants or result["isolation"][
