@@ -124,7 +124,7 @@ class Bench:
             "TAP_EXACTONLINE_CLIENT_ID": CLIENT_ID,
             "TAP_EXACTONLINE_ALL_DIVISIONS": "true",
             "TAP_EXACTONLINE_TOKEN_STORE_PATH": str(self.workdir / "secrets"),
-            "TAP_EXACTONLINE_WEBHOOK_INBOX_PATH": str(self.workdir / "webhook-inbox.jsonl"),
+            "TAP_EXACTONLINE_WEBHOOK_INBOX_URL": f"sqlite:///{self.workdir / 'inbox.sqlite'}",
             "TARGET_MAILCHIMP_BASE_URL": f"{self.mailchimp.url}/3.0",
             "TARGET_MAILCHIMP_LOGIN_URL": self.mailchimp.url,
             "TARGET_MAILCHIMP_LIST_ID": LIST_ID,

@@ -104,8 +104,7 @@ class ServiceReceiver(Receiver):
             **self.env,
             "WEBHOOKS_CLIENT_ID": self.env["TAP_EXACTONLINE_CLIENT_ID"],
             "WEBHOOKS_SECRET_STORE_PATH": self.env["TAP_EXACTONLINE_TOKEN_STORE_PATH"],
-            "WEBHOOKS_WEBHOOK_INBOX_PATH": self.env["TAP_EXACTONLINE_WEBHOOK_INBOX_PATH"],
-            "WEBHOOKS_MAILCHIMP_INBOX_PATH": str(self.workdir / "mailchimp-inbox.jsonl"),
+            "WEBHOOKS_INBOX_URL": self.env["TAP_EXACTONLINE_WEBHOOK_INBOX_URL"],
             # The service's default trigger (the job scoped to the deliveries' partitions,
             # sync_scope pending_webhooks): what a deployment runs. Its `meltano` is this one.
             "PATH": f"{BIN}{os.pathsep}{self.env.get('PATH', os.defpath)}",
@@ -124,7 +123,7 @@ class TapLoopReceiver(Receiver):
     def start(self) -> None:
         from tap_exactonline.webhooks import WebhookInbox
 
-        self._inbox = WebhookInbox(self.env["TAP_EXACTONLINE_WEBHOOK_INBOX_PATH"])
+        self._inbox = WebhookInbox(self.env["TAP_EXACTONLINE_WEBHOOK_INBOX_URL"])
         self._stopped = threading.Event()
         self.runs = 0
         self._spawn([str(BIN / "tap-exactonline-webhooks"), "serve", "--config", "ENV",

@@ -198,7 +198,6 @@ def meltano_env(boxes: Sandboxes, run_dir: Path) -> dict[str, str]:
             "TAP_EXACTONLINE_CLIENT_ID": boxes.client_id,
             "TAP_EXACTONLINE_ALL_DIVISIONS": "true",
             "TAP_EXACTONLINE_TOKEN_STORE_PATH": str(run_dir / "secrets"),
-            "TAP_EXACTONLINE_WEBHOOK_INBOX_PATH": str(run_dir / "webhook-inbox.jsonl"),
             "TARGET_MAILCHIMP_BASE_URL": f"{boxes.mailchimp_url}/3.0",
             "TARGET_MAILCHIMP_LOGIN_URL": boxes.mailchimp_url,
             "TARGET_MAILCHIMP_LIST_ID": boxes.list_id,

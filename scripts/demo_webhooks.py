@@ -56,7 +56,6 @@ def way_back_env(env: dict[str, str], run_dir: Path, exact_url: str, mailchimp_u
         "TAP_MAILCHIMP_LOGIN_URL": mailchimp_url,
         "TAP_MAILCHIMP_LIST_ID": list_id,
         "TAP_MAILCHIMP_SECRET_STORE_PATH": str(run_dir / "secrets"),
-        "TAP_MAILCHIMP_MAILCHIMP_INBOX_PATH": str(run_dir / "mailchimp-inbox.jsonl"),
         "TARGET_EXACTONLINE_BASE_URL": f"{exact_url}/nl",
         "TARGET_EXACTONLINE_CLIENT_ID": env["TAP_EXACTONLINE_CLIENT_ID"],
         "TARGET_EXACTONLINE_ALL_DIVISIONS": "true",
@@ -70,8 +69,8 @@ def way_back_env(env: dict[str, str], run_dir: Path, exact_url: str, mailchimp_u
         "TARGET_EXACTONLINE_MAILCHIMP_LOGIN_URL": mailchimp_url,
         "WEBHOOKS_CLIENT_ID": env["TAP_EXACTONLINE_CLIENT_ID"],
         "WEBHOOKS_SECRET_STORE_PATH": str(run_dir / "secrets"),
-        "WEBHOOKS_WEBHOOK_INBOX_PATH": env["TAP_EXACTONLINE_WEBHOOK_INBOX_PATH"],
-        "WEBHOOKS_MAILCHIMP_INBOX_PATH": str(run_dir / "mailchimp-inbox.jsonl"),
+        # No inbox setting: the service and both taps share their default database,
+        # $MELTANO_SYS_DIR_ROOT/webhooks/inbox.sqlite (the demo's own system dir).
         # The service's default trigger (the job scoped to the deliveries' partitions), with
         # --force: the demo's killed first run still counts as running for Meltano; the
         # plugins' run locks keep two runs of one company or audience apart.

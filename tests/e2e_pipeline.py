@@ -36,6 +36,12 @@ class Pipeline:
 
     root = ROOT
 
+    @property
+    def inbox_url(self) -> str:
+        """The webhook inboxes' database: no setting names it, so the service and both taps
+        use their shared default under Meltano's system directory (the workdir's own)."""
+        return f"sqlite:///{Path(self.env['MELTANO_SYS_DIR_ROOT']) / 'webhooks' / 'inbox.sqlite'}"
+
     @staticmethod
     def command(*args: str) -> list[str]:
         return [str(MELTANO), *args]
@@ -162,7 +168,6 @@ def make_pipeline(exact: Any, mailchimp: Any, workdir: Path) -> Pipeline:
         "TAP_EXACTONLINE_CLIENT_ID": exact.client_id,
         "TAP_EXACTONLINE_ALL_DIVISIONS": "true",
         "TAP_EXACTONLINE_TOKEN_STORE_PATH": str(workdir / "secrets"),
-        "TAP_EXACTONLINE_WEBHOOK_INBOX_PATH": str(workdir / "webhook-inbox.jsonl"),
         "SECRET_STORE_KEY": store_key,
         "TARGET_MAILCHIMP_BASE_URL": mailchimp.api_base,
         "TARGET_MAILCHIMP_LOGIN_URL": mailchimp.url,
@@ -173,7 +178,6 @@ def make_pipeline(exact: Any, mailchimp: Any, workdir: Path) -> Pipeline:
         "TAP_MAILCHIMP_LOGIN_URL": mailchimp.url,
         "TAP_MAILCHIMP_LIST_ID": mailchimp.list_id,
         "TAP_MAILCHIMP_SECRET_STORE_PATH": str(workdir / "secrets"),
-        "TAP_MAILCHIMP_MAILCHIMP_INBOX_PATH": str(workdir / "mailchimp-inbox.jsonl"),
         "TAP_MAILCHIMP_FORWARD_AUDIT_STORE_URL": f"sqlite:///{workdir / 'audit.sqlite'}",
         "TARGET_EXACTONLINE_MAILCHIMP_BASE_URL": mailchimp.api_base,
         "TARGET_EXACTONLINE_MAILCHIMP_LOGIN_URL": mailchimp.url,

@@ -26,7 +26,7 @@ def company_plugins(name: str, exact: Any, mailchimp: Any, data: Path) -> dict[s
             "name": f"tap-exactonline--{name}", "inherit_from": "tap-exactonline",
             "config": {"base_url": exact.base_url("nl"), "all_divisions": True,
                        "client_id": exact.client_id, "token_store_name": f"exactonline-{name}",
-                       "webhook_inbox_path": str(data / name / "webhook-inbox.jsonl")},
+                       "webhook_inbox_url": f"sqlite:///{data / name / 'inbox.sqlite'}"},
         }],
         "mappers": [{
             # Meltano 4.4 gives a mapping its own config plus its base mapper's: an inherited

@@ -62,7 +62,7 @@ def test_a_scoped_meltano_run_reads_the_named_partition_and_keeps_every_other_bo
     assert len(before) == 7 * 3  # every stream × every division
     contact = new_contact(exact, 102, "wim@scoped.nl")
     new_contact(exact, 101, "unannounced@scoped.nl")  # no entry: for the schedule's run
-    inbox = WebhookInbox(pipeline.env["TAP_EXACTONLINE_WEBHOOK_INBOX_PATH"])
+    inbox = WebhookInbox(pipeline.inbox_url)  # where the tap finds it with no setting
     inbox.add({"Topic": "Contacts", "Division": 102, "Action": "Create", "Key": contact["ID"],
                "EventCreatedOn": "2026-01-01T00:00:00Z"})  # as the receiver records it
 
@@ -98,8 +98,6 @@ def test_the_services_default_trigger_runs_the_job_scoped_to_the_deliveries(sync
            "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
            "WEBHOOKS_CLIENT_ID": exact.client_id,
            "WEBHOOKS_SECRET_STORE_PATH": str(pipeline.workdir / "secrets"),
-           "WEBHOOKS_WEBHOOK_INBOX_PATH": pipeline.env["TAP_EXACTONLINE_WEBHOOK_INBOX_PATH"],
-           "WEBHOOKS_MAILCHIMP_INBOX_PATH": str(pipeline.workdir / "mailchimp-inbox.jsonl"),
            "WEBHOOKS_MAILCHIMP_TRIGGER_COMMAND": "",
            "WEBHOOKS_DEBOUNCE_SECONDS": "1"}
     env.pop("WEBHOOKS_TRIGGER_COMMAND", None)  # the default command is what is tested

@@ -8,6 +8,7 @@ from typing import Any
 
 import requests
 from e2e_pipeline import make_pipeline
+from tap_mailchimp.testing import record_events
 
 
 def _records(output: str) -> dict[str, list[dict[str, Any]]]:
@@ -32,10 +33,9 @@ def test_tap_mailchimp_under_meltano(exact_sandbox, mailchimp_sandbox, tmp_path)
     mailchimp_sandbox.set_member_status("ann@example.com", "unsubscribed")
     assert requests.post(f"{lists}/segments", auth=auth, timeout=10,
                          json={"name": "CC 100 · Sales (NL)", "static_segment": []}).ok
-    (tmp_path / "mailchimp-inbox.jsonl").write_text(json.dumps({
+    record_events(pipeline.inbox_url, [json.dumps({  # as the webhook service records it
         "type": "cleaned", "fired_at": "2026-11-27T10:00:00Z",
-        "list_id": mailchimp_sandbox.list_id, "email": "bob@example.com", "reason": "hard"},
-    ) + "\n")
+        "list_id": mailchimp_sandbox.list_id, "email": "bob@example.com", "reason": "hard"})])
 
     result = pipeline.invoke("tap-mailchimp")
 

@@ -21,7 +21,6 @@ def _way_back_env(pipeline: Pipeline, workdir: Path) -> None:
         "TAP_MAILCHIMP_LOGIN_URL": mailchimp.url,
         "TAP_MAILCHIMP_LIST_ID": mailchimp.list_id,
         "TAP_MAILCHIMP_SECRET_STORE_PATH": str(workdir / "secrets"),
-        "TAP_MAILCHIMP_MAILCHIMP_INBOX_PATH": str(workdir / "mailchimp-inbox.jsonl"),
         "TARGET_EXACTONLINE_BASE_URL": exact.base_url("nl"),
         "TARGET_EXACTONLINE_CLIENT_ID": exact.client_id,
         "TARGET_EXACTONLINE_ALL_DIVISIONS": "true",

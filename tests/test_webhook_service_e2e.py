@@ -41,8 +41,6 @@ def start_service(pipeline: Pipeline) -> tuple[subprocess.Popen, str]:
     env = {**pipeline.env,
            "WEBHOOKS_CLIENT_ID": pipeline.exact.client_id,
            "WEBHOOKS_SECRET_STORE_PATH": str(workdir / "secrets"),
-           "WEBHOOKS_WEBHOOK_INBOX_PATH": pipeline.env["TAP_EXACTONLINE_WEBHOOK_INBOX_PATH"],
-           "WEBHOOKS_MAILCHIMP_INBOX_PATH": pipeline.env["TAP_MAILCHIMP_MAILCHIMP_INBOX_PATH"],
            "WEBHOOKS_TRIGGER_COMMAND": f"{MELTANO} run exactonline-to-mailchimp",
            "WEBHOOKS_MAILCHIMP_TRIGGER_COMMAND": f"{MELTANO} run mailchimp-to-exactonline",
            "WEBHOOKS_DEBOUNCE_SECONDS": "1"}

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from e2e_pipeline import ROOT, find_secrets
+from tap_exactonline.webhooks import WebhookInbox
 
 from reliability.case_spec import Case
 from reliability.stage import Stage
@@ -36,10 +37,10 @@ class Receiver:
     def __init__(self, workdir: Path) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.secret = secrets.token_hex(16)
-        self.inbox = workdir / "webhook-inbox.jsonl"
+        self.inbox = workdir / "webhook-inbox.sqlite"
         self.port = _free_port()
         env = {**os.environ, "TAP_EXACTONLINE_WEBHOOK_SECRET": self.secret,
-               "TAP_EXACTONLINE_WEBHOOK_INBOX_PATH": str(self.inbox),
+               "TAP_EXACTONLINE_WEBHOOK_INBOX_URL": f"sqlite:///{self.inbox}",
                "TAP_EXACTONLINE_WEBHOOK_CLIENT_TIMEOUT": str(CLIENT_TIMEOUT)}
         self.log = workdir / "webhook-receiver.log"
         with self.log.open("wb") as log:
@@ -79,10 +80,7 @@ class Receiver:
         return b'{"Content":' + content + b',"HashCode":"' + signature.encode() + b'"}'
 
     def entries(self, key: str) -> int:
-        if not self.inbox.exists():
-            return 0
-        return sum(1 for line in self.inbox.read_text().splitlines()
-                   if line.strip() and json.loads(line).get("Key") == key)
+        return sum(1 for entry in WebhookInbox(self.inbox).pending() if entry.get("Key") == key)
 
     def raw(self, head: bytes, body: bytes = b"", timeout: float = 10) -> int | None:
         """Send a raw request; the answer's status, or None when the connection just closed."""

@@ -74,7 +74,7 @@ _ready: weakref.WeakSet[sa.Engine] = weakref.WeakSet()  # engines with tables an
 _preparing = threading.Lock()
 
 
-class InboxError(Exception):
+class InboxError(ValueError):
     """The inbox's database cannot be used as given."""
 
 
