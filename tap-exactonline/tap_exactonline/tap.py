@@ -111,7 +111,7 @@ CONFIG_SCHEMA = th.PropertiesList(
                 description="Longest sleep for a minutely rate-limit reset."),
     th.Property("webhook_secret", th.StringType, secret=True,
                 description="Exact webhook secret, for `tap-exactonline-webhooks serve`."),
-    th.Property("webhook_inbox_url", th.StringType,
+    th.Property("webhook_inbox_url", th.StringType, secret=True,  # a URL may hold a password
                 description="Database of the webhook inbox, where the webhook service notes "
                 "the keys Exact announced (a SQLAlchemy URL or a SQLite file; a completed run "
                 "clears the entries it covered). Default: EXACTMC_DATABASE_URL, else "

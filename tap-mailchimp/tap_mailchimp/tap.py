@@ -47,7 +47,7 @@ class TapMailchimp(Tap):
                                 "the store (then the config file is yours to protect)."),
         th.Property("oauth_token", th.StringType, secret=True,
                     description="Plain-Singer use only: an OAuth token instead of the store."),
-        th.Property("mailchimp_inbox_url", th.StringType,
+        th.Property("mailchimp_inbox_url", th.StringType, secret=True,  # may hold a password
                     description="Database of the Mailchimp webhook inbox written by the "
                                 "webhook service (exactmc-webhooks; its inbox_url): a "
                                 "SQLAlchemy URL or a SQLite file. Default: EXACTMC_DATABASE_URL "
