@@ -19,7 +19,6 @@ from mapper_test_kit import (
     contact,
     dead_letters,
     final_state,
-    fresh_store,
     guid,
     opened_store,
     rec,
@@ -118,6 +117,9 @@ def test_the_reconcile_namespace_is_a_store_of_its_own(mapper_config, monkeypatc
                            str(Path(mapper_config["lookup_store_path"]).parent))
     assert records(run(reconcile, tap_run({"accounts": [account(1)]})))  # sent again
     assert rows(reconcile) == {guid(1)}
+    if "lookup_store_path" in mapper_config:  # the file the reconcile job always had
+        sys_dir = Path(mapper_config["lookup_store_path"]).parent
+        assert (sys_dir / "mapper-exact-mailchimp" / "reconcile-lookup.sqlite").exists()
 
 
 def test_a_mapper_killed_mid_run_on_postgresql_frees_its_lock_and_loses_nothing(
@@ -147,5 +149,5 @@ def test_a_mapper_killed_mid_run_on_postgresql_frees_its_lock_and_loses_nothing(
     # Meltano saved that STATE; the tap resends everything after it, opened by its echo.
     retry = run(config, [state(saved), *messages[resume:]])
 
-    clean = run(fresh_store({"store_namespace": "m_clean"} | config, "x"), messages)
+    clean = run(config | {"store_namespace": "m_clean"}, messages)  # an empty store
     assert audience(delivered + retry) == audience(clean)
