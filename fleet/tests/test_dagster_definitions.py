@@ -50,6 +50,21 @@ def test_a_job_per_tenant_and_meltano_job_with_schedules_paused_stopped(
     assert all(s.tags["tenant"] == name.split("__")[0] for name, s in schedules.items())
 
 
+def test_a_tenant_paused_after_loading_is_not_run_by_its_schedule(
+    registry: TenantRegistry, tmp_path: Path,
+) -> None:
+    defs = build_definitions(registry.all(), root=tmp_path, registry_url=registry.url)
+    schedule = defs.get_schedule_def("acme__exactonline_to_mailchimp__schedule")
+
+    def tick() -> list[dg.RunRequest]:
+        with dg.build_schedule_context() as context:
+            return schedule.evaluate_tick(context).run_requests or []
+
+    assert [r.tags["tenant"] for r in tick()] == ["acme"]
+    registry.set_paused("acme", True)  # no reload of the code location
+    assert tick() == []
+
+
 def test_the_code_location_loads_the_registry(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """What `dagster dev -m exactmc_fleet.dagster.location` loads: the registry's tenants."""

@@ -5,7 +5,7 @@ Per tenant, one job per Meltano job (`<tenant>__exactonline_to_mailchimp`,
 `meltano run` for that tenant (`meltano_op.py`), tagged `tenant=<name>` (the run queue's
 per-tenant limit in `dagster.yaml` keys on it) and retried with exponential backoff.
 Schedules: both directions on the tenant's cron, reconcile at month end; a paused tenant's
-schedules are STOPPED. One sensor turns run requests (`requests.py`: the webhook service's
+schedules are STOPPED, and a tenant paused after the location loaded skips its ticks. One sensor turns run requests (`requests.py`: the webhook service's
 trigger in a fleet) into runs. A tenant added or removed shows after a reload of the code
 location (the UI's "Reload", or a restart of the code server).
 """
@@ -63,20 +63,24 @@ def tenant_jobs(tenant: Tenant, *, root: Path, registry_url: str | None,
     return jobs
 
 
-def tenant_schedules(tenant: Tenant,
-                     jobs: dict[str, dg.JobDefinition]) -> list[dg.ScheduleDefinition]:
+def tenant_schedules(tenant: Tenant, jobs: dict[str, dg.JobDefinition],
+                     registry_url: str | None) -> list[dg.ScheduleDefinition]:
     status = (dg.DefaultScheduleStatus.STOPPED if tenant.paused
               else dg.DefaultScheduleStatus.RUNNING)
     crons = {FORWARD: tenant.schedule, BACK: tenant.schedule, RECONCILE: RECONCILE_CRON}
+
+    def not_paused(_context: dg.ScheduleEvaluationContext) -> bool:
+        # Paused since the code location loaded (no reload yet): the registry decides.
+        return not TenantRegistry(registry_url).get(tenant.name).paused
+
     return [dg.ScheduleDefinition(
         name=f"{job_name(tenant.name, job)}__schedule", job=jobs[job], cron_schedule=cron,
-        execution_timezone=TIMEZONE, default_status=status,
+        execution_timezone=TIMEZONE, default_status=status, should_execute=not_paused,
         tags={"tenant": tenant.name, "trigger": "schedule"}) for job, cron in crons.items()]
 
 
-def run_request_sensor(tenants: list[Tenant], jobs: dict[tuple[str, str], dg.JobDefinition],
+def run_request_sensor(jobs: dict[tuple[str, str], dg.JobDefinition],
                        registry_url: str | None) -> dg.SensorDefinition:
-    paused = {t.name for t in tenants if t.paused}
 
     @dg.sensor(name="webhook_run_requests", jobs=list(jobs.values()) or None,
                minimum_interval_seconds=SENSOR_SECONDS,
@@ -85,6 +89,9 @@ def run_request_sensor(tenants: list[Tenant], jobs: dict[tuple[str, str], dg.Job
     def webhook_run_requests(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         store = RunRequests(registry_url)
         rows = store.pending()
+        if not rows:
+            return dg.SensorResult(run_requests=[])
+        paused = {t.name for t in TenantRegistry(registry_url).all() if t.paused}
         requests = []
         for row in rows:
             target = jobs.get((row.tenant, row.job))
@@ -121,9 +128,9 @@ def build_definitions(tenants: Iterable[Tenant], *, root: Path | None = None,
         mine = tenant_jobs(tenant, root=root, registry_url=registry_url,
                            retry_policy=retry_policy, timeout=timeout, base_env=base_env)
         jobs.update({(tenant.name, job): definition for job, definition in mine.items()})
-        schedules += tenant_schedules(tenant, mine)
+        schedules += tenant_schedules(tenant, mine, registry_url)
     return dg.Definitions(jobs=list(jobs.values()), schedules=schedules,
-                          sensors=[run_request_sensor(tenants, jobs, registry_url)])
+                          sensors=[run_request_sensor(jobs, registry_url)])
 
 
 def in_shard(name: str, shard: str | None) -> bool:
