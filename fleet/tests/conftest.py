@@ -77,10 +77,13 @@ def sandbox_tenant(
         tenant = Tenant(name, exact.client_id, list_id=mailchimp.list_id,
                         settings=sandbox_settings(exact, mailchimp), **tenant_options)
         env = {**fleet_env, **({"EXACTMC_DATABASE_URL": database_url} if database_url else {})}
+        secrets = {"client_secret": exact.client_secret, "api_key": mailchimp.api_key,
+                   "refresh_token": exact.issue_refresh_token("nl"),
+                   "store_key": fleet_env["SECRET_STORE_KEY"]}
         store_tenant_secrets(
             fleet_project, env, tenant,
-            client_secret="wrong" if wrong_client_secret else exact.client_secret,
-            refresh_token=exact.issue_refresh_token("nl"), api_key=mailchimp.api_key)
-        return SandboxTenant(tenant, exact, mailchimp)
+            client_secret="wrong" if wrong_client_secret else secrets["client_secret"],
+            refresh_token=secrets["refresh_token"], api_key=secrets["api_key"])
+        return SandboxTenant(tenant, exact, mailchimp, secrets)
 
     return make

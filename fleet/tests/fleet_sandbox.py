@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ class SandboxTenant:
     tenant: Tenant
     exact: Any  # ExactSandbox
     mailchimp: Any  # MailchimpSandbox
+    secrets: dict[str, str] = field(default_factory=dict)  # none may reach a file unencrypted
 
 
 def sandbox_settings(exact: Any, mailchimp: Any) -> dict[str, str]:

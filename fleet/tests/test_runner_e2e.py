@@ -16,6 +16,7 @@ from exactmc_fleet.cli import main as cli_main
 from exactmc_fleet.registry import TenantRegistry
 from exactmc_fleet.runner import run_tenant_job, tenant_sys_dir
 from secret_store import SecretStore
+from secret_store.leaks import find_secrets
 
 STATE_ID = "dev:tap-exactonline-to-target-mailchimp"
 
@@ -90,6 +91,11 @@ def test_tenants_run_at_once_each_into_its_own_audience_and_a_broken_one_fails_a
     assert set(states) == {f"{STATE_ID}:acme", f"{STATE_ID}:globex"}, set(states)
     acme_marks, globex_marks = (bookmarks(states[f"{STATE_ID}:{n}"]) for n in ("acme", "globex"))
     assert acme_marks and globex_marks and acme_marks != globex_marks
+
+    # No secret in any file the runs wrote: system dirs, Meltano's database, the logs.
+    for item in (acme, globex, broken):
+        assert find_secrets([fleet_project / ".meltano", tmp_path / f"{item.tenant.name}.log"],
+                            item.secrets) == []
 
     # Removing one tenant leaves the other's state, secrets and files alone.
     registry_url = f"sqlite:///{tmp_path / 'tenants.sqlite'}"
