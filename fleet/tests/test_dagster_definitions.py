@@ -133,3 +133,19 @@ def test_run_requests_coalesce_and_the_sensor_runs_each_once(database_url: str) 
     assert RunRequests(database_url).pending() == []  # each read request is done
     with dg.build_sensor_context(definitions=defs) as context:
         assert sensor.evaluate_tick(context).run_requests == []
+
+
+def test_the_trigger_command_asks_the_registry_dagster_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`python -m exactmc_fleet.dagster.requests acme` under a tenant's webhook service (its
+    MELTANO_SYS_DIR_ROOT is the tenant's) writes to the project's registry database."""
+    from exactmc_fleet.dagster import requests as run_requests
+
+    monkeypatch.delenv("EXACTMC_DATABASE_URL", raising=False)
+    monkeypatch.setenv("MELTANO_PROJECT_ROOT", str(tmp_path))
+    monkeypatch.setenv("MELTANO_SYS_DIR_ROOT", str(tmp_path / ".meltano" / "tenants" / "acme"))
+    assert run_requests.main(["acme", "mailchimp-to-exactonline"]) == 0
+    url = f"sqlite:///{tmp_path / '.meltano' / 'fleet' / 'tenants.sqlite'}"
+    assert [(r.tenant, r.job) for r in RunRequests(url).pending()] == [
+        ("acme", "mailchimp-to-exactonline")]

@@ -5,9 +5,10 @@ Per tenant, one job per Meltano job (`<tenant>__exactonline_to_mailchimp`,
 `meltano run` for that tenant (`meltano_op.py`), tagged `tenant=<name>` (the run queue's
 per-tenant limit in `dagster.yaml` keys on it) and retried with exponential backoff.
 Schedules: both directions on the tenant's cron, reconcile at month end; a paused tenant's
-schedules are STOPPED, and a tenant paused after the location loaded skips its ticks. One sensor turns run requests (`requests.py`: the webhook service's
-trigger in a fleet) into runs. A tenant added or removed shows after a reload of the code
-location (the UI's "Reload", or a restart of the code server).
+schedules are STOPPED, and a tenant paused after the location loaded skips its ticks. One
+sensor turns run requests (`requests.py`: the webhook service's trigger in a fleet) into runs.
+A tenant added or removed shows after a reload of the code location (the UI's "Reload", or a
+restart of the code server).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 import dagster as dg
 
 from exactmc_fleet.dagster.meltano_op import job_name, meltano_job_op, op_name
-from exactmc_fleet.dagster.requests import JOBS, RunRequests
+from exactmc_fleet.dagster.requests import JOBS, RunRequests, project_registry_url
 from exactmc_fleet.registry import Tenant, TenantRegistry
 
 FORWARD, BACK, RECONCILE = JOBS
@@ -147,5 +148,7 @@ def in_shard(name: str, shard: str | None) -> bool:
 def definitions_from_registry(registry_url: str | None = None) -> dg.Definitions:
     """The registry's tenants (those of this machine's shard, `EXACTMC_FLEET_SHARD`)."""
     shard = os.environ.get(SHARD_ENV, "").strip() or None
+    # Resolved once here, so the runs and the sensor read the registry this location read.
+    registry_url = registry_url or project_registry_url()
     tenants = [t for t in TenantRegistry(registry_url).all() if in_shard(t.name, shard)]
     return build_definitions(tenants, registry_url=registry_url)

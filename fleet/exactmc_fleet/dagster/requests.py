@@ -16,12 +16,14 @@ debounced `trigger_command`). In a fleet that command becomes
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import sqlalchemy as sa
-from secret_store.database import DATABASE_URL_ENV, engine_for, valid_tenant
+from secret_store.database import DATABASE_URL_ENV, engine_for, store_url, valid_tenant
 
 from exactmc_fleet.registry import default_registry_url
 
@@ -98,9 +100,19 @@ def main(argv: list[str] | None = None) -> int:
                     f"trigger command in a fleet). Database: {DATABASE_URL_ENV}.")
     parser.add_argument("tenant")
     parser.add_argument("job", nargs="?", default=JOBS[0], choices=JOBS)
+    parser.add_argument("--registry-url", help="the tenant registry's database (default: "
+                        f"{DATABASE_URL_ENV}, else the project's .meltano/fleet/tenants.sqlite)")
     args = parser.parse_args(argv)
-    RunRequests().request(args.tenant, args.job)
+    RunRequests(args.registry_url or project_registry_url()).request(args.tenant, args.job)
     return 0
+
+
+def project_registry_url() -> str:
+    """The registry Dagster reads: EXACTMC_DATABASE_URL, else the project's own file (also
+    when a tenant's service runs with the tenant's MELTANO_SYS_DIR_ROOT)."""
+    project = Path(os.environ.get("MELTANO_PROJECT_ROOT") or os.environ.get(
+        "EXACTMC_PROJECT_ROOT") or ".")
+    return store_url(None, project / ".meltano" / "fleet" / "tenants.sqlite")
 
 
 if __name__ == "__main__":
