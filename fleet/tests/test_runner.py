@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import stat
+import time
 from pathlib import Path
 
 from exactmc_fleet.registry import Tenant
 from exactmc_fleet.runner import (
+    TIMED_OUT,
     meltano_database_uri,
     meltano_run_command,
+    run_tenant_job,
     tenant_environment,
     tenant_settings,
 )
@@ -76,3 +80,29 @@ def test_meltanos_database(tmp_path: Path, postgres_url: str) -> None:
     with engine.connect() as db:  # the schema exists and is the connection's first
         assert db.execute(sa.text("SELECT current_schema()")).scalar() == "meltano"
     engine.dispose()
+
+
+def processes_of(sys_dir: Path) -> list[int]:
+    """Live processes whose environment names `sys_dir` (a tenant's run and its plugins)."""
+    needle = f"MELTANO_SYS_DIR_ROOT={sys_dir}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and needle in (proc / "environ").read_bytes().split(b"\0"):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_run_past_its_timeout_is_ended_with_its_plugins(tmp_path: Path) -> None:
+    project = migrated_project(tmp_path / "project")
+    (project / "meltano.yml").symlink_to(Path(__file__).resolve().parents[2] / "meltano.yml")
+    tenant = Tenant("slowpoke", "app")
+    started = time.monotonic()
+    code = run_tenant_job(project, tenant, timeout=1.0, log_path=tmp_path / "run.log",
+                          base_env={"PATH": os.environ["PATH"]})
+    assert code == TIMED_OUT
+    assert time.monotonic() - started < 60
+    assert processes_of(project.resolve() / ".meltano" / "tenants" / "slowpoke") == []
+    assert stat.S_IMODE((tmp_path / "run.log").stat().st_mode) == 0o600
