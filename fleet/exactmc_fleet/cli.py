@@ -96,6 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TenantError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except FileNotFoundError as exc:  # no `meltano` beside this Python nor on PATH
+        print(f"error: {exc.filename or exc} not found: put the virtualenv holding Meltano on "
+              "PATH (e.g. `source .venv/bin/activate`).", file=sys.stderr)
+        return 2
 
 
 def _add(registry: TenantRegistry, args: argparse.Namespace) -> int:
