@@ -79,11 +79,17 @@ def test_tenants_run_at_once_each_into_its_own_audience_and_a_broken_one_fails_a
     assert_audience_is_its_companys(globex, [acme, broken])
     assert broken.mailchimp.members() == []
 
-    # Each tenant's run files in its own system dir, linked to the project's plugins.
+    # Each tenant's run files and stores in its own system dir, linked to the project's plugins;
+    # nothing of a run in the project's own (but Meltano's database).
     for name in ("acme", "globex"):
         sys_dir = tenant_sys_dir(fleet_project, name)
         assert (sys_dir / "extractors").is_symlink()
         assert (sys_dir / "run" / "tap-exactonline").is_dir()
+        assert (sys_dir / "mapper-exact-mailchimp").is_dir()
+        assert (sys_dir / "target-mailchimp").is_dir()
+    shared = sorted(p.name for p in (fleet_project / ".meltano").iterdir())
+    assert not set(shared) & {"run", "mapper-exact-mailchimp", "target-mailchimp",
+                              "tap-exactonline", "webhooks", "logs"}, shared
     # Each its own bookmarks, under state IDs of its own, in the project's system database.
     with sqlite3.connect(fleet_project / ".meltano" / "meltano.db") as db:
         states = {row[0]: json.loads(row[1]) for row in db.execute(
