@@ -16,6 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -62,6 +63,19 @@ def _parser() -> argparse.ArgumentParser:
                      help="Authorize by fetching the consent URL (the sandbox approves it).")
     add.add_argument("--paused", action="store_true", help="Add it paused.")
 
+    change = commands.add_parser(
+        "set", help="Change a tenant's settings (its state, secrets and last run are kept).")
+    change.add_argument("name")
+    change.add_argument("--region")
+    change.add_argument("--divisions", help="Comma-separated numbers; empty: every division.")
+    change.add_argument("--list-id")
+    change.add_argument("--store-id")
+    change.add_argument("--schedule")
+    change.add_argument("--set", dest="settings", action="append", default=[],
+                        metavar="KEY=VALUE", help="Add or change a plugin setting (repeatable).")
+    change.add_argument("--unset", action="append", default=[], metavar="KEY",
+                        help="Remove a plugin setting (repeatable).")
+
     authorize = commands.add_parser(
         "authorize", help="(Re-)authorize a tenant's Exact company (OAuth in the browser).")
     authorize.add_argument("name")
@@ -102,17 +116,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _add(registry: TenantRegistry, args: argparse.Namespace) -> int:
+def _settings(items: list[str]) -> dict[str, str]:
     settings = {}
-    for item in args.settings:
+    for item in items:
         key, sep, value = item.partition("=")
         if not sep:
             raise TenantError(f"--set {item!r}: expected KEY=VALUE.")
         settings[key] = value
+    return settings
+
+
+def _divisions(text: str) -> tuple[int, ...]:
     try:
-        divisions = tuple(int(d) for d in args.divisions.split(",") if d.strip())
+        return tuple(int(d) for d in text.split(",") if d.strip())
     except ValueError:
-        raise TenantError(f"--divisions {args.divisions!r}: expected numbers, e.g. 1,2.") from None
+        raise TenantError(f"--divisions {text!r}: expected numbers, e.g. 1,2.") from None
+
+
+def _set(registry: TenantRegistry, args: argparse.Namespace) -> int:
+    tenant = registry.get(args.name)
+    settings = {k: v for k, v in tenant.settings.items() if k not in args.unset}
+    settings.update(_settings(args.settings))
+    changed = replace(
+        tenant, settings=settings,
+        **{field: value for field, value in (
+            ("region", args.region), ("list_id", args.list_id), ("store_id", args.store_id),
+            ("schedule", args.schedule),
+            ("divisions", None if args.divisions is None else _divisions(args.divisions)),
+        ) if value is not None})
+    registry.update(changed)
+    print(f"Tenant {tenant.name} changed.")
+    return 0
+
+
+def _add(registry: TenantRegistry, args: argparse.Namespace) -> int:
+    settings = _settings(args.settings)
+    divisions = _divisions(args.divisions)
     tenant = Tenant(args.name, args.client_id, region=args.region, divisions=divisions,
                     list_id=args.list_id, store_id=args.store_id, schedule=args.schedule,
                     paused=args.paused, settings=settings)
@@ -230,8 +269,8 @@ def _run(registry: TenantRegistry, args: argparse.Namespace) -> int:
     return code
 
 
-_COMMANDS = {"add": _add, "authorize": _authorize, "list": _list, "pause": _pause,
-             "resume": _resume, "remove": _remove, "run": _run}
+_COMMANDS = {"add": _add, "set": _set, "authorize": _authorize, "list": _list,
+             "pause": _pause, "resume": _resume, "remove": _remove, "run": _run}
 
 
 if __name__ == "__main__":

@@ -167,6 +167,14 @@ class TenantRegistry:
     def set_paused(self, name: str, paused: bool) -> None:
         self._update(name, paused=paused)
 
+    def update(self, tenant: Tenant) -> None:
+        """Replace `tenant.name`'s settings (its state, secrets and last run are kept)."""
+        self._update(
+            tenant.name, exact_client_id=tenant.exact_client_id, region=tenant.region,
+            divisions=json.dumps(list(tenant.divisions)), list_id=tenant.list_id,
+            store_id=tenant.store_id, schedule=tenant.schedule, paused=tenant.paused,
+            settings=json.dumps(dict(tenant.settings), sort_keys=True))
+
     def remove(self, name: str) -> None:
         with self.engine.begin() as connection:
             deleted = connection.execute(_tenants.delete().where(_tenants.c.name == name))

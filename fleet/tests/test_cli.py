@@ -67,6 +67,18 @@ def test_add_list_pause_resume_remove(
     assert [t["name"] for t in json.loads(tenants("list", "--format", "json")[1])] == ["acme"]
     monkeypatch.setenv("SECRET_STORE_KEY", env["SECRET_STORE_KEY"])
 
+    assert tenants("set", "acme", "--schedule", "0 * * * *", "--divisions", "",
+                   "--set", "TARGET_MAILCHIMP_BATCH_SIZE=50",
+                   "--unset", "TAP_EXACTONLINE_BASE_URL")[0] == 0
+    changed = json.loads(tenants("list", "--format", "json")[1])[0]
+    assert changed["schedule"] == "0 * * * *" and changed["divisions"] == "all"
+    code, _, err = tenants("set", "acme", "--set", "TARGET_MAILCHIMP_API_KEY=k")
+    assert code == 2 and "looks like a secret" in err
+    code, _, err = tenants("set", "acme", "--schedule", "never")
+    assert code == 2 and "cron" in err
+    assert tenants("set", "acme", "--set", f"TAP_EXACTONLINE_BASE_URL={exact.base_url('nl')}",
+                   "--divisions", "101,102")[0] == 0
+
     assert tenants("pause", "acme")[0] == 0
     code, _, err = tenants("run", "acme")
     assert code == 2 and "paused" in err

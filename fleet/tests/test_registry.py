@@ -26,6 +26,14 @@ def test_add_get_list_pause_resume_remove(database_url: str) -> None:
     registry.set_paused("acme", False)
     assert not registry.get("acme").paused
 
+    changed = Tenant("acme", "app-2", region="nl", divisions=(), list_id="L2",
+                     schedule="0 3 * * *", settings={"TARGET_MAILCHIMP_BATCH_SIZE": "100"})
+    registry.update(changed)
+    assert registry.get("acme") == changed
+    registry.update(acme)
+    with pytest.raises(TenantError, match="No tenant"):
+        registry.update(Tenant("nobody", "x"))
+
     assert registry.last_run("acme") is None
     registry.record_run("acme", "exactonline-to-mailchimp", datetime.now(timezone.utc), 2)
     assert registry.last_run("acme").exit_code == 2
