@@ -117,6 +117,7 @@ def test_run_requests_coalesce_and_the_sensor_runs_each_once(database_url: str) 
     requests.request("acme", "exactonline-to-mailchimp")  # a burst of webhooks: one run
     requests.request("acme", "mailchimp-to-exactonline")
     requests.request("globex", "exactonline-to-mailchimp")  # paused: no run
+    requests.request("wayne", "exactonline-to-mailchimp")  # another code location's tenant
     with pytest.raises(ValueError, match="Unknown job"):
         requests.request("acme", "drop-everything")
 
@@ -130,7 +131,9 @@ def test_run_requests_coalesce_and_the_sensor_runs_each_once(database_url: str) 
     forward = next(r for r in result.run_requests if "exactonline_to" in r.job_name)
     assert forward.run_config["ops"]["acme__exactonline_to_mailchimp__run"]["config"] == {
         "sync_scope": "pending_webhooks"}
-    assert RunRequests(database_url).pending() == []  # each read request is done
+    # Each request of this location's tenants is done; the other location's is left to it.
+    assert [(r.tenant, r.job) for r in RunRequests(database_url).pending()] == [
+        ("wayne", "exactonline-to-mailchimp")]
     with dg.build_sensor_context(definitions=defs) as context:
         assert sensor.evaluate_tick(context).run_requests == []
 

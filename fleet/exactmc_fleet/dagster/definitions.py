@@ -89,19 +89,19 @@ def run_request_sensor(jobs: dict[tuple[str, str], dg.JobDefinition],
                description="Runs the tenants' jobs that webhooks asked for (run_requests).")
     def webhook_run_requests(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         store = RunRequests(registry_url)
-        rows = store.pending()
+        # Only this location's tenants: with shards, another location serves the rest.
+        rows = [row for row in store.pending() if (row.tenant, row.job) in jobs]
         if not rows:
             return dg.SensorResult(run_requests=[])
         paused = {t.name for t in TenantRegistry(registry_url).all() if t.paused}
         requests = []
         for row in rows:
-            target = jobs.get((row.tenant, row.job))
-            if target is None or row.tenant in paused:
-                context.log.info(f"Ignored run request {row.run_key} (unknown or paused).")
+            if row.tenant in paused:
+                context.log.info(f"Dropped run request {row.run_key}: the tenant is paused.")
                 continue
             scope = "pending_webhooks" if row.job == FORWARD else ""
             requests.append(dg.RunRequest(
-                run_key=row.run_key, job_name=target.name,
+                run_key=row.run_key, job_name=jobs[(row.tenant, row.job)].name,
                 run_config={"ops": {op_name(row.tenant, row.job):
                                     {"config": {"sync_scope": scope}}}},
                 tags={"tenant": row.tenant, "trigger": "webhook"}))
