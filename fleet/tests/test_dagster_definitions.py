@@ -54,7 +54,8 @@ def test_a_tenant_paused_after_loading_is_not_run_by_its_schedule(
     registry: TenantRegistry, tmp_path: Path,
 ) -> None:
     defs = build_definitions(registry.all(), root=tmp_path, registry_url=registry.url)
-    schedule = defs.get_schedule_def("acme__exactonline_to_mailchimp__schedule")
+    schedule = defs.get_repository_def().get_schedule_def(
+        "acme__exactonline_to_mailchimp__schedule")
 
     def tick() -> list[dg.RunRequest]:
         with dg.build_schedule_context() as context:
@@ -122,7 +123,7 @@ def test_run_requests_coalesce_and_the_sensor_runs_each_once(database_url: str) 
         requests.request("acme", "drop-everything")
 
     defs = build_definitions(registry.all(), registry_url=database_url)
-    sensor = defs.get_sensor_def("webhook_run_requests")
+    sensor = defs.get_repository_def().get_sensor_def("webhook_run_requests")
     with dg.build_sensor_context(definitions=defs) as context:
         result = sensor.evaluate_tick(context)
     runs = sorted((r.job_name, r.tags["tenant"], r.tags["trigger"]) for r in result.run_requests)
