@@ -132,6 +132,8 @@ def test_run_requests_coalesce_and_the_sensor_runs_each_once(database_url: str) 
     forward = next(r for r in result.run_requests if "exactonline_to" in r.job_name)
     assert forward.run_config["ops"]["acme__exactonline_to_mailchimp__run"]["config"] == {
         "sync_scope": "pending_webhooks"}
+    for request in result.run_requests:  # what the daemon will launch is valid for the job
+        dg.validate_run_config(defs.get_job_def(request.job_name), request.run_config)
     # Each request of this location's tenants is done; the other location's is left to it.
     assert [(r.tenant, r.job) for r in RunRequests(database_url).pending()] == [
         ("wayne", "exactonline-to-mailchimp")]
@@ -153,3 +155,35 @@ def test_the_trigger_command_asks_the_registry_dagster_reads(
     url = f"sqlite:///{tmp_path / '.meltano' / 'fleet' / 'tenants.sqlite'}"
     assert [(r.tenant, r.job) for r in RunRequests(url).pending()] == [
         ("acme", "mailchimp-to-exactonline")]
+
+
+def test_two_machines_share_one_run_queue_on_postgresql(
+    postgres_url: str, registry: TenantRegistry, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`fleet/dagster-postgres.yaml` on a real PostgreSQL: a run made through one machine's
+    instance is in the other's run storage (the queue is the runs storage's QUEUED runs), with
+    its tenant tag, and both coordinate with the same queued coordinator and limits."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(postgres_url)
+    for name, value in (("HOST", url.host), ("PORT", str(url.port)), ("DB", url.database),
+                        ("USER", url.username), ("PASSWORD", "")):
+        monkeypatch.setenv(f"DAGSTER_PG_{name}", value)
+    machines = []
+    for machine in ("one", "two"):
+        home = tmp_path / machine
+        home.mkdir()
+        shutil.copy(FLEET / "dagster-postgres.yaml", home / "dagster.yaml")
+        machines.append(dg.DagsterInstance.from_config(str(home)))
+    one, two = machines
+    job = build_definitions(registry.all(), root=tmp_path, registry_url=registry.url
+                            ).get_job_def("acme__exactonline_to_mailchimp")
+    run = one.create_run_for_job(job, tags={"tenant": "acme"})
+    seen = two.get_runs(filters=dg.RunsFilter(tags={"tenant": "acme"}))
+    assert [r.run_id for r in seen] == [run.run_id]
+    for instance in machines:
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 2
+    for instance in machines:
+        instance.dispose()
