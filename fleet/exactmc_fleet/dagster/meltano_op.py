@@ -30,7 +30,7 @@ from typing import IO
 import dagster as dg
 
 from exactmc_fleet.registry import TenantRegistry
-from exactmc_fleet.runner import meltano_run_command, tenant_environment
+from exactmc_fleet.runner import TIMED_OUT, meltano_run_command, tenant_environment
 
 TAIL_LINES = 40
 STOP_GRACE_SECONDS = 20  # Meltano and the plugins finish their current write on SIGTERM
@@ -138,8 +138,9 @@ def meltano_job_op(tenant_name: str, job: str, *, project_root: Path,
         started_at = datetime.now(timezone.utc)
         code, tail = run_meltano(command, env, project_root, log_path, timeout)
         seconds = round(time.monotonic() - started, 1)
-        registry.record_run(tenant_name, job, started_at, -1 if code is None else code)
-        metadata = {"exit_code": -1 if code is None else code, "seconds": seconds,
+        exit_code = TIMED_OUT if code is None else code  # as `exactmc-tenants run` records it
+        registry.record_run(tenant_name, job, started_at, exit_code)
+        metadata = {"exit_code": exit_code, "seconds": seconds,
                     "log": dg.MetadataValue.path(str(log_path))}
         if code != 0:
             reason = f"timed out after {timeout:.0f} s" if code is None else f"exited {code}"
