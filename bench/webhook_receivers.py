@@ -68,6 +68,12 @@ class Receiver:
         self.runs: int | None = None  # runs started, when this receiver can count them
 
     @property
+    def inbox_url(self) -> str:
+        """The tap's inbox: its setting, else its default under the pipeline's system dir."""
+        return self.env.get("TAP_EXACTONLINE_WEBHOOK_INBOX_URL") or (
+            f"sqlite:///{Path(self.env['MELTANO_SYS_DIR_ROOT']) / 'webhooks' / 'inbox.sqlite'}")
+
+    @property
     def callback(self) -> str:
         return f"http://127.0.0.1:{self.port}/exact"
 
@@ -104,7 +110,7 @@ class ServiceReceiver(Receiver):
             **self.env,
             "WEBHOOKS_CLIENT_ID": self.env["TAP_EXACTONLINE_CLIENT_ID"],
             "WEBHOOKS_SECRET_STORE_PATH": self.env["TAP_EXACTONLINE_TOKEN_STORE_PATH"],
-            "WEBHOOKS_INBOX_URL": self.env["TAP_EXACTONLINE_WEBHOOK_INBOX_URL"],
+            "WEBHOOKS_INBOX_URL": self.inbox_url,
             # The service's default trigger (the job scoped to the deliveries' partitions,
             # sync_scope pending_webhooks): what a deployment runs. Its `meltano` is this one.
             "PATH": f"{BIN}{os.pathsep}{self.env.get('PATH', os.defpath)}",
@@ -123,7 +129,7 @@ class TapLoopReceiver(Receiver):
     def start(self) -> None:
         from tap_exactonline.webhooks import WebhookInbox
 
-        self._inbox = WebhookInbox(self.env["TAP_EXACTONLINE_WEBHOOK_INBOX_URL"])
+        self._inbox = WebhookInbox(self.inbox_url)
         self._stopped = threading.Event()
         self.runs = 0
         self._spawn([str(BIN / "tap-exactonline-webhooks"), "serve", "--config", "ENV",

@@ -113,7 +113,14 @@ def test_the_same_job_started_twice_writes_once(
     pipeline = fresh(tmp_path / "doubled", latency=0.25)  # the first is still writing
     first = subprocess.Popen([*pipeline.command("run"), *PIPELINE], cwd=ROOT, env=pipeline.env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    time.sleep(2)
+    # Started once the first has written (its tap and target are running): earlier, both
+    # Meltanos' catalog discovery would share the run dir's tap.properties.json and one could
+    # read the other's half-written file (Meltano's own limit; a fleet's tenants each have a
+    # system dir of their own, and Dagster never starts one tenant twice).
+    deadline = time.monotonic() + 300
+    while (not pipeline.mailchimp_writes() and first.poll() is None
+           and time.monotonic() < deadline):
+        time.sleep(0.2)
     second = pipeline.run("--force", check=False)
     first_output = first.communicate(timeout=600)[0]
 
