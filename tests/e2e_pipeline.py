@@ -102,6 +102,29 @@ def stop_service(process: subprocess.Popen, timeout: float = 60) -> None:
         process.wait(10)
 
 
+def install_plugins_once() -> None:
+    """`meltano install` once per test run, also under pytest-xdist.
+
+    A second worker's install would rebuild the virtualenvs under the first worker's running
+    plugins: the first installs under the lock and leaves the run's id, the others find it.
+    Without xdist: once per session.
+    """
+    from filelock import FileLock
+
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid-{os.getpid()}"
+    marker = ROOT / ".meltano" / "installed-for-test-run"
+    marker.parent.mkdir(exist_ok=True)
+    with FileLock(str(marker) + ".lock"):
+        if marker.exists() and marker.read_text() == run_id:
+            return
+        result = subprocess.run(
+            [str(MELTANO), "install"], cwd=ROOT, capture_output=True, text=True, check=False,
+            env={**os.environ, "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false"},
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        marker.write_text(run_id)
+
+
 def link_plugin_installations(sys_dir: Path) -> Path:
     """A Meltano system dir of its own whose plugin installations are the project's."""
     sys_dir.mkdir(parents=True, exist_ok=True)

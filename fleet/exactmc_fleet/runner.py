@@ -222,17 +222,17 @@ def run_tenant_job(project_root: Path, tenant: Tenant, job: str = DEFAULT_JOB, *
         try:
             return process.wait(timeout)
         except subprocess.TimeoutExpired:
-            _stop(process)
+            stop_process_group(process)
             return TIMED_OUT
         except BaseException:
-            _stop(process)
+            stop_process_group(process)
             raise
     finally:
         if log is not None:
             log.close()
 
 
-def _stop(process: subprocess.Popen[bytes], grace: float = 30) -> None:
+def stop_process_group(process: subprocess.Popen, grace: float = 30) -> None:
     """SIGTERM to the run's process group (Meltano and its plugins), SIGKILL if it lingers."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10)):
         try:

@@ -8,13 +8,12 @@ secrets where its runs read them (in its namespace of the encrypted store) and r
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_pipeline import MELTANO, ROOT, make_project
+from e2e_pipeline import install_plugins_once, make_project
 from exactmc_fleet.registry import Tenant
 from fleet_sandbox import SandboxTenant, sandbox_settings, store_tenant_secrets
 from secret_store import generate_key
@@ -22,31 +21,8 @@ from secret_store import generate_key
 
 @pytest.fixture(scope="session")
 def fleet_plugins() -> None:
-    """The project's plugins installed: the tenants' system dirs link to these installations.
-
-    Under pytest-xdist once per test run, as `tests/conftest.py` does (same lock and marker: a
-    second `meltano install` would rebuild the virtualenvs under running plugins). Without
-    xdist, `tests/` runs first and installs them; this installs only what is missing.
-    """
-    from filelock import FileLock
-
-    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID", "")
-    marker = ROOT / ".meltano" / "installed-for-test-run"
-    marker.parent.mkdir(exist_ok=True)
-    venvs = [ROOT / ".meltano" / kind / name / "venv" for kind, name in (
-        ("extractors", "tap-exactonline"), ("mappers", "mapper-exact-mailchimp"),
-        ("loaders", "target-mailchimp"))]
-    with FileLock(str(marker) + ".lock"):
-        if run_id and marker.exists() and marker.read_text() == run_id:
-            return
-        if not run_id and all(venv.is_dir() for venv in venvs):
-            return
-        result = subprocess.run(
-            [str(MELTANO), "install"], cwd=ROOT, capture_output=True, text=True, check=False,
-            env={**os.environ, "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false"},
-        )
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-        marker.write_text(run_id)
+    """The project's plugins installed: the tenants' system dirs link to these installations."""
+    install_plugins_once()
 
 
 @pytest.fixture

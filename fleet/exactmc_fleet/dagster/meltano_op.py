@@ -16,7 +16,6 @@ secrets' names and `EXACTMC_TENANT`. What this module adds for Dagster:
 # No `from __future__ import annotations`: Dagster reads the op's config annotation at runtime.
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -30,7 +29,12 @@ from typing import IO
 import dagster as dg
 
 from exactmc_fleet.registry import TenantRegistry
-from exactmc_fleet.runner import TIMED_OUT, meltano_run_command, tenant_environment
+from exactmc_fleet.runner import (
+    TIMED_OUT,
+    meltano_run_command,
+    stop_process_group,
+    tenant_environment,
+)
 
 TAIL_LINES = 40
 STOP_GRACE_SECONDS = 20  # Meltano and the plugins finish their current write on SIGTERM
@@ -71,20 +75,6 @@ def _pump(stream: IO[str], log: IO[str], tail: deque[str]) -> None:
     sys.stdout.flush()
 
 
-def _stop(process: subprocess.Popen[str]) -> None:
-    """SIGTERM to Meltano's process group, SIGKILL after the grace period."""
-    for sig, wait in ((signal.SIGTERM, STOP_GRACE_SECONDS), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 def run_meltano(command: list[str], env: dict[str, str], cwd: Path, log_path: Path,
                 timeout: float) -> tuple[int | None, list[str]]:
     """Run `command`, streaming its output; (exit code or None on timeout, last lines)."""
@@ -103,10 +93,10 @@ def run_meltano(command: list[str], env: dict[str, str], cwd: Path, log_path: Pa
         try:
             code: int | None = process.wait(timeout)
         except subprocess.TimeoutExpired:
-            _stop(process)
+            stop_process_group(process, STOP_GRACE_SECONDS)
             code = None
         except BaseException:  # the run was cancelled: Meltano must not go on alone
-            _stop(process)
+            stop_process_group(process, STOP_GRACE_SECONDS)
             raise
         pump.join(10)
     return code, list(tail)
