@@ -1,4 +1,5 @@
-"""The WSGI app: `/exact` (the tap's verified receiver) and `/mailchimp/<secret>`.
+"""The WSGI app: `/exact` (the tap's verified receiver) and `/mailchimp/<secret>`; in fleet
+mode also the per-tenant routes (`tenant_routes`).
 
 Both record a delivery durably before answering 200, treat a repeat as a no-op, and call
 `on_exact` / `on_mailchimp` only for a delivery that was new (that is what starts a run).
@@ -91,11 +92,16 @@ def mailchimp_app(secret: str, inbox: MailchimpInbox, max_body_bytes: int,
 
 
 def service_app(exact: Callable[..., Any] | None,
-                mailchimp: Callable[..., Any] | None) -> Callable[..., Any]:
-    """Route by path; a receiver not configured answers 404 like an unknown path."""
+                mailchimp: Callable[..., Any] | None,
+                tenants: tuple[Callable[[str], bool], Callable[..., Any]] | None = None,
+                ) -> Callable[..., Any]:
+    """Route by path; a receiver not configured answers 404 like an unknown path.
+    `tenants`: (is its path, app) of the fleet's per-tenant routes, tried first."""
 
     def app(environ: dict[str, Any], start: StartResponse) -> list[bytes]:
         path = environ.get("PATH_INFO", "")
+        if tenants is not None and tenants[0](path):
+            return tenants[1](environ, start)
         if path == "/exact" and exact is not None:
             return exact(environ, start)
         if path.startswith(MAILCHIMP_PREFIX) and mailchimp is not None:
@@ -107,7 +113,9 @@ def service_app(exact: Callable[..., Any] | None,
 
 def build_app(exact_secret: str | None, exact_inbox: WebhookInbox | None,
               mailchimp_secret: str | None, mailchimp_inbox: MailchimpInbox | None,
-              max_body_bytes: int, on_mailchimp: Callable[[], None]) -> Callable[..., Any]:
+              max_body_bytes: int, on_mailchimp: Callable[[], None],
+              tenants: tuple[Callable[[str], bool], Callable[..., Any]] | None = None,
+              ) -> Callable[..., Any]:
     exact = None
     if exact_secret and exact_inbox is not None:
         exact = receiver_app(exact_secret, exact_inbox, max_body_bytes)
@@ -118,4 +126,4 @@ def build_app(exact_secret: str | None, exact_inbox: WebhookInbox | None,
                 on_mailchimp()
 
         mailchimp = mailchimp_app(mailchimp_secret, mailchimp_inbox, max_body_bytes, on_event)
-    return service_app(exact, mailchimp)
+    return service_app(exact, mailchimp, tenants)

@@ -11,9 +11,17 @@ import logging
 import sys
 
 from secret_store import SecretStoreError
+from secret_store.database import DatabaseError, current_tenant
 
 from exactmc_webhooks.callback_secrets import mailchimp_secret
 from exactmc_webhooks.settings import about, load_config
+
+
+def mailchimp_url(base: str, secret: str) -> str:
+    """The callback URL to register: a fleet tenant's (`EXACTMC_TENANT`, as `exactmc-tenants`
+    invokes commands) is `<base>/mailchimp/<tenant>/<secret>`, served by the fleet's service."""
+    tenant = current_tenant()
+    return f"{base.rstrip('/')}/mailchimp/{tenant + '/' if tenant else ''}{secret}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,13 +46,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         if args.command == "mailchimp-url":
-            secret = mailchimp_secret(config, create=True)
-            print(f"{args.base.rstrip('/')}/mailchimp/{secret}")
+            secret = mailchimp_secret(config, create=True)  # the tenant's, when one is set
+            print(mailchimp_url(args.base, secret))
             return 0
         from exactmc_webhooks.service import NothingToServe, WebhookService
+        from exactmc_webhooks.tenants import FleetUnavailable
 
         service = WebhookService(config, args.host, args.port)
-    except (ValueError, SecretStoreError) as exc:
+    except (ValueError, SecretStoreError, DatabaseError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except FleetUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except NothingToServe as exc:

@@ -18,10 +18,12 @@ from exactmc_webhooks.mailchimp_events import event_key
 
 
 class MailchimpInbox:
-    def __init__(self, location: str | Path | None = None, seen_limit: int = SEEN_LIMIT) -> None:
-        """`location`: a URL or SQLite file; None: `EXACTMC_DATABASE_URL` or the default file."""
+    def __init__(self, location: str | Path | None = None, seen_limit: int = SEEN_LIMIT,
+                 tenant: str | None = None) -> None:
+        """`location`: a URL or SQLite file; None: `EXACTMC_DATABASE_URL` or the default file.
+        `tenant`: whose namespace (default `EXACTMC_TENANT`; the fleet's service names it)."""
         self.url = inbox_url(str(location) if location else None)
-        self._db = InboxDatabase(self.url, seen_limit)
+        self._db = InboxDatabase(self.url, seen_limit, tenant=tenant)
 
     def __repr__(self) -> str:
         return repr(self._db)

@@ -11,6 +11,8 @@ from tap_exactonline.webhook_server import ReceiverLimits, WebhookServer
 from exactmc_webhooks.app import NotifyingInbox, build_app
 from exactmc_webhooks.callback_secrets import exact_secret, mailchimp_secret
 from exactmc_webhooks.mailchimp_inbox import MailchimpInbox
+from exactmc_webhooks.tenant_routes import is_tenant_path, tenant_app
+from exactmc_webhooks.tenants import FleetTenants
 from exactmc_webhooks.trigger import Debouncer, command_runner
 
 LOGGER = logging.getLogger("exactmc_webhooks")
@@ -33,7 +35,9 @@ class WebhookService:
     def __init__(self, config: dict[str, Any], host: str = "127.0.0.1", port: int = 0) -> None:
         self.exact_secret = exact_secret(config)
         self.mailchimp_secret = mailchimp_secret(config)
-        if not self.exact_secret and not self.mailchimp_secret:
+        # Fleet mode: every registered tenant on its own routes (`tenant_routes`).
+        self.fleet = FleetTenants(config) if config.get("fleet") else None
+        if not self.exact_secret and not self.mailchimp_secret and self.fleet is None:
             raise NothingToServe(
                 "No webhook secret in the store: `meltano invoke tap-exactonline:set-credential "
                 "webhook_secret` (Exact) and/or `exactmc-webhooks mailchimp-url` (Mailchimp).")
@@ -52,8 +56,12 @@ class WebhookService:
             config["inbox_url"] or config["mailchimp_inbox_path"])
         on_mailchimp = (self.mailchimp_trigger.notify if self.mailchimp_trigger
                         else (lambda: None))
+        tenants = None
+        if self.fleet is not None:
+            tenants = (is_tenant_path, tenant_app(self.fleet, self.limits.max_body_bytes))
         app = build_app(self.exact_secret, exact_inbox, self.mailchimp_secret,
-                        self.mailchimp_inbox, self.limits.max_body_bytes, on_mailchimp)
+                        self.mailchimp_inbox, self.limits.max_body_bytes, on_mailchimp,
+                        tenants)
         self.server = WebhookServer(host, port, "", None, self.limits, app=app,
                                     ident="exactmc-webhooks")
 
@@ -67,6 +75,8 @@ class WebhookService:
             routes.append(f"Exact on {self.url}/exact")
         if self.mailchimp_secret:
             routes.append(f"Mailchimp on {self.url}/mailchimp/<secret>")
+        if self.fleet is not None:
+            routes.append(self.fleet.describe())
         return "Receiving webhooks: " + "; ".join(routes)
 
     def serve_forever(self) -> None:

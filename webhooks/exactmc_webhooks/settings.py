@@ -23,7 +23,7 @@ EXACT_TRIGGER_COMMAND = (
 @dataclass(frozen=True)
 class Setting:
     name: str
-    kind: str  # string | integer | number
+    kind: str  # string | integer | number | boolean
     default: Any
     description: str
 
@@ -64,6 +64,14 @@ SETTINGS = [
     Setting("retry_backoff_seconds", "number", 60.0,
             "Wait before retrying a failed run when no delivery comes first; doubles, "
             "up to 15 minutes (the schedule's interval)."),
+    Setting("fleet", "boolean", False,
+            "Serve every tenant of the fleet's registry too: /exact/<tenant> and "
+            "/mailchimp/<tenant>/<secret>, each checked with that tenant's secrets, recorded in "
+            "its inbox and turned into a Dagster run request (run_requests), not a local run; "
+            "an empty trigger_command / mailchimp_trigger_command still turns one off."),
+    Setting("fleet_registry_url", "string", None,
+            "Fleet mode: the tenant registry's database (run_requests too). Default: "
+            "EXACTMC_DATABASE_URL, else $MELTANO_PROJECT_ROOT/.meltano/fleet/tenants.sqlite."),
     Setting("webhook_max_body_bytes", "integer", 65536,
             "Largest delivery accepted, in bytes; a larger one gets 413 unread."),
     Setting("webhook_client_timeout", "integer", 10,
@@ -77,9 +85,17 @@ SETTINGS = [
 FILE_ONLY_SECRETS = ("webhook_secret", "mailchimp_webhook_secret", "secret_store_key")
 
 
+TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
+
+
 def _typed(setting: Setting, value: Any) -> Any:
     if value is None or setting.kind == "string":
         return value
+    if setting.kind == "boolean":
+        text = str(value).strip().lower()
+        if text not in TRUE + FALSE:
+            raise ValueError(f"{setting.name} must be true or false, not {value!r}")
+        return text in TRUE
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -112,7 +128,7 @@ def load_config(source: str) -> dict[str, Any]:
     config: dict[str, Any] = {}
     for setting in SETTINGS:
         value = given.get(setting.name)
-        if value is None or (value == "" and setting.kind != "string"):
+        if value is None or (value == "" and setting.kind not in ("string", "boolean")):
             value = setting.default
         config[setting.name] = _typed(setting, value)
     config.update({name: given[name] for name in FILE_ONLY_SECRETS if given.get(name)})

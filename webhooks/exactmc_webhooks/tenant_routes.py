@@ -1,0 +1,97 @@
+"""The fleet's routes: `/exact/<tenant>` and `/mailchimp/<tenant>/<secret>`.
+
+Each is the single-company receiver (same verification, limits, answers) built for the tenant
+named in the path: its secret, its inbox, its run requests. An unknown, removed or secret-less
+tenant answers 404 before the body is read, like an unknown path; nothing is recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from secret_store import SecretStoreError
+from secret_store.webhook_inbox import InboxDatabase, InboxError
+from sqlalchemy.exc import SQLAlchemyError
+from tap_exactonline.webhook_server import receiver_app
+
+from exactmc_webhooks.app import (
+    LOGGER,
+    MAILCHIMP_PREFIX,
+    NotifyingInbox,
+    StartResponse,
+    answer,
+    mailchimp_app,
+)
+from exactmc_webhooks.mailchimp_events import TRIGGERING_TYPES
+from exactmc_webhooks.mailchimp_inbox import MailchimpInbox
+from exactmc_webhooks.tenants import EXACT_JOB, MAILCHIMP_JOB, FleetTenants
+
+EXACT_PREFIX = "/exact/"
+
+
+class TenantExactInbox(NotifyingInbox):
+    """The tap's Exact inbox in `tenant`'s namespace (the service serves many tenants)."""
+
+    def __init__(self, url: str, tenant: str, on_added: Callable[[], None]) -> None:
+        super().__init__(url, on_added)
+        self._db = InboxDatabase(self.url, self._db.seen_limit, tenant=tenant)
+
+
+def tenant_path(path: str) -> tuple[str, str, str] | None:
+    """`(kind, tenant, rest)` of a fleet route, else None."""
+    if path.startswith(EXACT_PREFIX):
+        tenant, slash, _ = path[len(EXACT_PREFIX):].partition("/")
+        return ("exact", tenant, "") if tenant and not slash else None
+    if path.startswith(MAILCHIMP_PREFIX):
+        tenant, slash, secret = path[len(MAILCHIMP_PREFIX):].partition("/")
+        if tenant and slash and secret and "/" not in secret:
+            return "mailchimp", tenant, secret
+    return None
+
+
+def is_tenant_path(path: str) -> bool:
+    return tenant_path(path) is not None
+
+
+def tenant_app(tenants: FleetTenants, max_body_bytes: int) -> Callable[..., Any]:
+    def exact(name: str, environ: dict[str, Any], start: StartResponse) -> list[bytes]:
+        entry = tenants.tenant(name)
+        secret = tenants.exact_secret(entry) if entry else None
+        if entry is None or not secret:
+            return answer(start, "404 Not Found", "not found")
+        inbox = tenants.inbox("exact", name, lambda url, tenant: TenantExactInbox(
+            url, tenant, lambda: tenants.request_run(tenant, EXACT_JOB)))
+        return receiver_app(secret, inbox, max_body_bytes)(environ, start)
+
+    def mailchimp(name: str, given: str, environ: dict[str, Any],
+                  start: StartResponse) -> list[bytes]:
+        entry = tenants.tenant(name)
+        secret = tenants.mailchimp_secret(entry) if entry else None
+        if entry is None or not secret:
+            return answer(start, "404 Not Found", "not found")
+        inbox = tenants.inbox("mailchimp", name,
+                              lambda url, tenant: MailchimpInbox(url, tenant=tenant))
+
+        def on_event(event: dict[str, Any]) -> None:
+            if event["type"] in TRIGGERING_TYPES:
+                tenants.request_run(name, MAILCHIMP_JOB)
+
+        # The single-company app checks `/mailchimp/<secret>` (in constant time).
+        app = mailchimp_app(secret, inbox, max_body_bytes, on_event)
+        return app({**environ, "PATH_INFO": MAILCHIMP_PREFIX + given}, start)
+
+    def app(environ: dict[str, Any], start: StartResponse) -> list[bytes]:
+        route = tenant_path(environ.get("PATH_INFO", ""))
+        if route is None:
+            return answer(start, "404 Not Found", "not found")
+        kind, name, rest = route
+        try:
+            if kind == "exact":
+                return exact(name, environ, start)
+            return mailchimp(name, rest, environ, start)
+        except (OSError, SQLAlchemyError, InboxError, SecretStoreError):  # database down
+            LOGGER.exception("Could not look up tenant %r", name)
+            return answer(start, "503 Service Unavailable", "tenant lookup unavailable")
+
+    return app

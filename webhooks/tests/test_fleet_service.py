@@ -1,0 +1,221 @@
+"""One service for the whole fleet: `/exact/<tenant>` and `/mailchimp/<tenant>/<secret>`.
+
+Tenants registered in the fleet's one database (`EXACTMC_DATABASE_URL`, SQLite and a real
+PostgreSQL); each delivery verified with its tenant's secret, recorded in its tenant's inbox,
+and turned into a row of the fleet's `run_requests` (what Dagster's sensor starts runs from).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+import requests
+from exactmc_fleet.dagster.requests import RunRequests
+from exactmc_fleet.registry import Tenant, TenantRegistry
+from exactmc_sandbox.exact.webhooks import signed_body
+from exactmc_webhooks import cli
+from exactmc_webhooks.service import WebhookService
+from exactmc_webhooks.settings import load_config
+from secret_store import SecretStore, generate_key
+from secret_store.webhook_inbox import InboxDatabase
+from tap_exactonline.webhooks import WebhookInbox
+
+SECRETS = {"acme": "acme-exact-webhook-secret", "globex": "globex-exact-webhook-secret",
+           "initech": "initech-exact-webhook-secret"}
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def delivery(tenant_secret: str, key: str) -> bytes:
+    return signed_body({"Topic": "Accounts", "ClientId": "c", "Division": 101,
+                        "Action": "Update", "Key": key, "ExactOnlineEndpoint": "https://x",
+                        "EventCreatedOn": "2026-11-27T10:00:00"}, tenant_secret)
+
+
+def unsubscribe(email: str) -> bytes:
+    return urlencode({"type": "unsubscribe", "fired_at": "2026-11-27 10:00:00",
+                      "data[email]": email, "data[list_id]": "l1"}).encode()
+
+
+@dataclass
+class Fleet:
+    url: str  # the fleet's one database
+    service: WebhookService
+    config_path: Path
+
+    def exact(self, tenant: str) -> list[str]:
+        return [e["Key"] for e in InboxDatabase(self.url, tenant=tenant).exact_entries()]
+
+    def mailchimp(self, tenant: str) -> list[str]:
+        return [e["email"] for e in InboxDatabase(self.url, tenant=tenant).mailchimp_entries()]
+
+    def requests(self) -> list[tuple[str, str]]:
+        return sorted((r.tenant, r.job) for r in RunRequests(self.url).pending())
+
+
+def start_fleet(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Fleet:
+    monkeypatch.setenv("EXACTMC_DATABASE_URL", url)
+    monkeypatch.delenv("EXACTMC_TENANT", raising=False)
+    key = generate_key()
+    monkeypatch.setenv("SECRET_STORE_KEY", key)
+    registry = TenantRegistry(url)
+    for name in SECRETS:
+        registry.add(Tenant(name, f"{name}-app", paused=name == "initech"))
+        SecretStore(url, key, tenant=name).update(f"exactonline-{name}-app-credentials",
+                                                  webhook_secret=SECRETS[name])
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps({"fleet": True, "debounce_seconds": 0.2}))
+    service = WebhookService(load_config(str(config_path)), "127.0.0.1", 0)
+    service.start()
+    return Fleet(url, service, config_path)
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fleet]:
+    running = start_fleet(f"sqlite:///{tmp_path / 'fleet.sqlite'}", tmp_path, monkeypatch)
+    yield running
+    running.service.close()
+
+
+def check_each_tenant_gets_its_own(fleet: Fleet) -> None:
+    base = fleet.service.url
+    for name in ("acme", "globex"):
+        answer = requests.post(f"{base}/exact/{name}", data=delivery(SECRETS[name], name),
+                               timeout=5)
+        assert (answer.status_code, answer.text.strip()) == (200, "recorded")
+    assert fleet.exact("acme") == ["acme"]
+    assert fleet.exact("globex") == ["globex"]
+    assert fleet.requests() == [("acme", "exactonline-to-mailchimp"),
+                                ("globex", "exactonline-to-mailchimp")]
+
+    # Signed with globex's secret, sent to acme: refused, nothing recorded, nothing asked.
+    forged = requests.post(f"{base}/exact/acme", data=delivery(SECRETS["globex"], "x"),
+                           timeout=5)
+    assert forged.status_code == 401
+    assert fleet.exact("acme") == ["acme"]
+    assert fleet.exact("globex") == ["globex"]
+
+
+def test_each_tenant_delivery_lands_in_its_own_inbox_and_asks_for_its_own_run(fleet):
+    check_each_tenant_gets_its_own(fleet)
+
+
+def test_on_postgresql_too(tmp_path, monkeypatch, postgres_url):
+    running = start_fleet(postgres_url, tmp_path, monkeypatch)
+    try:
+        check_each_tenant_gets_its_own(running)
+    finally:
+        running.service.close()
+
+
+def test_unknown_tenant_404_and_paused_tenant_recorded_without_a_run(fleet):
+    base = fleet.service.url
+    for path in ("/exact/nobody", "/exact/Bad-Name", "/exact/", "/exact/acme/x"):
+        answer = requests.post(base + path, data=delivery(SECRETS["acme"], "k"), timeout=5)
+        assert answer.status_code == 404, path
+    assert fleet.exact("acme") == []
+
+    paused = requests.post(f"{base}/exact/initech", data=delivery(SECRETS["initech"], "p1"),
+                           timeout=5)
+    assert paused.text.strip() == "recorded"  # the run after resume reads it
+    assert fleet.exact("initech") == ["p1"]
+    assert fleet.requests() == []
+    # A repeat is a no-op; the handshake (empty POST) is answered.
+    again = requests.post(f"{base}/exact/initech", data=delivery(SECRETS["initech"], "p1"),
+                          timeout=5)
+    assert again.text.strip() == "already recorded"
+    assert requests.post(f"{base}/exact/acme", data=b"", timeout=5).status_code == 200
+
+
+def test_mailchimp_url_per_tenant_and_its_deliveries(fleet, monkeypatch, capsys):
+    monkeypatch.setenv("EXACTMC_TENANT", "acme")  # as `exactmc-tenants` invokes commands
+    assert cli.main(["mailchimp-url", "--config", str(fleet.config_path),
+                     "--base", fleet.service.url]) == 0
+    url = capsys.readouterr().out.strip()
+    monkeypatch.delenv("EXACTMC_TENANT")
+    secret = url.rsplit("/", 1)[1]
+    assert url == f"{fleet.service.url}/mailchimp/acme/{secret}"
+
+    assert requests.get(url, timeout=5).status_code == 200  # Mailchimp's validation
+    answer = requests.post(url, data=unsubscribe("a@acme.nl"), headers=FORM, timeout=5)
+    assert answer.text.strip() == "recorded"
+    assert fleet.mailchimp("acme") == ["a@acme.nl"]
+    assert fleet.mailchimp("globex") == []
+    assert fleet.requests() == [("acme", "mailchimp-to-exactonline")]
+
+    # acme's secret under globex's name, and an unknown tenant: 404, nothing recorded.
+    for path in (f"/mailchimp/globex/{secret}", f"/mailchimp/nobody/{secret}",
+                 "/mailchimp/acme/wrong"):
+        refused = requests.post(fleet.service.url + path, data=unsubscribe("b@x.nl"),
+                                headers=FORM, timeout=5)
+        assert refused.status_code == 404, path
+    assert fleet.mailchimp("globex") == []
+    assert fleet.mailchimp("acme") == ["a@acme.nl"]
+
+
+def test_a_removed_or_paused_tenant_is_noticed_without_a_restart(fleet):
+    base = fleet.service.url
+    registry = TenantRegistry(fleet.url)
+    assert requests.post(f"{base}/exact/acme", data=delivery(SECRETS["acme"], "a1"),
+                         timeout=5).ok
+    RunRequests(fleet.url).done(RunRequests(fleet.url).pending())  # the sensor took it
+    registry.set_paused("acme", True)
+    registry.remove("globex")
+    fleet.service.fleet.forget()  # what the registry's TTL does in time
+    assert requests.post(f"{base}/exact/acme", data=delivery(SECRETS["acme"], "a2"),
+                         timeout=5).text.strip() == "recorded"
+    assert requests.post(f"{base}/exact/globex", data=delivery(SECRETS["globex"], "g1"),
+                         timeout=5).status_code == 404
+    assert fleet.exact("acme") == ["a1", "a2"]
+    assert fleet.exact("globex") == []
+    assert fleet.requests() == []
+
+
+def test_without_a_fleet_database_each_tenant_inbox_is_the_file_its_runs_read(
+        tmp_path, monkeypatch):
+    """No EXACTMC_DATABASE_URL: the tenant's runs (MELTANO_SYS_DIR_ROOT = its own directory)
+    find their inbox at its default file, so the service writes exactly there."""
+    monkeypatch.delenv("EXACTMC_DATABASE_URL", raising=False)
+    monkeypatch.delenv("EXACTMC_TENANT", raising=False)
+    monkeypatch.setenv("MELTANO_PROJECT_ROOT", str(tmp_path))
+    key = generate_key()
+    monkeypatch.setenv("SECRET_STORE_KEY", key)
+    registry_url = f"sqlite:///{tmp_path / 'tenants.sqlite'}"
+    TenantRegistry(registry_url).add(Tenant("acme", "acme-app"))
+    SecretStore(tmp_path / ".secrets", key, tenant="acme").update(
+        "exactonline-acme-app-credentials", webhook_secret=SECRETS["acme"])
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps({"fleet": "true", "fleet_registry_url": registry_url}))
+    service = WebhookService(load_config(str(config_path)), "127.0.0.1", 0)
+    service.start()
+    try:
+        answer = requests.post(f"{service.url}/exact/acme",
+                               data=delivery(SECRETS["acme"], "a1"), timeout=5)
+        assert answer.text.strip() == "recorded"
+    finally:
+        service.close()
+    inbox = tmp_path / ".meltano" / "tenants" / "acme" / "webhooks" / "inbox.sqlite"
+    assert inbox.stat().st_mode & 0o777 == 0o600
+    monkeypatch.setenv("MELTANO_SYS_DIR_ROOT", str(inbox.parent.parent))  # as a run of acme
+    monkeypatch.setenv("EXACTMC_TENANT", "acme")
+    assert [e["Key"] for e in WebhookInbox().pending()] == ["a1"]
+    assert RunRequests(registry_url).pending()[0].tenant == "acme"
+
+
+def test_fleet_mode_refuses_one_sqlite_inbox_file_for_every_tenant(tmp_path, monkeypatch,
+                                                                    capsys):
+    monkeypatch.delenv("EXACTMC_DATABASE_URL", raising=False)
+    monkeypatch.setenv("SECRET_STORE_KEY", generate_key())
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps({
+        "fleet": True, "fleet_registry_url": f"sqlite:///{tmp_path / 'tenants.sqlite'}",
+        "inbox_url": str(tmp_path / "inbox.sqlite")}))
+    assert cli.main(["serve", "--config", str(config_path), "--port", "0"]) == 1
+    assert "tenants would share" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="true or false"):
+        config_path.write_text(json.dumps({"fleet": "maybe"}))
+        load_config(str(config_path))
