@@ -130,6 +130,11 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property("webhook_callback_url", th.StringType,
                 description="Public URL Exact delivers webhooks to; the default callback of "
                 "`tap-exactonline-webhooks subscribe` (meltano: `webhooks-subscribe`)."),
+    th.Property("webhook_base_url", th.StringType,
+                description="Public root of the webhook service (e.g. https://hooks.example."
+                "com): when webhook_callback_url is empty, `webhooks-subscribe` subscribes "
+                "`<base>/exact`, or `<base>/exact/<tenant>` for a fleet tenant (EXACTMC_TENANT, "
+                "set by `exactmc-tenants`): one setting for the whole fleet."),
     *WEBHOOK_SERVE_SETTINGS,  # `tap-exactonline-webhooks serve` limits
     th.Property("run_summary_path", th.StringType,
                 description="JSON file where each run leaves what it read per stream, Exact's "

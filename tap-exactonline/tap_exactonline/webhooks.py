@@ -14,7 +14,8 @@ is worth starting now, and shows which keys changed; a completed tap run clears 
 The inbox is the Exact table of the webhook inbox database (`secret_store.webhook_inbox`):
 `webhook_inbox_url`, else `EXACTMC_DATABASE_URL`, else the file
 `$MELTANO_SYS_DIR_ROOT/webhooks/inbox.sqlite`.
-The callback defaults to the `webhook_callback_url` setting; divisions to the tap's own.
+The callback defaults to the `webhook_callback_url` setting, else `webhook_base_url` + `/exact`
+(+ `/<tenant>` for a fleet tenant: the fleet's one service); divisions to the tap's own.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from secret_store.database import current_tenant
 from secret_store.webhook_inbox import SEEN_LIMIT, InboxDatabase, inbox_url
 
 from tap_exactonline.subscriptions import ALL_TOPICS, SubscriptionError, Subscriptions
@@ -170,6 +172,19 @@ def subscribe(config: dict, division: int, topic: str, callback: str) -> dict[st
     return response.json().get("d", {})
 
 
+def default_callback(config: dict[str, Any]) -> str | None:
+    """`webhook_callback_url`, else `<webhook_base_url>/exact`, or `.../exact/<tenant>` when
+    EXACTMC_TENANT is set (`exactmc-tenants` invokes commands so): the route of the fleet's
+    webhook service that checks, records and runs that tenant's deliveries."""
+    if config.get("webhook_callback_url"):
+        return str(config["webhook_callback_url"])
+    base = str(config.get("webhook_base_url") or "").rstrip("/")
+    if not base:
+        return None
+    tenant = current_tenant()
+    return f"{base}/exact/{tenant}" if tenant else f"{base}/exact"
+
+
 def manage_subscriptions(args: argparse.Namespace, config: dict[str, Any]) -> int:
     """`subscribe`, `list` and `remove`: one line per subscription on stdout."""
     manager = Subscriptions(config)
@@ -184,10 +199,11 @@ def manage_subscriptions(args: argparse.Namespace, config: dict[str, Any]) -> in
                                       callback=args.callback, topic=args.topic):
                 print("Removed:", _subscription_line(row))
             return 0
-        callback = args.callback or config.get("webhook_callback_url")
+        callback = args.callback or default_callback(config)
         topics = list(ALL_TOPICS) if args.all_topics else [args.topic] if args.topic else []
         if not callback or not topics:
-            print("subscribe needs a callback (--callback or webhook_callback_url) and "
+            print("subscribe needs a callback (--callback, webhook_callback_url or "
+                  "webhook_base_url) and "
                   "--topic or --all-topics.", file=sys.stderr)
             return 1
         for row, created in manager.subscribe(divisions, topics, callback):

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 from tap_exactonline.webhook_server import WebhookServer
-from tap_exactonline.webhooks import WebhookInbox, main
+from tap_exactonline.webhooks import WebhookInbox, default_callback, main
 
 SECRET = "webhook-secret-for-tests"
 
@@ -98,3 +98,18 @@ def test_subscribe_without_a_callback_is_refused(sandbox, config_for, tmp_path, 
     assert main(["subscribe", "--config", str(path), "--all-topics"]) == 1
     assert "callback" in capsys.readouterr().err
     assert _held(sandbox) == []
+
+
+def test_a_fleet_tenant_subscribes_its_own_route_of_the_base_url(
+        sandbox, config_for, tmp_path, callback, monkeypatch, capsys):
+    """`webhook_base_url` + EXACTMC_TENANT (as `exactmc-tenants` invokes commands): the fleet's
+    one service, route `/exact/<tenant>`; without a tenant `<base>/exact`."""
+    base = callback.removesuffix("/exact") + "/"
+    monkeypatch.setenv("EXACTMC_TENANT", "acme")  # the tenant's tokens are its own, too
+    path = tmp_path / "tenant.json"
+    path.write_text(json.dumps(config_for(sandbox, divisions=[101], webhook_base_url=base)))
+    assert main(["subscribe", "--config", str(path), "--topic", "Accounts"]) == 0
+    assert _held(sandbox) == [(101, "Accounts", callback + "/acme")]
+    monkeypatch.delenv("EXACTMC_TENANT")
+    assert default_callback({"webhook_base_url": base}) == callback
+    assert default_callback({"webhook_base_url": base, "webhook_callback_url": "x"}) == "x"
