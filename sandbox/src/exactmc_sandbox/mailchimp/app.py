@@ -25,13 +25,17 @@ from exactmc_sandbox.mailchimp import (
     webhooks_api,
 )
 from exactmc_sandbox.mailchimp.context import EXTENSION_KEY, INTERNAL_MARK, MailchimpContext
-from exactmc_sandbox.mailchimp.errors import ApiError, problem_body, problem_response
+from exactmc_sandbox.mailchimp.errors import (
+    HTTP_TITLES,
+    ApiError,
+    http_error_response,
+    problem_body,
+    problem_response,
+    unauthorized,
+)
 
 API_PREFIX = "/3.0"
 BATCH_RESULTS_PREFIX = CONTROL_PREFIX + "batch-results/"
-
-HTTP_TITLES = {404: "Resource Not Found", 405: "Method Not Allowed",
-               429: "Too Many Requests", 500: "Internal Server Error"}
 
 
 def endpoint_label() -> str:
@@ -44,13 +48,6 @@ def endpoint_label() -> str:
     if kind:
         rule = rule.replace("<kind>", str(kind))
     return re.sub(r"<[^>]+>", "*", rule)
-
-
-def _unauthorized() -> Response:
-    return problem_response(problem_body(
-        401, "API Key Invalid", "Your request did not include an API key."
-        if not request.headers.get("Authorization")
-        else "Your API key may be invalid, or you've attempted to access the wrong datacenter."))
 
 
 def _guard() -> Response | None:
@@ -66,7 +63,7 @@ def _guard() -> Response | None:
     if request.path.startswith(API_PREFIX + "/") or request.path == API_PREFIX:
         credential = context.auth.identify(request.headers.get("Authorization"))
         if credential is None:
-            return _unauthorized()
+            return unauthorized()
         if internal:
             return None
         if not context.limiter.acquire(credential):
@@ -121,9 +118,7 @@ def create_app(context: MailchimpContext) -> Flask:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
-        status = exc.code or 500
-        return problem_response(problem_body(
-            status, HTTP_TITLES.get(status, exc.name), exc.description or exc.name))
+        return http_error_response(exc)
 
     register_control_endpoints(app, context.calls, context.faults)
     for module in (lists_api, members_api, segments_api, ecommerce_api, webhooks_api,

@@ -1,8 +1,9 @@
 """`/3.0/batches`: queued operations run one batch at a time by a background worker.
 
 A batch stays `pending` for `batch_start_delay` seconds, is `started` while its operations run
-(each replayed inside this same app with the submitter's credentials), `finalizing` while the
-results archive is built, then `finished`. Expiry of old batches is not simulated.
+(each by calling its route handler with the submitter's credentials: batch_dispatch.py),
+`finalizing` while the results archive is built, then `finished`.
+Expiry of old batches is not simulated.
 """
 
 from __future__ import annotations
@@ -11,17 +12,16 @@ import io
 import json
 import queue
 import secrets
-import sys
 import tarfile
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlencode
 
 from flask import Blueprint, Flask, Response, request
 
-from exactmc_sandbox.mailchimp.context import INTERNAL_MARK, MailchimpContext, ctx
+from exactmc_sandbox.mailchimp.batch_dispatch import OperationDispatcher
+from exactmc_sandbox.mailchimp.context import MailchimpContext, ctx
 from exactmc_sandbox.mailchimp.errors import not_found, schema_invalid
 from exactmc_sandbox.mailchimp.handler_tools import no_content, object_body, page, respond
 
@@ -136,18 +136,13 @@ class BatchRunner:
         batch.ran_from = time.monotonic()
         batch.status = "started"
         archive = ResultsArchive(batch.id, self.context.settings.batch_results_per_file)
-        operations = batch.operations
-        for index, op in enumerate(operations):
-            if self._stop.is_set():
-                return
-            result = self._execute(batch, op)
-            operations[index] = None  # done: its body need not stay in memory (issue 9)
-            archive.add(result)
-            if result["status_code"] >= 400:
-                batch.errored_operations += 1
-            batch.finished_operations += 1
-            if self.context.settings.batch_operation_delay:
-                time.sleep(self.context.settings.batch_operation_delay)
+        dispatcher = OperationDispatcher(
+            self.app, batch.authorization,
+            self.context.auth.identify(batch.authorization) is not None)
+        with self.app.app_context():
+            self._run_operations(batch, dispatcher, archive)
+        if self._stop.is_set():
+            return
         batch.status = "finalizing"
         batch.archive = archive.close()
         batch.operations = []  # only the archive is served from now on
@@ -155,44 +150,25 @@ class BatchRunner:
         batch.ran_until = time.monotonic()
         batch.status = "finished"
 
-    def _execute(self, batch: Batch, op: dict[str, Any]) -> dict[str, Any]:
-        """Replays one operation through the app as a plain WSGI call (werkzeug's test client
-        cost twice the handler itself per operation; issue 9)."""
-        path, _, query = str(op["path"]).partition("?")
-        path = path if path.startswith("/") else "/" + path
-        if not path.startswith("/3.0/"):
-            path = "/3.0" + path
-        params = op.get("params") or {}
-        if params:
-            query = "&".join(filter(None, (query, urlencode(params, doseq=True))))
-        body = (op.get("body") or "").encode()
-        environ = {
-            "REQUEST_METHOD": str(op["method"]).upper(), "SCRIPT_NAME": "",
-            # WSGI: the path decoded, as latin-1 characters of its UTF-8 bytes.
-            "PATH_INFO": unquote(path).encode().decode("latin-1"), "QUERY_STRING": query,
-            "SERVER_NAME": "localhost", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
-            "HTTP_HOST": "localhost", "HTTP_AUTHORIZATION": batch.authorization,
-            "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
-            "REMOTE_ADDR": "127.0.0.1", "wsgi.version": (1, 0), "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr,
-            "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False,
-            INTERNAL_MARK: True,
-        }
-        status: list[str] = []
+    def _run_operations(self, batch: Batch, dispatcher: OperationDispatcher,
+                        archive: ResultsArchive) -> None:
+        operations = batch.operations
+        for index, op in enumerate(operations):
+            if self._stop.is_set():
+                return
+            result = self._execute(dispatcher, op)
+            operations[index] = None  # done: its body need not stay in memory (issue 9)
+            archive.add(result)
+            if result["status_code"] >= 400:
+                batch.errored_operations += 1
+            batch.finished_operations += 1
+            if self.context.settings.batch_operation_delay:
+                time.sleep(self.context.settings.batch_operation_delay)
 
-        def start_response(line: str, headers: Any, exc_info: Any = None) -> None:
-            status.append(line)
-
-        answer = self.app(environ, start_response)
-        try:
-            data = b"".join(answer)
-        finally:
-            close = getattr(answer, "close", None)
-            if close is not None:
-                close()
-        return {"status_code": int(status[-1].split(" ", 1)[0]),
-                "operation_id": op.get("operation_id"),
-                "response": data.decode()}
+    def _execute(self, dispatcher: OperationDispatcher, op: dict[str, Any]) -> dict[str, Any]:
+        status, response = dispatcher.execute(op)
+        return {"status_code": status, "operation_id": op.get("operation_id"),
+                "response": response}
 
 
 class ResultsArchive:

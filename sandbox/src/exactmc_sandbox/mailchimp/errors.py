@@ -6,9 +6,12 @@ import json
 import uuid
 from typing import Any
 
-from flask import Response
+from flask import Response, request
+from werkzeug.exceptions import HTTPException
 
 DOCS = "https://mailchimp.com/developer/marketing/docs/errors/"
+HTTP_TITLES = {404: "Resource Not Found", 405: "Method Not Allowed",
+               429: "Too Many Requests", 500: "Internal Server Error"}
 
 
 class ApiError(Exception):
@@ -66,3 +69,17 @@ def schema_invalid(errors: list[dict[str, str]]) -> ApiError:
         "see the 'errors' array.",
         errors,
     )
+
+
+def http_error_response(exc: HTTPException) -> Response:
+    """The problem document for a werkzeug error (no route, wrong method, 500...)."""
+    status = exc.code or 500
+    return problem_response(problem_body(
+        status, HTTP_TITLES.get(status, exc.name), exc.description or exc.name))
+
+
+def unauthorized() -> Response:
+    return problem_response(problem_body(
+        401, "API Key Invalid", "Your request did not include an API key."
+        if not request.headers.get("Authorization")
+        else "Your API key may be invalid, or you've attempted to access the wrong datacenter."))
