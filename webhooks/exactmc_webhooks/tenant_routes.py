@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import sqlalchemy as sa
 from secret_store import SecretStoreError
 from secret_store.webhook_inbox import InboxDatabase, InboxError
 from sqlalchemy.exc import SQLAlchemyError
@@ -30,12 +31,41 @@ from exactmc_webhooks.tenants import EXACT_JOB, MAILCHIMP_JOB, FleetTenants
 EXACT_PREFIX = "/exact/"
 
 
+class PinnedInboxDatabase(InboxDatabase):
+    """A tenant's inbox database holding on to its engine until `close`: `engine_for` keeps
+    only 64 engines, fewer than a fleet's tenants, and would make (and leak) new ones."""
+
+    _pinned: sa.Engine | None = None
+
+    @property
+    def engine(self) -> sa.Engine:
+        if self._pinned is None:
+            self._pinned = super().engine
+        return self._pinned
+
+    def close(self) -> None:
+        if self._pinned is not None:
+            self._pinned.dispose()  # its idle connections; one in use closes when returned
+
+
 class TenantExactInbox(NotifyingInbox):
     """The tap's Exact inbox in `tenant`'s namespace (the service serves many tenants)."""
 
     def __init__(self, url: str, tenant: str, on_added: Callable[[], None]) -> None:
         super().__init__(url, on_added)
-        self._db = InboxDatabase(self.url, self._db.seen_limit, tenant=tenant)
+        self._db = PinnedInboxDatabase(self.url, self._db.seen_limit, tenant=tenant)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class TenantMailchimpInbox(MailchimpInbox):
+    def __init__(self, url: str, tenant: str) -> None:
+        super().__init__(url, tenant=tenant)
+        self._db = PinnedInboxDatabase(self.url, self._db.seen_limit, tenant=tenant)
+
+    def close(self) -> None:
+        self._db.close()
 
 
 def tenant_path(path: str) -> tuple[str, str, str] | None:
@@ -71,7 +101,7 @@ def tenant_app(tenants: FleetTenants, max_body_bytes: int) -> Callable[..., Any]
         if entry is None or not secret:
             return answer(start, "404 Not Found", "not found")
         inbox = tenants.inbox("mailchimp", name,
-                              lambda url, tenant: MailchimpInbox(url, tenant=tenant))
+                              lambda url, tenant: TenantMailchimpInbox(url, tenant))
 
         def on_event(event: dict[str, Any]) -> None:
             if event["type"] in TRIGGERING_TYPES:

@@ -35,7 +35,11 @@ MAILCHIMP_JOB = "mailchimp-to-exactonline"
 REGISTRY_TTL = 5.0  # a pause or removal is noticed this soon (the sensor re-checks anyway)
 MISS_RELOAD = 1.0  # an unknown name re-reads the registry at most this often (a new tenant)
 SECRET_TTL = 60.0  # a rotated or newly stored secret is picked up this soon
-CACHE_SIZE = 1024  # tenants whose secrets and inbox handles are kept
+CACHE_SIZE = 1024  # tenants whose secrets are kept
+# Tenants whose inbox handles (each its own engine and pool: on PostgreSQL the tenant's schema
+# is the connection's search_path) are kept; an evicted one's connections are closed, so the
+# service holds about this many idle connections however large the fleet.
+INBOX_CACHE = 32
 
 V = TypeVar("V")
 
@@ -47,8 +51,9 @@ class FleetUnavailable(Exception):
 class BoundedCache(Generic[V]):
     """Least-recently-used values, each kept at most `ttl` seconds."""
 
-    def __init__(self, size: int, ttl: float = float("inf")) -> None:
-        self.size, self.ttl = size, ttl
+    def __init__(self, size: int, ttl: float = float("inf"),
+                 on_evict: Callable[[V], None] | None = None) -> None:
+        self.size, self.ttl, self.on_evict = size, ttl, on_evict
         self._items: OrderedDict[Hashable, tuple[V, float]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -60,11 +65,17 @@ class BoundedCache(Generic[V]):
                 self._items.move_to_end(key)
                 return hit[0]
         value = make()  # outside the lock: a store read must not hold up other tenants
+        evicted = []
         with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                evicted.append(old[0])
             self._items[key] = (value, now)
-            self._items.move_to_end(key)
             while len(self._items) > self.size:
-                self._items.popitem(last=False)
+                evicted.append(self._items.popitem(last=False)[1][0])
+        for gone in evicted:
+            if self.on_evict is not None and gone is not value:
+                self.on_evict(gone)
         return value
 
     def clear(self) -> None:
@@ -107,7 +118,8 @@ class FleetTenants:
         self._loaded_at = float("-inf")
         self._lock = threading.Lock()
         self._secrets: BoundedCache[str | None] = BoundedCache(CACHE_SIZE, SECRET_TTL)
-        self._inboxes: BoundedCache[Any] = BoundedCache(CACHE_SIZE)
+        self._inboxes: BoundedCache[Any] = BoundedCache(
+            INBOX_CACHE, on_evict=lambda inbox: inbox.close())
 
     @staticmethod
     def _check_inbox_url(setting: str | None) -> str | None:

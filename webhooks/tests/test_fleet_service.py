@@ -19,6 +19,7 @@ from exactmc_fleet.dagster.requests import RunRequests
 from exactmc_fleet.registry import Tenant, TenantRegistry
 from exactmc_sandbox.exact.webhooks import signed_body
 from exactmc_webhooks import cli
+from exactmc_webhooks import tenants as tenants_module
 from exactmc_webhooks.service import WebhookService
 from exactmc_webhooks.settings import load_config
 from secret_store import SecretStore, generate_key
@@ -219,3 +220,24 @@ def test_fleet_mode_refuses_one_sqlite_inbox_file_for_every_tenant(tmp_path, mon
     with pytest.raises(ValueError, match="true or false"):
         config_path.write_text(json.dumps({"fleet": "maybe"}))
         load_config(str(config_path))
+
+
+def test_inbox_handles_are_bounded_and_an_evicted_one_closes_its_connections(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(tenants_module, "INBOX_CACHE", 1)  # a fleet larger than the cache
+    fleet = start_fleet(f"sqlite:///{tmp_path / 'fleet.sqlite'}", tmp_path, monkeypatch)
+    try:
+        base = fleet.service.url
+        sent = [("acme", "a1"), ("globex", "g1"), ("acme", "a2"), ("acme", "a1")]
+        answers = [requests.post(f"{base}/exact/{name}", data=delivery(SECRETS[name], key),
+                                 timeout=5).text.strip() for name, key in sent]
+        assert answers == ["recorded", "recorded", "recorded", "already recorded"]
+        assert list(fleet.service.fleet._inboxes._items) == [("exact", "acme")]
+        globex = InboxDatabase(fleet.url, tenant="globex").engine  # the engine it pinned
+        assert globex.pool.checkedin() == 0  # its connection closed when it was evicted
+        acme = InboxDatabase(fleet.url, tenant="acme").engine
+        assert acme.pool.checkedin() == 1  # the cached tenant's stays open
+        assert fleet.exact("acme") == ["a1", "a2"]
+        assert fleet.exact("globex") == ["g1"]
+    finally:
+        fleet.service.close()
