@@ -179,8 +179,11 @@ class ResultsArchive:
         self.batch_id = batch_id
         self.per_file = max(1, per_file)
         self._buffer = io.BytesIO()
-        # Open for the whole batch (closed by `close`), hence no `with`.
-        self._tar = tarfile.open(fileobj=self._buffer, mode="w:gz")  # noqa: SIM115
+        # Open for the whole batch (closed by `close`), hence no `with`. Fastest gzip level:
+        # level 9 (tarfile's default) cost 10 µs an operation, a sixth of the sandbox's CPU
+        # under a first sync, for 15 % smaller results (issue 9).
+        self._tar = tarfile.open(fileobj=self._buffer, mode="w:gz",  # noqa: SIM115
+                                 compresslevel=1)
         self._pending: list[dict[str, Any]] = []
         self._files = 0
 
