@@ -64,6 +64,22 @@ class WebhookService:
                         tenants)
         self.server = WebhookServer(host, port, "", None, self.limits, app=app,
                                     ident="exactmc-webhooks")
+        self.pending_sweep: threading.Thread | None = None
+        if self.fleet is not None:  # in the background: a large fleet's sweep takes a while
+            self.pending_sweep = threading.Thread(target=self._request_pending, daemon=True,
+                                                  name="fleet-pending")
+            self.pending_sweep.start()
+
+    def _request_pending(self) -> None:
+        assert self.fleet is not None
+        try:
+            asked = self.fleet.request_pending()
+        except Exception:  # the registry unreachable at start: the schedules cover it
+            LOGGER.exception("Could not look for deliveries pending before the start")
+            return
+        if asked:
+            LOGGER.info("Runs asked for tenants with deliveries pending since before the "
+                        "start: %s", ", ".join(asked))
 
     @property
     def url(self) -> str:

@@ -24,6 +24,7 @@ from typing import Any, Generic, TypeVar
 import sqlalchemy as sa
 from secret_store import SecretStore, store_key
 from secret_store.database import DATABASE_URL_ENV, DatabaseError, sqlite_url, valid_tenant
+from secret_store.webhook_inbox import InboxDatabase, InboxError
 from sqlalchemy.exc import SQLAlchemyError
 from tap_exactonline.credentials import credentials_name
 
@@ -218,6 +219,29 @@ class FleetTenants:
             self._requests.request(tenant, job)
         except SQLAlchemyError:  # recorded already: the schedule covers it
             LOGGER.exception("Could not ask for %s's %s run", tenant, job)
+
+    def request_pending(self) -> list[str]:
+        """At start: ask for a forward run of each active tenant whose Exact inbox still holds
+        deliveries (recorded before a restart, their request perhaps never written), as the
+        single-company service does; the tenants asked for."""
+        if not self.exact_runs:
+            return []
+        self._reload()
+        asked = []
+        for entry in list(self._snapshot.values()):
+            if entry.paused:
+                continue
+            inbox = InboxDatabase(self.inbox_url(entry.name), tenant=entry.name)
+            try:
+                if inbox.exact_entries():
+                    self.request_run(entry.name, EXACT_JOB)
+                    asked.append(entry.name)
+            except (OSError, SQLAlchemyError, InboxError):
+                LOGGER.exception("Could not read %s's inbox at start", entry.name)
+            finally:
+                if not inbox.missing():
+                    inbox.engine.dispose()  # one sweep over the fleet keeps no connections
+        return asked
 
     def describe(self) -> str:
         return (f"tenants of {sa.engine.make_url(self.registry_url).render_as_string()} "

@@ -8,7 +8,8 @@ and turned into a row of the fleet's `run_requests` (what Dagster's sensor start
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
@@ -29,6 +30,15 @@ from tap_exactonline.webhooks import WebhookInbox
 SECRETS = {"acme": "acme-exact-webhook-secret", "globex": "globex-exact-webhook-secret",
            "initech": "initech-exact-webhook-secret"}
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def delivery(tenant_secret: str, key: str) -> bytes:
@@ -72,6 +82,8 @@ def start_fleet(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Fl
     config_path.write_text(json.dumps({"fleet": True, "debounce_seconds": 0.2}))
     service = WebhookService(load_config(str(config_path)), "127.0.0.1", 0)
     service.start()
+    assert service.pending_sweep is not None
+    service.pending_sweep.join(10)  # nothing pending: the tests' own requests only
     return Fleet(url, service, config_path)
 
 
@@ -241,3 +253,17 @@ def test_inbox_handles_are_bounded_and_an_evicted_one_closes_its_connections(
         assert fleet.exact("globex") == ["g1"]
     finally:
         fleet.service.close()
+
+
+def test_deliveries_pending_at_a_restart_ask_for_their_tenant_run(fleet, tmp_path,
+                                                                   monkeypatch):
+    base = fleet.service.url
+    for name in ("acme", "initech"):  # initech is paused
+        assert requests.post(f"{base}/exact/{name}", data=delivery(SECRETS[name], "k"),
+                             timeout=5).ok
+    fleet.service.close()
+    requested = RunRequests(fleet.url)
+    requested.done(requested.pending())  # e.g. the request was lost
+    again = WebhookService(load_config(str(fleet.config_path)), "127.0.0.1", 0)
+    fleet.service = again  # closed by the fixture
+    assert wait_for(lambda: fleet.requests() == [("acme", "exactonline-to-mailchimp")])
