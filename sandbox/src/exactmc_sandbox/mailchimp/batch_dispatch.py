@@ -88,6 +88,10 @@ class OperationDispatcher:
             response = self._respond(request, environ)
         finally:
             _cv_request.reset(token)
+            request.close()
+            # As Flask does on pop: the request and its environ point at each other, a cycle
+            # only the garbage collector would free (+24 MB peak at 10k accounts).
+            environ["werkzeug.request"] = None
         return response.status_code, response.get_data(as_text=True)
 
     def _respond(self, request: Any, environ: dict[str, Any]) -> Response:
