@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from target_mailchimp.audit import FAILED, OK, SKIPPED, AuditEntry, OwnWrite
-from target_mailchimp.client import ApiError, MailchimpClient, subscriber_hash
+from target_mailchimp.client import MailchimpClient, subscriber_hash
 from target_mailchimp.merge_fields import clean_address, clean_text_value, fit_to_type
-from target_mailchimp.operations import Write, WriteResult, short_answer
+from target_mailchimp.operations import BULK_BATCH_FROM, Write, WriteResult, short_answer
 from target_mailchimp.own_writes import confirm_side_effects, now, settle_dead_runs
 from target_mailchimp.run_context import RunContext
 from target_mailchimp.values import (
@@ -282,23 +282,23 @@ class MemberWriter:
         params = {"skip_merge_validation": "true"} if self.context.config.get(
             "skip_merge_validation") else None
 
-        def send(chunk: list[MemberChange]) -> tuple[list[MemberChange], Any]:
-            body = {"members": [c.create_body() for c in chunk], "update_existing": False}
-            try:
-                # A garbled answer is retried: members it created come back as existing
-                # (update_existing is false) and go the consent-safe update path.
-                return chunk, self.client.request("POST", f"lists/{list_id}", params=params,
-                                                  body=body, expect=BATCH_ANSWER)
-            except ApiError as exc:
-                return chunk, exc
+        # Many chunks go as one /batches job (issue 9: one job rather than a call per 500
+        # members), a few directly. A garbled answer is sent again: members it created come
+        # back as existing (update_existing is false) and go the consent-safe update path.
+        writes = [Write(STREAM, f"batch subscribe of {len(chunk)}", "create", "POST",
+                        f"lists/{list_id}", {"members": [c.create_body() for c in chunk],
+                                             "update_existing": False},
+                        params=params, expect=BATCH_ANSWER) for chunk in chunks]
+        results = self.context.executor.execute(writes, batch_from=BULK_BATCH_FROM)
 
         existing: list[MemberChange] = []
         entries: list[AuditEntry] = []
-        for chunk, answer in self.client.map_parallel(send, chunks):
+        for chunk, result in zip(chunks, results, strict=True):
             by_email = {c.email: c for c in chunk}
-            if isinstance(answer, ApiError):
-                entries += [self._failed(c, list_id, answer.summary()) for c in chunk]
+            if not result.ok:
+                entries += [self._failed(c, list_id, result.error or "rejected") for c in chunk]
                 continue
+            answer = result.response
             for member in [*answer["new_members"], *answer["updated_members"]]:
                 change = by_email.pop(mailchimp_email(member), None)
                 if change:

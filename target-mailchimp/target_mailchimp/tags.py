@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime
 import threading
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from target_mailchimp.audit import FAILED, OK, SKIPPED, AuditEntry
 from target_mailchimp.client import ApiError, subscriber_hash
 from target_mailchimp.members import ARCHIVED_REASON
+from target_mailchimp.operations import BULK_BATCH_FROM, Write
 from target_mailchimp.own_writes import member_side_effects, now, side_effect_on_everyone
 from target_mailchimp.run_context import RunContext
 from target_mailchimp.values import clean_text, normalise_email, to_datetime
@@ -199,6 +201,7 @@ def _update_segments(context: RunContext, directory: SegmentDirectory,
                      names: dict[str, str]) -> list[AuditEntry]:
     entries: list[AuditEntry] = []
     list_id = context.list_id
+    calls: list[SegmentCall] = []
     for tag_key, wanted in per_tag.items():
         try:
             if wanted["add"]:
@@ -217,62 +220,69 @@ def _update_segments(context: RunContext, directory: SegmentDirectory,
                         for op, emails in (("tag", wanted["add"]), ("untag", wanted["remove"]))
                         for e in emails]
             continue
-        entries += _bulk_segment_update(context, list_id, segment_id, tag_key,
-                                        names.get(tag_key, tag_key), wanted)
-    return entries
-
-
-def _bulk_segment_update(context: RunContext, list_id: str, segment_id: int, tag_key: str,
-                         tag_name: str, wanted: dict[str, list[str]]) -> list[AuditEntry]:
-    calls = []
-    adds, removes = wanted["add"], wanted["remove"]
-    for start in range(0, max(len(adds), len(removes)), SEGMENT_LIMIT):
-        calls.append((adds[start : start + SEGMENT_LIMIT],
-                      removes[start : start + SEGMENT_LIMIT]))
-
-    def send(call: tuple[list[str], list[str]]) -> tuple[list[str], list[str], Any]:
-        add, remove = call
-        try:
-            return add, remove, context.client.request(
-                "POST", f"lists/{list_id}/segments/{segment_id}",
-                body={"members_to_add": add, "members_to_remove": remove},
-                expect={"errors": list})
-        except ApiError as exc:
-            return add, remove, exc
-
-    entries: list[AuditEntry] = []
+        adds, removes = wanted["add"], wanted["remove"]
+        for start in range(0, max(len(adds), len(removes)), SEGMENT_LIMIT):
+            calls.append(SegmentCall(tag_key, names.get(tag_key, tag_key), segment_id,
+                                     adds[start : start + SEGMENT_LIMIT],
+                                     removes[start : start + SEGMENT_LIMIT]))
+    # Every tag's bulk calls together: many go as one /batches job (issue 9: one job rather
+    # than a call per 500 members per tag), a few directly.
+    writes = [Write("member_tags", f"segment {c.segment_id}", "tag", "POST",
+                    f"lists/{list_id}/segments/{c.segment_id}",
+                    {"members_to_add": c.add, "members_to_remove": c.remove},
+                    expect={"errors": list}) for c in calls]
+    results = context.executor.execute(writes, batch_from=BULK_BATCH_FROM)
     archived: set[str] | None = None  # read once, only when Mailchimp refuses an address
-    for add, remove, answer in context.client.map_parallel(send, calls):
+    for call, result in zip(calls, results, strict=True):
+        refused = not result.ok  # the whole call refused (a 4xx about the request)
         failures: dict[str, str] = {}
-        if isinstance(answer, ApiError):
-            failures = dict.fromkeys(add + remove, answer.summary())
+        if refused:
+            failures = dict.fromkeys(call.add + call.remove, result.error or "rejected")
         else:
-            for error in answer["errors"]:
+            for error in result.response["errors"]:
                 for email in error.get("email_addresses") or []:
                     failures[str(email).lower()] = str(error.get("error") or "rejected")
-        if failures and archived is None and not isinstance(answer, ApiError):
+        if failures and archived is None and not refused:
             # "do not belong to this list or are archived": not yet a member is worth a retry,
             # archived is for good (tagging would not restore the contact anyway).
             archived = context.audience.archived()
-        for op, emails, active in (("tag", add, "active"), ("untag", remove, "inactive")):
-            for email in emails:
-                key = f"{email}/{tag_key}"
-                if email in failures and email in (archived or ()):
-                    entries.append(AuditEntry("member_tags", key, op, SKIPPED,
-                                              reason=ARCHIVED_REASON))
-                elif email in failures and op == "untag" and not isinstance(answer, ApiError):
-                    # Not on the list (or archived): there is no tag to remove.
-                    entries.append(AuditEntry("member_tags", key, op, SKIPPED,
-                                              reason=failures[email]))
-                elif email in failures:
-                    # Replayable as the per-member tags call (idempotent).
-                    entries.append(AuditEntry(
-                        "member_tags", key, op, FAILED, reason=failures[email],
-                        method="POST",
-                        path=f"lists/{list_id}/members/{subscriber_hash(email)}/tags",
-                        payload={"tags": [{"name": tag_name, "status": active}],
-                                 "is_syncing": True}))
-                else:
-                    entries.append(AuditEntry("member_tags", key, op, OK,
-                                              response=f"segment {segment_id}"))
+        entries += _segment_entries(list_id, call, failures, refused, archived or set())
+    return entries
+
+
+@dataclass
+class SegmentCall:
+    """One bulk update of a tag's segment: at most SEGMENT_LIMIT adds and removes."""
+
+    tag_key: str
+    tag_name: str
+    segment_id: int
+    add: list[str]
+    remove: list[str]
+
+
+def _segment_entries(list_id: str, call: SegmentCall, failures: dict[str, str], refused: bool,
+                     archived: set[str]) -> list[AuditEntry]:
+    entries: list[AuditEntry] = []
+    for op, emails, active in (("tag", call.add, "active"), ("untag", call.remove, "inactive")):
+        for email in emails:
+            key = f"{email}/{call.tag_key}"
+            if email in failures and email in archived:
+                entries.append(AuditEntry("member_tags", key, op, SKIPPED,
+                                          reason=ARCHIVED_REASON))
+            elif email in failures and op == "untag" and not refused:
+                # Not on the list (or archived): there is no tag to remove.
+                entries.append(AuditEntry("member_tags", key, op, SKIPPED,
+                                          reason=failures[email]))
+            elif email in failures:
+                # Replayable as the per-member tags call (idempotent).
+                entries.append(AuditEntry(
+                    "member_tags", key, op, FAILED, reason=failures[email],
+                    method="POST",
+                    path=f"lists/{list_id}/members/{subscriber_hash(email)}/tags",
+                    payload={"tags": [{"name": call.tag_name, "status": active}],
+                             "is_syncing": True}))
+            else:
+                entries.append(AuditEntry("member_tags", key, op, OK,
+                                          response=f"segment {call.segment_id}"))
     return entries

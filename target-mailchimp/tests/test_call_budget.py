@@ -1,0 +1,127 @@
+"""Mailchimp calls per 1,000 outputs (issue 9: at most 2 on a first sync).
+
+Bulk calls (batch subscribe, segment updates: up to 500 members each) were one call each: at
+10k accounts 27 batch subscribes and 60 segment updates of 185 calls. Many of them now go as
+one /batches job (its POST and a few polls); a few still go directly (no job's latency for
+an incremental). Member reads are left as they are (they follow what the run wrote).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from target_mailchimp.members import ARCHIVED_REASON
+from target_mailchimp.testing import audit_rows, by_email, run_target, stream
+
+TAGS = ["Gold", "Silver", "Bronze", "Lead"]
+
+
+def people(count: int) -> list[str]:
+    return [f"p{i}@example.com" for i in range(count)]
+
+
+def tagged_sync(emails: list[str]) -> list[dict[str, Any]]:
+    return [
+        *stream("members", [{"email": e, "merge_fields": {"FNAME": "P"}} for e in emails]),
+        *stream("tags", [{"tag_key": t, "name": t} for t in TAGS]),
+        *stream("member_tags", [{"email": e, "tag_key": t, "tag_name": t}
+                                for e in emails for t in TAGS]),
+    ]
+
+
+def test_many_bulk_calls_go_as_one_batch_job_each(mailchimp_sandbox: Any,
+                                                  config: dict[str, Any]) -> None:
+    # 5 batch subscribes of 100 and 4 segment updates (a tag each): two jobs, not 9 calls.
+    config["batch_size"] = 100
+    emails = people(450)
+    run_target(config, tagged_sync(emails))
+
+    members = by_email(mailchimp_sandbox)
+    assert len(members) == 450
+    assert all(sorted(members[e]["tags"]) == sorted(TAGS) for e in emails)
+    assert all(members[e]["status"] == config["default_status_if_new"] for e in emails)
+    calls = mailchimp_sandbox.calls()["by_endpoint"]
+    assert "POST /lists/*" not in calls and "POST /lists/*/segments/*" not in calls, calls
+    assert calls["POST /batches"] == 2, calls
+    assert len(audit_rows(config, stream="members", outcome="ok")) == 450
+    assert len(audit_rows(config, stream="member_tags", outcome="ok")) == 450 * len(TAGS)
+
+
+def test_a_few_bulk_calls_go_directly(mailchimp_sandbox: Any, config: dict[str, Any]) -> None:
+    # 2 batch subscribes and 1 segment update: a job (POST + polls) would cost as many calls
+    # and add its latency.
+    config["batch_size"] = 100
+    emails = people(150)
+    run_target(config, [
+        *stream("members", [{"email": e} for e in emails]),
+        *stream("member_tags", [{"email": e, "tag_key": "T", "tag_name": "Gold"}
+                                for e in emails]),
+    ])
+    calls = mailchimp_sandbox.calls()["by_endpoint"]
+    assert calls["POST /lists/*"] == 2 and calls["POST /lists/*/segments/*"] == 1, calls
+    assert "POST /batches" not in calls, calls
+    assert all(m["tags"] == ["Gold"] for m in by_email(mailchimp_sandbox).values())
+
+
+def test_no_batch_jobs_when_the_threshold_is_zero(mailchimp_sandbox: Any,
+                                                  config: dict[str, Any]) -> None:
+    config.update(batch_size=100, batch_operations_threshold=0)
+    run_target(config, tagged_sync(people(450)))
+    calls = mailchimp_sandbox.calls()["by_endpoint"]
+    assert calls["POST /lists/*"] == 5 and calls["POST /lists/*/segments/*"] == 4, calls
+    assert "POST /batches" not in calls, calls
+
+
+def test_refusals_inside_a_job_keep_their_rules(mailchimp_sandbox: Any,
+                                                config: dict[str, Any]) -> None:
+    # Through a job, as directly: an existing member goes the consent-safe update path (its
+    # status kept), an archived one is neither restored nor tagged, a bad address fails.
+    config["batch_size"] = 100
+    run_target(config, stream("members", [{"email": "unsub@example.com"},
+                                          {"email": "gone@example.com"}]))
+    mailchimp_sandbox.set_member_status("unsub@example.com", "unsubscribed")
+    run_target(config, stream("deletions", [{"entity": "member", "key": "gone@example.com"}]))
+    emails = [*people(450), "unsub@example.com"]
+    mailchimp_sandbox.reset_calls()
+    run_target(config, [
+        *stream("members", [{"email": e, "status_if_new": "subscribed",
+                             "merge_fields": {"FNAME": "New"}} for e in emails]),
+        *stream("member_tags", [{"email": e, "tag_key": t, "tag_name": t}
+                                for e in [*emails, "gone@example.com"] for t in TAGS]),
+    ])
+    members = by_email(mailchimp_sandbox)
+    assert members["unsub@example.com"]["status"] == "unsubscribed"
+    assert members["unsub@example.com"]["merge_fields"]["FNAME"] == "New"
+    assert mailchimp_sandbox.member("gone@example.com")["status"] == "archived"
+    assert not mailchimp_sandbox.member("gone@example.com")["tags"]
+    skipped = audit_rows(config, stream="member_tags", outcome="skipped")
+    assert {r["record_key"] for r in skipped} == {f"gone@example.com/{t}" for t in TAGS}
+    assert all(r["reason"] == ARCHIVED_REASON for r in skipped)
+    assert audit_rows(config, stream="members", outcome="failed") == []
+    calls = mailchimp_sandbox.calls()["by_endpoint"]
+    assert calls["POST /batches"] == 2 and "POST /lists/*" not in calls, calls
+
+
+@pytest.mark.parametrize("answer", ["{}", "not json"], ids=["without-errors", "garbled"])
+def test_an_unreadable_bulk_answer_in_a_job_is_sent_again_directly(
+        mailchimp_sandbox: Any, config: dict[str, Any], answer: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A batch subscribe's answer in the job's results without its `errors` list cannot be
+    # read: like a direct call's, it is sent again (directly), never taken for "no errors".
+    from target_mailchimp import operations
+
+    read = operations._read_results
+
+    def spoiled(archive: bytes) -> dict[str, tuple[int, Any]]:
+        outcomes = read(archive)
+        outcomes["op0"] = (200, operations._parse(answer))
+        return outcomes
+
+    monkeypatch.setattr(operations, "_read_results", spoiled)
+    config["batch_size"] = 100
+    run_target(config, stream("members", [{"email": e} for e in people(450)]))
+    assert len(by_email(mailchimp_sandbox)) == 450
+    calls = mailchimp_sandbox.calls()["by_endpoint"]
+    assert calls["POST /batches"] == 1 and calls["POST /lists/*"] == 1, calls
+    assert len(audit_rows(config, stream="members", outcome="ok")) == 450
