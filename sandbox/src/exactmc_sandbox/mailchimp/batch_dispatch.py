@@ -22,7 +22,7 @@ from flask.globals import _cv_request  # the `request` proxy's variable (Flask >
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.routing import RoutingException
 
-from exactmc_sandbox.mailchimp.context import INTERNAL_MARK
+from exactmc_sandbox.mailchimp.context import INTERNAL_MARK, RAW_BODY
 from exactmc_sandbox.mailchimp.errors import (
     ApiError,
     http_error_response,
@@ -62,7 +62,7 @@ def operation_environ(op: dict[str, Any], authorization: str) -> dict[str, Any]:
         "REMOTE_ADDR": "127.0.0.1", "wsgi.version": (1, 0), "wsgi.url_scheme": "http",
         "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr,
         "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False,
-        INTERNAL_MARK: True,
+        INTERNAL_MARK: True, RAW_BODY: body,
     }
 
 

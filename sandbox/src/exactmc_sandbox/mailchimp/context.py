@@ -20,6 +20,9 @@ EXTENSION_KEY = "exactmc_mailchimp"
 # Set in the WSGI environ of operations that /batches replays inside the app: they are not
 # separate connections, so they skip the in-flight limit, latency, faults and the call count.
 INTERNAL_MARK = "exactmc.batch_operation"
+# The raw body of such an operation, handed over as is: werkzeug's stream reading cost more
+# than decoding the JSON (issue 9).
+RAW_BODY = "exactmc.raw_body"
 
 
 @dataclass

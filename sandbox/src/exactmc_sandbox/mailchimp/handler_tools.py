@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Response, request
 
-from exactmc_sandbox.mailchimp.context import ctx
+from exactmc_sandbox.mailchimp.context import RAW_BODY, ctx
 from exactmc_sandbox.mailchimp.errors import ApiError, not_found
 from exactmc_sandbox.mailchimp.state import AudienceList
 
@@ -15,7 +15,9 @@ MAX_COUNT = 1000
 
 
 def json_body() -> Any:
-    raw = request.get_data(cache=True)
+    raw = request.environ.get(RAW_BODY)  # a batch operation's body
+    if raw is None:
+        raw = request.get_data(cache=True)
     if not raw.strip():
         return {}
     try:
