@@ -75,7 +75,7 @@ class RunContext:
     def executor(self) -> WriteExecutor:
         return WriteExecutor(
             self.client,
-            batch_threshold=int(self.config.get("batch_operations_threshold", 200)),
+            batch_threshold=int(self.config.get("batch_operations_threshold", 20)),
             poll_interval=float(self.config.get("batch_poll_interval", 30.0)),
         )
 

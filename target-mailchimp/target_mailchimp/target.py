@@ -103,9 +103,11 @@ class TargetMailchimp(Target):
                                 "audit.sqlite. Parent dirs of a SQLite file are created."),
         th.Property("max_in_flight", th.IntegerType(minimum=1, maximum=10), default=10,
                     description="Most simultaneous requests (Mailchimp allows 10 per key)."),
-        th.Property("batch_operations_threshold", th.IntegerType(minimum=0), default=200,
+        th.Property("batch_operations_threshold", th.IntegerType(minimum=0), default=20,
                     description="Single-object writes (PUTs) at or above this count in one "
-                                "drain go as one /batches job; fewer go directly. 0: never."),
+                                "drain go as one /batches job (its POST and a few status "
+                                "polls), fewer go directly; bulk calls (batch subscribe, "
+                                "segment updates) from 4 on, or this if lower. 0: never."),
         th.Property("batch_poll_interval", th.NumberType, default=30.0,
                     description="Longest wait in seconds between /batches status checks: the "
                                 "first comes after 0.25 s, each wait 1.5x the last, up to this."),

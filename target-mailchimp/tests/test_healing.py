@@ -157,7 +157,8 @@ def test_an_outage_while_healing_stops_the_pass_and_the_run_still_ends_well(
 
 def test_an_outage_spends_no_attempt_beyond_the_writes_in_flight(mailchimp_sandbox, tmp_path,
                                                                   clock):
-    config = base_config(mailchimp_sandbox, tmp_path, retry_max_tries=2, max_in_flight=4)
+    config = base_config(mailchimp_sandbox, tmp_path, retry_max_tries=2, max_in_flight=4,
+                         batch_operations_threshold=200)  # each write direct
     customers = [{"id": f"C{i}", "email": f"c{i}@example.com"} for i in range(25)]
     mailchimp_sandbox.add_fault(path="/customers/C", method="PUT", kind="status", status=400,
                                 count=25, body=HICCUP)
