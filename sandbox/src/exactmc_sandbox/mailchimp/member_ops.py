@@ -120,7 +120,7 @@ def owner_source(status: str) -> str:
 
 def _snapshot(member: Member) -> tuple[Any, ...]:
     return (member.email_address, member.status, member.merge_fields,  # a fresh copy
-            dict(member.tags), member.language, member.vip, member.email_type)
+            member.tag_pairs, member.language, member.vip, member.email_type)
 
 
 class MemberWriter:
@@ -320,11 +320,13 @@ class MemberWriter:
 
     def set_tag(self, member: Member, segment_id: int, active: bool) -> bool:
         """Add or remove one tag; True when something changed (bumps last_changed)."""
-        if active == (segment_id in member.tags):
+        if active == member.has_tag(segment_id):
             return False
+        tags = member.tags
         if active:
-            member.tags[segment_id] = self.state.clock.iso()
+            tags[segment_id] = self.state.clock.iso()
         else:
-            del member.tags[segment_id]
+            del tags[segment_id]
+        member.tags = tags
         member.last_changed = self.state.clock.iso()
         return True

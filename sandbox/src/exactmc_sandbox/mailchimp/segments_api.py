@@ -26,7 +26,7 @@ def _segment(lst: AudienceList, segment_id: str) -> Segment:
 
 
 def _tagged(lst: AudienceList, segment: Segment) -> list[Member]:
-    return [m for m in lst.members.values() if segment.id in m.tags]
+    return [m for m in lst.members.values() if m.has_tag(segment.id)]
 
 
 def segment_to_api(lst: AudienceList, segment: Segment) -> dict[str, Any]:
