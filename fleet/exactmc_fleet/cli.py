@@ -94,6 +94,14 @@ def _parser() -> argparse.ArgumentParser:
     remove.add_argument("name")
     remove.add_argument("--yes", action="store_true", help="Really remove it.")
 
+    invoke = commands.add_parser(
+        "invoke", help="A plugin command as the tenant (its environment, store namespace and "
+                       "database schemas), e.g. `invoke acme tap-exactonline:webhooks-subscribe` "
+                       "or `invoke acme target-mailchimp:status`.")
+    invoke.add_argument("name")
+    invoke.add_argument("plugin_command", metavar="PLUGIN:COMMAND")
+    invoke.add_argument("args", nargs=argparse.REMAINDER, help="Passed to the command.")
+
     run = commands.add_parser("run", help="Run a tenant's job now (refused while paused).")
     run.add_argument("name")
     run.add_argument("job", nargs="?", default=DEFAULT_JOB)
@@ -257,6 +265,11 @@ def _remove(registry: TenantRegistry, args: argparse.Namespace) -> int:
     return 0
 
 
+def _invoke(registry: TenantRegistry, args: argparse.Namespace) -> int:
+    tenant = registry.get(args.name)
+    return invoke_for_tenant(args.project_root, tenant, args.plugin_command, *args.args)
+
+
 def _run(registry: TenantRegistry, args: argparse.Namespace) -> int:
     tenant = registry.get(args.name)
     if tenant.paused:
@@ -270,7 +283,8 @@ def _run(registry: TenantRegistry, args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"add": _add, "set": _set, "authorize": _authorize, "list": _list,
-             "pause": _pause, "resume": _resume, "remove": _remove, "run": _run}
+             "pause": _pause, "resume": _resume, "remove": _remove, "invoke": _invoke,
+             "run": _run}
 
 
 if __name__ == "__main__":

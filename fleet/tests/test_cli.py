@@ -85,6 +85,12 @@ def test_add_list_pause_resume_remove(
     assert " yes " in tenants("list")[1].splitlines()[1]
     assert tenants("resume", "acme")[0] == 0
     assert " no " in tenants("list")[1].splitlines()[1]
+    # A plugin command as the tenant: its tokens (in its namespace), its divisions.
+    checked = subprocess.run(
+        [str(CLI), "invoke", "acme", "tap-exactonline:check", "--format", "json"], env=env,
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert json.loads(checked.stdout)["divisions"] == [101, 102]
 
     code, _, err = tenants("remove", "acme")
     assert code == 2 and "--yes" in err
