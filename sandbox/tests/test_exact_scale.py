@@ -7,7 +7,6 @@ Costs: see scale_cost.py.
 from __future__ import annotations
 
 import random
-import sys
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -241,25 +240,57 @@ def test_feeds_and_key_order_match_a_full_scan_after_many_writes(
     check()
 
 
-def test_rows_are_held_compactly() -> None:
-    """Rows are held as split dicts (keys once per kind of row, see compact.py): per seeded
-    account, with its contacts, invoices, lines and receivables, ~5,700 bytes instead of
-    ~9,200 (bench/bench_sandboxes.py; issue 9: 993 MB at 100k accounts). Seeded, created and
-    changed rows alike, and every one still a plain dict to its readers."""
-    sandbox = ExactSandbox(accounts_per_division=5)
+def test_rows_are_held_packed_and_reads_are_copies() -> None:
+    """Rows are held packed (packed.py): a seeded account with its contacts, invoices, lines and
+    receivables in ~1,700 bytes (issue 9: the sandbox held 592 MB at 100k accounts as dicts).
+    Seeded, created and changed rows alike read back as the plain dicts they were, and
+    changing what a read returned changes nothing held."""
+    sandbox = ExactSandbox(accounts_per_division=40)
     store = sandbox.store
     account = next(iter(store.table("Accounts", 101)))
     invoice = next(iter(store.table("SalesInvoices", 101)))
     created = store.create("Contacts", {"Division": 101, "Account": account, "LastName": "N"})
     store.update("SalesInvoices", invoice, {"YourRef": "x", "SalesInvoiceLines": [
         {"Item": next(iter(store.table("Items", 101))), "Quantity": 2.0}]})
-    store.delete("Contacts", created["ID"])
-    rows = [store.get("Accounts", account), store.get("SalesInvoices", invoice),
-            store.get("SalesInvoices", invoice)["SalesInvoiceLines"][0],
-            next(iter(store.table("Contacts", 101).values())),
-            next(iter(store.table("Receivables", 101).values())),
-            next(reversed(store.deleted_table(101).values()))]
+    store.delete("Contacts", store.table("Contacts", 101).get(created["ID"])["ID"])
+    held = [store.table(entity, 101).data for entity in
+            ("Accounts", "Contacts", "SalesInvoices", "Receivables")]
+    assert all(type(packed) is bytes for table in held for packed in table.values())
+    per_account = sum(len(packed) for table in held for packed in table.values()) / len(held[0])
+    assert per_account < 2_000, per_account
+
+    row = store.get("SalesInvoices", invoice)
+    assert row["YourRef"] == "x" and row["SalesInvoiceLines"][0]["Quantity"] == 2.0
+    assert sandbox.rows("SalesInvoices", 101)[0]["Modified"].endswith("Z")
+    row["YourRef"] = "changed by a reader"
+    row["SalesInvoiceLines"][0]["Quantity"] = 99.0
+    again = store.get("SalesInvoices", invoice)
+    assert again["YourRef"] == "x" and again["SalesInvoiceLines"][0]["Quantity"] == 2.0
+
+
+def test_packing_keeps_every_value_as_it_was() -> None:
+    """What the API can store comes back equal and of the same type: dates to the
+    microsecond and far from now, GUIDs in any case, look-alikes, shared and unique strings,
+    numbers, flags, nulls, nested lines; a row with a value packing does not know survives."""
+    from datetime import datetime, timezone
+
+    from exactmc_sandbox.exact.packed import pack, unpack
+
+    guid = str(uuid.UUID(int=12345))
+    rows = [
+        {"ID": guid, "Created": datetime(2025, 1, 2, 3, 4, 5, 678, tzinfo=timezone.utc),
+         "Modified": datetime(1753, 1, 1, tzinfo=timezone.utc), "DueDate": None,
+         "InvoiceDate": datetime(9999, 12, 30, tzinfo=timezone.utc), "Code": " " * 17 + "1",
+         "Description": "Zoë ‘quoted’ ünïcode", "Status": "C", "Blocked": False,
+         "AmountDC": -0.1, "InvoiceNumber": 2**40, "Division": 101, "Email": None,
+         "Name": guid.upper(), "Phone": "x" * 36, "Website": "y" * 500,
+         "SalesInvoiceLines": [{"ID": guid, "InvoiceID": guid, "Quantity": 1.5,
+                                "Description": "Consulting hour", "Created": None}]},
+        {"ID": "not-a-guid", "Modified": "2025-01-01", "Odd": b"bytes", "Nested": {"a": [1]}},
+        {},
+    ]
     for row in rows:
-        plain_copy = {name: value for name, value in row.items()}
-        assert type(row) is dict and row == plain_copy
-        assert sys.getsizeof(row) * 2 < sys.getsizeof(plain_copy), sorted(row)
+        back = unpack(pack(row))
+        assert back == row and list(back) == list(row)
+        assert [type(v) for v in back.values()] == [type(v) for v in row.values()]
+    assert unpack(pack(rows[0]))["Created"].tzinfo is not None

@@ -7,6 +7,7 @@ Both are kept on write by `DataStore`; neither holds rows, so a row is always re
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterable, Iterator
 
@@ -25,7 +26,7 @@ class FeedIndex:
     __slots__ = ("_keys", "_stale", "_stamps")
 
     def __init__(self) -> None:
-        self._stamps: list[int] = []
+        self._stamps = array("q")  # 8 bytes a stamp, not an int object
         self._keys: list[str] = []
         self._stale = 0
 
@@ -53,7 +54,7 @@ class FeedIndex:
 
     def rebuild(self, entries: Iterable[tuple[int, str]]) -> None:
         pairs = sorted(entries)
-        self._stamps = [stamp for stamp, _ in pairs]
+        self._stamps = array("q", (stamp for stamp, _ in pairs))
         self._keys = [key for _, key in pairs]
         self._stale = 0
 

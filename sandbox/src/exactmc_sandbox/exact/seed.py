@@ -11,11 +11,12 @@ from __future__ import annotations
 import random
 import unicodedata
 import uuid
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from exactmc_sandbox.exact.compact import compact
 from exactmc_sandbox.exact.model import Company, Division
+from exactmc_sandbox.exact.packed import pack, unpack
 from exactmc_sandbox.exact.schema import RECEIVABLE_PAID
 from exactmc_sandbox.exact.store import SANDBOX_USER_ID, DataStore, Row, receivable_for
 from exactmc_sandbox.exact.validation import prepare_create
@@ -89,6 +90,17 @@ def build(store: DataStore, seed: int, accounts_per_division: int) -> None:
             DivisionSeeder(store, rng, division).run(size)
 
 
+Held = tuple[datetime, int, bytes]  # (Modified, place made, packed row)
+
+
+def held(rows: Iterable[Row]) -> list[Held]:
+    return [(row["Modified"], n, pack(row)) for n, row in enumerate(rows)]
+
+
+def rows_of(rows: list[Held]) -> Iterator[Row]:
+    return (unpack(packed) for _, _, packed in rows)
+
+
 def _uuid(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
@@ -120,27 +132,33 @@ class DivisionSeeder:
         row = prepare_create(self.store, entity, {**fields, "Division": self.division.code},
                              created, new_id=self.new_id)
         row["Modified"] = modified or self.when(created)
-        return compact(entity, row)  # held until the division is inserted: keep it small
+        return row
 
-    def insert_all(self, entity: str, rows: list[Row]) -> None:
-        for row in sorted(rows, key=lambda r: r["Modified"]):
-            self.store.insert(entity, row, compacted=True)
+    def insert_all(self, entity: str, rows: list[Held]) -> None:
+        for _, _, packed in sorted(rows):  # Modified order (ties: as made)
+            self.store.insert(entity, unpack(packed))
 
     def run(self, size: int) -> None:
         items = [self.make("Items", {"Code": f"ITEM-{n:03d}", "Description": name,
                                      "StandardSalesPrice": price}, self.when())
                  for n, (name, price) in enumerate(PRODUCTS, start=1)]
-        self.insert_all("Items", items)
+        self.insert_all("Items", held(items))
         centers = [self.make("Costcenters", {"Code": code, "Description": text, "Active": active},
                              self.when()) for code, text, active in COST_CENTERS]
-        self.insert_all("Costcenters", centers)
-        accounts = [self.account(n) for n in range(size)]
+        self.insert_all("Costcenters", held(centers))
+        # Rows wait for their division's insert packed (a division's rows as dicts would
+        # double the sandbox's peak memory); the generation order is the seed's.
+        accounts = held(self.account(n) for n in range(size))
         self.insert_all("Accounts", accounts)
-        contacts = [c for n, a in enumerate(accounts) for c in self.contacts(n, a)]
+        contacts = held(c for n, a in enumerate(rows_of(accounts)) for c in self.contacts(n, a))
         self.insert_all("Contacts", contacts)
-        invoices = [i for a in accounts if a["Status"] == "C" for i in self.invoices(a, items)]
+        del contacts
+        invoices = held(i for a in rows_of(accounts) if a["Status"] == "C"
+                        for i in self.invoices(a, items))
+        del accounts
         self.insert_all("SalesInvoices", invoices)
-        receivables = [self.receivable(i) for i in invoices if i["Status"] == 50]
+        receivables = held(self.receivable(i) for i in rows_of(invoices) if i["Status"] == 50)
+        del invoices
         self.insert_all("Receivables", receivables)
         self.deletions(max(3, size // 20))
 

@@ -1,14 +1,14 @@
 """The simulator's in-memory data: rows per entity and division, row versions, deletions.
 
-Rows are kept as plain dicts with Exact's field names and Python values (aware datetimes,
-floats, bools). Each division's tables keep their rows in Timestamp order (a change moves the
+Rows are plain dicts with Exact's field names and Python values (aware datetimes, floats,
+bools), held packed (`packed.py`): every read gives a fresh copy, so a change is made to a copy
+and written back. Each division's tables keep their rows in Timestamp order (a change moves the
 row to the end), which is the order the sync feeds serve. Indexes kept on every write
 (`indexes.py`) let a page of any feed cost the page, not the table (issue 9).
 """
 
 from __future__ import annotations
 
-import sys
 import threading
 import uuid
 from bisect import bisect_right
@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
-from exactmc_sandbox.exact.compact import compact
 from exactmc_sandbox.exact.dates import SandboxClock, parse_iso, storable, to_iso
 from exactmc_sandbox.exact.indexes import FeedIndex, SortedKeys
 from exactmc_sandbox.exact.model import Company, Division
+from exactmc_sandbox.exact.packed import PackedTable
 from exactmc_sandbox.exact.schema import (
     DELETED_ENTITY_TYPES,
     ENTITY_FIELDS,
@@ -51,8 +51,8 @@ class DataStore:
         self.lock = threading.RLock()
         self.companies: dict[str, Company] = {}  # by region
         self.divisions: dict[int, Division] = {}
-        self._tables: dict[str, dict[int, dict[str, Row]]] = {name: {} for name in ENTITY_FIELDS}
-        self._deleted: dict[int, dict[str, Row]] = {}
+        self._tables: dict[str, dict[int, PackedTable]] = {name: {} for name in ENTITY_FIELDS}
+        self._deleted: dict[int, PackedTable] = {}
         self._listeners: list[ChangeListener] = []
         self._invoice_numbers: dict[int, int] = {}
         self._account_codes: dict[int, int] = {}
@@ -72,12 +72,12 @@ class DataStore:
                 company.divisions.append(division.code)
                 self.divisions[division.code] = division
                 for table in self._tables.values():
-                    table[division.code] = {}
+                    table[division.code] = PackedTable()
                 for feeds in self._feeds.values():
                     feeds[division.code] = FeedIndex()
                 for keys in self._keys.values():
                     keys[division.code] = SortedKeys()
-                self._deleted[division.code] = {}
+                self._deleted[division.code] = PackedTable()
                 self._deleted_feed[division.code] = FeedIndex()
                 self._invoice_versions[division.code] = 0
                 self._receivable_numbers[division.code] = Counter()
@@ -94,10 +94,10 @@ class DataStore:
         return division
 
     # -- reading ------------------------------------------------------------------------------
-    def table(self, entity: str, division: int) -> dict[str, Row]:
+    def table(self, entity: str, division: int) -> PackedTable:
         return self._tables[entity][division]
 
-    def deleted_table(self, division: int) -> dict[str, Row]:
+    def deleted_table(self, division: int) -> PackedTable:
         """sync/Deleted rows. Known gap: Exact keeps them for two months; the simulator keeps
         them all (the seed's deletions reach back years), so a client must not take the
         sandbox's full history as proof that an old bookmark still sees every deletion."""
@@ -141,8 +141,8 @@ class DataStore:
             return self.invoice_feed(division, after)
         if source == "Deleted":
             table = self._deleted[division]
-            return (table[key] for stamp, key in self._deleted_feed[division].after(after)
-                    if table[key]["Timestamp"] == stamp)
+            return (row for stamp, key in self._deleted_feed[division].after(after)
+                    if (row := table[key])["Timestamp"] == stamp)
         return self._current(source, division, after)
 
     def keyed_rows(self, source: str, division: int, after: str) -> Iterator[Row]:
@@ -177,15 +177,12 @@ class DataStore:
     # -- writing ------------------------------------------------------------------------------
     def insert(self, entity: str, row: Row, *, stamp: bool = True,
                compacted: bool = False) -> Row:
-        """Store a complete row (seed data or a prepared create), assigning its Timestamp.
-        What is stored, and returned, is a compact copy of `row` (`row` itself when the
-        caller made it with `compact` and hands it over)."""
+        """Store a complete row (seed data or a prepared create), assigning its Timestamp;
+        returns `row` as stored (`compacted` is accepted for older callers: rows are always
+        held packed now)."""
         with self.lock:
             division = self.division(row["Division"])
-            if not compacted:
-                row = compact(entity, row)
-            # Interned: the rows that refer to this one share the same string (compact.py).
-            key = row[ENTITY_KEY[entity]] = sys.intern(row[ENTITY_KEY[entity]].lower())
+            key = row[ENTITY_KEY[entity]] = row[ENTITY_KEY[entity]].lower()
             table = self._tables[entity][division.code]
             if key in table:
                 self._retire(entity, table[key])
@@ -203,7 +200,7 @@ class DataStore:
     def insert_deleted(self, row: Row) -> Row:
         with self.lock:
             division = self.division(row["Division"])
-            row = compact("Deleted", row)
+            row = dict(row)
             row["Timestamp"] = division.take_timestamp()
             self._deleted[division.code][row["ID"]] = row
             self._deleted_feed[division.code].add(row["Timestamp"], row["ID"])
@@ -236,10 +233,7 @@ class DataStore:
                 prepare_update(self, entity, row, fields, self.clock.now())
             finally:
                 self._count_receivable(entity, row, +1)
-            if entity == "SalesInvoices":  # prepare_update gave it new line dicts
-                row["SalesInvoiceLines"] = [compact("SalesInvoices.line", line)
-                                            for line in row["SalesInvoiceLines"]]
-            self._touch(entity, row)
+            self._touch(entity, row)  # written back
             if entity == "SalesInvoices":
                 self._ensure_receivable(row)
             self._notify(entity, row, "Update")
@@ -276,11 +270,15 @@ class DataStore:
             division.next_timestamp = MOVED_TIMESTAMP_BASE
             for entity in ENTITY_FIELDS:
                 self._feeds[entity][code] = FeedIndex()  # every stamp starts again
-                for row in self._tables[entity][code].values():
+                table = self._tables[entity][code]
+                for key, row in list(table.items()):
                     self._stamp(entity, division, row)
+                    table[key] = row  # written back, in place
             self._deleted_feed[code] = FeedIndex()
-            for row in self._deleted[code].values():
+            deleted = self._deleted[code]
+            for key, row in list(deleted.items()):
                 row["Timestamp"] = division.take_timestamp()
+                deleted[key] = row
                 self._deleted_feed[code].add(row["Timestamp"], row["ID"])
             self._invoice_versions[code] += 1
             return {"Division": code, "DivisionMoveDate": to_iso(division.move_date)}
@@ -295,7 +293,7 @@ class DataStore:
             if not storable(when):  # it could never be answered as /Date(ms)/
                 raise InvalidInputError(f"paid_at is outside the dates Exact keeps: {paid_at!r}")
             row.update(IsFullyPaid=True, LastPaymentDate=when, Status=RECEIVABLE_PAID)
-            self._touch("Receivables", row)
+            self._touch("Receivables", row)  # written back
             return plain(row)
 
     # -- internals ----------------------------------------------------------------------------
@@ -315,8 +313,9 @@ class DataStore:
         feed.retire()
         if feed.needs_compaction():
             table = self._tables[entity][code]
+            own = row[ENTITY_KEY[entity]]
             feed.rebuild((feed_stamp(entity, r), k) for k, r in table.items()
-                         if r is not row and "Timestamp" in r)
+                         if k != own and "Timestamp" in r)
         if entity == "SalesInvoices":
             self._invoice_versions[code] += 1
 
@@ -325,14 +324,13 @@ class DataStore:
             self._receivable_numbers[row["Division"]][row.get("InvoiceNumber")] += change
 
     def _touch(self, entity: str, row: Row) -> None:
-        """Bump Modified and Timestamp and move the row to the end of its (Timestamp) order."""
+        """Bump Modified and Timestamp, write the row back and move it to the end of its
+        (Timestamp) order."""
         division = self.division(row["Division"])
         row["Modified"] = self.clock.now()
         self._retire(entity, row)
         self._stamp(entity, division, row)
-        table = self._tables[entity][division.code]
-        key = row[ENTITY_KEY[entity]]
-        table[key] = table.pop(key)
+        self._tables[entity][division.code].move_to_end(row[ENTITY_KEY[entity]], row)
 
     def _ensure_receivable(self, invoice: Row) -> None:
         """A processed invoice (Status 50) has an open receivable, as in Exact."""
@@ -340,8 +338,7 @@ class DataStore:
             return
         if self._receivable_numbers[invoice["Division"]][invoice["InvoiceNumber"]] > 0:
             return
-        self.insert("Receivables", receivable_for(self, invoice, invoice["Modified"]),
-                    compacted=True)
+        self.insert("Receivables", receivable_for(self, invoice, invoice["Modified"]))
 
     def _notify(self, entity: str, row: Row, action: str) -> None:
         event = {"entity": entity, "division": row["Division"], "action": action,
@@ -352,7 +349,7 @@ class DataStore:
 
 def receivable_for(store: DataStore, invoice: Row, when: datetime) -> Row:
     account = store.get("Accounts", invoice["InvoiceTo"])
-    return compact("Receivables", {
+    return {
         "ID": str(uuid.UUID(int=uuid.UUID(invoice["InvoiceID"]).int ^ 0xABC, version=4)),
         "Account": invoice["InvoiceTo"], "AccountCode": account["Code"],
         "AccountName": account["Name"], "InvoiceNumber": invoice["InvoiceNumber"],
@@ -362,7 +359,7 @@ def receivable_for(store: DataStore, invoice: Row, when: datetime) -> Row:
         "Description": invoice["Description"], "InvoiceDate": invoice["InvoiceDate"],
         "DueDate": invoice["DueDate"], "Created": when, "Modified": when,
         "Division": invoice["Division"],
-    })
+    }
 
 
 def feed_stamp(entity: str, row: Row) -> int:

@@ -1,0 +1,193 @@
+"""Rows held packed: each row one `bytes` (issue 9: at 100k accounts the Exact sandbox held
+592 MB as split dicts; packed it holds a fraction of that).
+
+A row is its values in the order of its keys (the key tuple is stored once per distinct
+layout, so a row pays for its values only), dates as seconds since the epoch (a 1-tuple of
+microseconds when not whole), IDs (lowercase GUIDs) as their 16 bytes, the values of fields with
+few distinct values (codes, currencies, item descriptions) as 2 bytes numbering them in a table
+shared by all rows, a value repeated inside a row (an invoice's ID in each of its lines) written
+once, the invoice lines nested the same way, all `marshal`led (C speed: a few µs a row). Rows
+never hold `bytes` otherwise (their values come from JSON).
+
+Every read returns a fresh plain dict equal to what was stored, so a reader can never change a
+stored row by mutating what it got: whoever changes a row writes it back (`table[key] = row`),
+as `DataStore` does.
+"""
+
+from __future__ import annotations
+
+import marshal
+import pickle
+import re
+import threading
+from collections.abc import Iterator, MutableMapping
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+DATE_FIELDS = frozenset({"Created", "Modified", "InvoiceDate", "DueDate", "LastPaymentDate",
+                         "DeletedDate"})
+_LINES = "SalesInvoiceLines"
+
+# Shared by every store of the process (tests run several sandboxes at once): numbered under
+# a lock, read without one (entries are only ever appended).
+_NUMBERING = threading.Lock()
+_LAYOUTS: dict[tuple[str, ...], int] = {}  # key tuple -> its number
+_KEYS: list[tuple[str, ...]] = []  # number -> (key tuple, the positions of its dates)
+_DATES: list[tuple[int, ...]] = []
+_LINES_AT: list[int] = []  # number -> position of SalesInvoiceLines, or -1
+_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").fullmatch
+_PICKLED = b"\0"  # marks a row that is not plain (a date field holding something else)
+# Fields whose values repeat across rows: numbered once, held as 2 bytes (up to 65,536 values;
+# later new ones are kept as they are).
+SHARED_FIELDS = frozenset({
+    "ItemCode", "ItemDescription", "Description", "CostCenter", "CostCenterDescription",
+    "Currency", "Country", "CountryName", "Language", "City", "Status", "Unit",
+    "DeletedBy", "State",
+})
+_SHARED: list[str] = []
+_SHARED_AT: dict[str, bytes] = {}
+_SHARED_MAX, _SHARED_LONGEST = 65_536, 40
+
+
+class _NotPlain(Exception):
+    pass
+
+
+def _layout(keys: tuple[str, ...]) -> int:
+    number = _LAYOUTS.get(keys)
+    if number is not None:
+        return number
+    with _NUMBERING:
+        number = _LAYOUTS.get(keys)
+        if number is None:
+            _KEYS.append(keys)
+            _DATES.append(tuple(at for at, name in enumerate(keys) if name in DATE_FIELDS))
+            _LINES_AT.append(keys.index(_LINES) if _LINES in keys else -1)
+            _SHARED_POS.append(tuple(at for at, name in enumerate(keys)
+                                     if name in SHARED_FIELDS))
+            number = _LAYOUTS[keys] = len(_KEYS) - 1  # published last: complete when seen
+        return number
+
+
+_SHARED_POS: list[tuple[int, ...]] = []
+
+
+def _shared(value: str) -> bytes | str:
+    number = _SHARED_AT.get(value)
+    if number is not None:
+        return number
+    if len(value) > _SHARED_LONGEST:
+        return value
+    with _NUMBERING:
+        number = _SHARED_AT.get(value)
+        if number is None:
+            if len(_SHARED) >= _SHARED_MAX:
+                return value
+            _SHARED.append(value)
+            number = _SHARED_AT[value] = (len(_SHARED) - 1).to_bytes(2, "big")
+        return number
+
+
+def _values(row: dict[str, Any], seen: dict[str, Any]) -> tuple[Any, ...]:
+    number = _layout(tuple(row))
+    values = [number, *row.values()]
+    for at, value in enumerate(values):
+        if type(value) is str and len(value) == 36:
+            # The same object for an equal GUID: marshal writes it once, then refers to it.
+            shared = seen.get(value)
+            if shared is None:
+                shared = seen[value] = bytes.fromhex(value.replace("-", "")) if _GUID(value) \
+                    else value
+            values[at] = shared
+        elif type(value) is bytes:
+            raise _NotPlain
+    for at in _SHARED_POS[number]:
+        if type(values[at + 1]) is str:
+            values[at + 1] = _shared(values[at + 1])
+    for at in _DATES[number]:
+        value = values[at + 1]
+        if type(value) is datetime and value.tzinfo is not None:
+            micros = (value - EPOCH) // _MICROSECOND
+            seconds, rest = divmod(micros, 1_000_000)
+            values[at + 1] = (micros,) if rest else seconds
+        elif value is not None:
+            raise _NotPlain
+    at = _LINES_AT[number]
+    if at >= 0 and type(values[at + 1]) is list:
+        values[at + 1] = [_values(line, seen) for line in values[at + 1]]
+    return tuple(values)
+
+
+def _guid(raw: bytes) -> str:
+    h = raw.hex()
+    return "-".join((h[:8], h[8:12], h[12:16], h[16:20], h[20:]))
+
+
+def _row(values: tuple[Any, ...]) -> dict[str, Any]:
+    number = values[0]
+    keys = _KEYS[number]
+    # One pass (this runs for every row read): most values are kept as they are.
+    row = {name: value if type(value) is not bytes
+           else _guid(value) if len(value) == 16 else _SHARED[int.from_bytes(value)]
+           for name, value in zip(keys, values[1:], strict=True)}
+    for at in _DATES[number]:
+        when = values[at + 1]
+        if type(when) is int:
+            row[keys[at]] = EPOCH + timedelta(seconds=when)
+        elif when is not None:
+            row[keys[at]] = EPOCH + timedelta(microseconds=when[0])
+    at = _LINES_AT[number]
+    if at >= 0 and type(values[at + 1]) is list:
+        row[_LINES] = [_row(line) for line in values[at + 1]]
+    return row
+
+
+def pack(row: dict[str, Any]) -> bytes:
+    try:
+        return marshal.dumps(_values(row, {}))
+    except (_NotPlain, ValueError):  # ValueError: a value marshal cannot write
+        return _PICKLED + pickle.dumps(row)
+
+
+def unpack(packed: bytes) -> dict[str, Any]:
+    if packed[:1] == _PICKLED:
+        return pickle.loads(packed[1:])  # noqa: S301 (our own bytes)
+    return _row(marshal.loads(packed))  # noqa: S302 (our own bytes)
+
+
+class PackedTable(MutableMapping[str, dict[str, Any]]):
+    """key -> row, in insertion order, each row held packed."""
+
+    __slots__ = ("data",)
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+
+    def __getitem__(self, key: str) -> dict[str, Any]:
+        return unpack(self.data[key])
+
+    def get(self, key: str, default: Any = None) -> Any:
+        packed = self.data.get(key)
+        return default if packed is None else unpack(packed)
+
+    def __setitem__(self, key: str, row: dict[str, Any]) -> None:
+        self.data[key] = pack(row)
+
+    def __delitem__(self, key: str) -> None:
+        del self.data[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.data
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def move_to_end(self, key: str, row: dict[str, Any]) -> None:
+        """Store `row` under `key` as the newest entry (a changed row moves to the end)."""
+        self.data.pop(key, None)
+        self.data[key] = pack(row)
