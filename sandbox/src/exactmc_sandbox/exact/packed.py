@@ -6,8 +6,9 @@ layout, so a row pays for its values only), dates as seconds since the epoch (a 
 microseconds when not whole), IDs (lowercase GUIDs) as their 16 bytes, the values of fields with
 few distinct values (codes, currencies, item descriptions) as 2 bytes numbering them in a table
 shared by all rows, a value repeated inside a row (an invoice's ID in each of its lines) written
-once, the invoice lines nested the same way, all `marshal`led (C speed: a few µs a row). Rows
-never hold `bytes` otherwise (their values come from JSON).
+once, the invoice lines nested the same way, all `marshal`led (C speed: a few µs a row); a
+long row (an invoice with its lines) deflated as well (-35 % for ~20 µs a write, ~1.5 µs a
+read). Rows never hold `bytes` otherwise (their values come from JSON).
 
 Every read returns a fresh plain dict equal to what was stored, so a reader can never change a
 stored row by mutating what it got: whoever changes a row writes it back (`table[key] = row`),
@@ -20,12 +21,13 @@ import marshal
 import pickle
 import re
 import threading
+import zlib
 from collections.abc import Iterator, MutableMapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MICROSECOND = timedelta(microseconds=1)
+MICROSECOND = timedelta(microseconds=1)
 DATE_FIELDS = frozenset({"Created", "Modified", "InvoiceDate", "DueDate", "LastPaymentDate",
                          "DeletedDate"})
 _LINES = "SalesInvoiceLines"
@@ -39,6 +41,8 @@ _DATES: list[tuple[int, ...]] = []
 _LINES_AT: list[int] = []  # number -> position of SalesInvoiceLines, or -1
 _GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").fullmatch
 _PICKLED = b"\0"  # marks a row that is not plain (a date field holding something else)
+_DEFLATED = b"\1"  # marks a deflated one (marshal's own first byte is neither)
+_DEFLATE_FROM, _WBITS = 400, -10  # bytes; raw deflate with a 1 KB window (rows are small)
 # Fields whose values repeat across rows: numbered once, held as 2 bytes (up to 65,536 values;
 # later new ones are kept as they are).
 SHARED_FIELDS = frozenset({
@@ -109,7 +113,7 @@ def _values(row: dict[str, Any], seen: dict[str, Any]) -> tuple[Any, ...]:
     for at in _DATES[number]:
         value = values[at + 1]
         if type(value) is datetime and value.tzinfo is not None:
-            micros = (value - EPOCH) // _MICROSECOND
+            micros = (value - EPOCH) // MICROSECOND
             seconds, rest = divmod(micros, 1_000_000)
             values[at + 1] = (micros,) if rest else seconds
         elif value is not None:
@@ -146,12 +150,19 @@ def _row(values: tuple[Any, ...]) -> dict[str, Any]:
 
 def pack(row: dict[str, Any]) -> bytes:
     try:
-        return marshal.dumps(_values(row, {}))
+        packed = marshal.dumps(_values(row, {}))
     except (_NotPlain, ValueError):  # ValueError: a value marshal cannot write
         return _PICKLED + pickle.dumps(row)
+    if len(packed) >= _DEFLATE_FROM:
+        deflated = zlib.compress(packed, 1, _WBITS)
+        if len(deflated) + 1 < len(packed):
+            return _DEFLATED + deflated
+    return packed
 
 
 def unpack(packed: bytes) -> dict[str, Any]:
+    if packed[:1] == _DEFLATED:
+        return _row(marshal.loads(zlib.decompress(memoryview(packed)[1:], _WBITS)))  # noqa: S302
     if packed[:1] == _PICKLED:
         return pickle.loads(packed[1:])  # noqa: S301 (our own bytes)
     return _row(marshal.loads(packed))  # noqa: S302 (our own bytes)
