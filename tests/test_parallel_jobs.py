@@ -16,7 +16,10 @@ from typing import Any
 import e2e_expectation as expectation
 import yaml
 from e2e_pipeline import MELTANO, PIPELINE, ROOT, make_pipeline, make_project
+from reliability.stage import fault_plan
 from secret_store import SecretStore, generate_key
+
+HOLD_SECONDS = 20.0  # the first run's hold: longer than a second Meltano takes to start
 
 
 def company_plugins(name: str, exact: Any, mailchimp: Any, data: Path) -> dict[str, Any]:
@@ -75,6 +78,10 @@ def test_two_companies_run_side_by_side_each_into_its_own_audience(
     env = {**os.environ, "SECRET_STORE_KEY": key, "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
            "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}"}
 
+    # The system database exists before the jobs start, as in a project in use: two Meltanos
+    # creating a fresh one at once race in its migration (Meltano takes no lock there).
+    subprocess.run([str(MELTANO), "upgrade", "database"], cwd=project, env=env, check=True,
+                   capture_output=True)
     runs = {}
     for name in companies:  # the second starts while the first is still starting
         runs[name] = subprocess.Popen(
@@ -100,27 +107,28 @@ def test_the_same_job_started_twice_writes_once(
     meltano_plugins: None, exact_sandbox_factory: Any, mailchimp_sandbox_factory: Any,
     tmp_path: Path,
 ) -> None:
-    def fresh(workdir: Path, latency: float = 0.0):
+    def fresh(workdir: Path):
         return make_pipeline(exact_sandbox_factory(accounts_per_division=25, seed=31),
-                             mailchimp_sandbox_factory(latency=latency), workdir)
+                             mailchimp_sandbox_factory(), workdir)
 
     # What one run writes.
     single = fresh(tmp_path / "single")
     single.run()
     writes_of_one_run = single.mailchimp_writes()
 
-    # The same job twice, the second 2 s later with --force (Meltano's own guard skipped).
-    pipeline = fresh(tmp_path / "doubled", latency=0.25)  # the first is still writing
+    # The same job twice, the second with --force (Meltano's own guard skipped) while the first
+    # is held at its first member write. Started then, not after a fixed sleep: both Meltanos'
+    # catalog discovery would share the run dir's tap.properties.json, and one could read the
+    # other's half-written file (Meltano's own limit; a fleet's tenants each have a system dir
+    # of their own, and Dagster never starts one tenant twice).
+    pipeline = fresh(tmp_path / "doubled")
+    held = fault_plan(pipeline.mailchimp).add(
+        path=r"^/3\.0/lists/[^/]+$", method="POST", kind="slow", delay=HOLD_SECONDS)
     first = subprocess.Popen([*pipeline.command("run"), *PIPELINE], cwd=ROOT, env=pipeline.env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    # Started once the first has written (its tap and target are running): earlier, both
-    # Meltanos' catalog discovery would share the run dir's tap.properties.json and one could
-    # read the other's half-written file (Meltano's own limit; a fleet's tenants each have a
-    # system dir of their own, and Dagster never starts one tenant twice).
     deadline = time.monotonic() + 300
-    while (not pipeline.mailchimp_writes() and first.poll() is None
-           and time.monotonic() < deadline):
-        time.sleep(0.2)
+    while held.count and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
     second = pipeline.run("--force", check=False)
     first_output = first.communicate(timeout=600)[0]
 

@@ -84,12 +84,20 @@ def doubled_job(factories: Factories, workdir: Path, rng: random.Random, *,
         exact.add(path=ME, kind="slow", delay=8.0)  # the second job's
         first_write = fault_plan(stage.mailchimp).add(
             path=MEMBERS_UPSERT, method="POST", kind="slow", delay=4.0)
+    exact_calls_before = stage.exact.calls()["total"]
     first = stage.start()
     if interleaved:
         deadline = time.monotonic() + HOLD_WAIT
         while first_write.count and first.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
     else:
+        # 1–3 s after the first's tap has started, not after its Meltano has: the two
+        # Meltanos' catalog discovery share the run dir's tap.properties.json, and one can read
+        # the other's half-written file (Meltano's own limit, outside what this case tests).
+        deadline = time.monotonic() + HOLD_WAIT
+        while (stage.exact.calls()["total"] == exact_calls_before and first.poll() is None
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
         time.sleep(rng.uniform(1.0, 3.0))
     second = stage.start("--force")
     second_rc = stage.finish(second)
