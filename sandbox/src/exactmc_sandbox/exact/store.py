@@ -61,7 +61,9 @@ class DataStore:
         self._deleted_feed: dict[int, FeedIndex] = {}
         self._keys: dict[str, dict[int, SortedKeys]] = {name: {} for name in ENTITY_FIELDS}
         self._invoice_versions: dict[int, int] = {}  # bumped on every invoice write
-        self._line_order: dict[int, tuple[int, list[str], list[Row]]] = {}  # built on read
+        # Line IDs in key order and the invoice holding each, built on read (not the lines:
+        # as dicts they would cost more than all the packed rows).
+        self._line_order: dict[int, tuple[int, list[str], list[str]]] = {}
         self._receivable_numbers: dict[int, Counter[int]] = {}  # InvoiceNumber -> receivables
 
     # -- structure ----------------------------------------------------------------------------
@@ -149,8 +151,11 @@ class DataStore:
         """Rows in key order with a key above `after`; `source` is an entity (key: its
         ENTITY_KEY) or "InvoiceLines" (key: the line's ID)."""
         if source == "InvoiceLines":
-            keys, lines = self._lines_in_key_order(division)
-            return (lines[at] for at in range(bisect_right(keys, after), len(keys)))
+            keys, owners = self._lines_in_key_order(division)
+            invoices = self._tables["SalesInvoices"][division]
+            return (next(line for line in invoices[owners[at]]["SalesInvoiceLines"]
+                         if line["ID"] == keys[at])
+                    for at in range(bisect_right(keys, after), len(keys)))
         table = self._tables[source][division]
         return (table[key] for key in self._keys[source][division].after(after))
 
@@ -162,15 +167,16 @@ class DataStore:
             if row is not None and feed_stamp(entity, row) == stamp:
                 yield row
 
-    def _lines_in_key_order(self, division: int) -> tuple[list[str], list[Row]]:
+    def _lines_in_key_order(self, division: int) -> tuple[list[str], list[str]]:
         """bulk/SalesInvoice/SalesInvoiceLines' order; rebuilt after an invoice write (rare
         on that endpoint, which no plugin pages through while writing)."""
         version = self._invoice_versions[division]
         cached = self._line_order.get(division)
         if cached is None or cached[0] != version:
-            lines = sorted((line for invoice in self._tables["SalesInvoices"][division].values()
-                            for line in invoice["SalesInvoiceLines"]), key=lambda r: r["ID"])
-            cached = (version, [line["ID"] for line in lines], lines)
+            pairs = sorted((line["ID"], key)
+                           for key, invoice in self._tables["SalesInvoices"][division].items()
+                           for line in invoice["SalesInvoiceLines"])
+            cached = (version, [line for line, _ in pairs], [key for _, key in pairs])
             self._line_order[division] = cached
         return cached[1], cached[2]
 
