@@ -50,7 +50,11 @@ def link_plugin_installations(project_root: Path, sys_dir: Path) -> Path:
         target.mkdir(parents=True, exist_ok=True)  # `meltano install` fills it
         link = sys_dir / kind
         if not link.is_symlink():
-            link.symlink_to(target, target_is_directory=True)
+            try:
+                link.symlink_to(target, target_is_directory=True)
+            except FileExistsError:  # a concurrent call (e.g. `add` storing two secrets at once)
+                if not link.is_symlink():
+                    raise
     return sys_dir
 
 

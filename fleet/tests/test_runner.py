@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import stat
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from exactmc_fleet.registry import Tenant
 from exactmc_fleet.runner import (
@@ -17,6 +18,8 @@ from exactmc_fleet.runner import (
     tenant_environment,
     tenant_settings,
 )
+
+TIMEOUT_SECONDS = 30.0  # past Meltano's start and catalog discovery, into the tap's call
 
 
 def migrated_project(root: Path) -> Path:
@@ -95,14 +98,33 @@ def processes_of(sys_dir: Path) -> list[int]:
     return found
 
 
-def test_a_run_past_its_timeout_is_ended_with_its_plugins(tmp_path: Path) -> None:
-    project = migrated_project(tmp_path / "project")
-    (project / "meltano.yml").symlink_to(Path(__file__).resolve().parents[2] / "meltano.yml")
-    tenant = Tenant("slowpoke", "app")
+def test_a_run_past_its_timeout_is_ended_with_its_plugins(
+    fleet_project: Path, fleet_env: dict[str, str], sandbox_tenant: Any, tmp_path: Path,
+) -> None:
+    slow = sandbox_tenant("slowpoke", seed=5, accounts_per_division=2)
+    # Exact holds the tap's first data call far past the run's timeout.
+    slow.exact.add_fault(path=r"/api/v1/\d+/", kind="slow", delay=120.0)
+    sys_dir = fleet_project.resolve() / ".meltano" / "tenants" / "slowpoke"
+    seen_tap, stop = threading.Event(), threading.Event()
+
+    def watch() -> None:  # the tap really started, so the timeout ends a running plugin
+        while not stop.is_set():
+            for pid in processes_of(sys_dir):
+                try:
+                    if b"tap-exactonline" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        seen_tap.set()
+                except OSError:
+                    continue
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     started = time.monotonic()
-    code = run_tenant_job(project, tenant, timeout=1.0, log_path=tmp_path / "run.log",
-                          base_env={"PATH": os.environ["PATH"]})
-    assert code == TIMED_OUT
-    assert time.monotonic() - started < 60
-    assert processes_of(project.resolve() / ".meltano" / "tenants" / "slowpoke") == []
+    code = run_tenant_job(fleet_project, slow.tenant, timeout=TIMEOUT_SECONDS,
+                          log_path=tmp_path / "run.log", base_env=fleet_env)
+    stop.set()
+    assert code == TIMED_OUT, (tmp_path / "run.log").read_text()[-3000:]
+    assert seen_tap.is_set()
+    assert time.monotonic() - started < TIMEOUT_SECONDS + 60
+    assert processes_of(sys_dir) == []
     assert stat.S_IMODE((tmp_path / "run.log").stat().st_mode) == 0o600
