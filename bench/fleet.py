@@ -24,7 +24,6 @@ import platform
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,14 +38,20 @@ sys.path[:0] = [str(Path(__file__).resolve().parent),
 import e2e_expectation as expectation  # noqa: E402
 from e2e_pipeline import make_project  # noqa: E402
 from exactmc_fleet.registry import Tenant, TenantRegistry  # noqa: E402
-from scale_measure import BIN, ROOT, Sandbox, free_port, start_sandbox  # noqa: E402
+from scale_measure import (  # noqa: E402
+    BIN,
+    ROOT,
+    Sampler,
+    Sandbox,
+    free_port,
+    start_sandbox,
+)
 from secret_store import SecretStore, generate_key  # noqa: E402
 
 JOB = "exactonline-to-mailchimp"
 DIVISIONS = 3
 LIST_ID = "fleet"
 RESULTS = ROOT / "bench" / "results"
-POLL_SECONDS = 0.5
 # A process's kind by its command line (plugins first: their venv paths name them).
 KINDS = (("mapper-exact-mailchimp", "mapper"), ("tap-exactonline", "tap"),
          ("target-mailchimp", "target"), ("resource_tracker", "other"),
@@ -103,11 +108,12 @@ class FleetTenant:
                 self.mailchimp.control("GET", "calls")["total"])
 
 
-class Monitor:
+class Monitor(Sampler):
     """Peak RSS per process kind and of everything at once; the most `meltano run`s at once."""
 
     def __init__(self, root_pid: int, sandboxes: list[Sandbox],
                  database_url: str | None = None) -> None:
+        super().__init__()
         self.root_pid = root_pid
         self.sandboxes = sandboxes
         self.most_connections = 0
@@ -122,20 +128,6 @@ class Monitor:
         self.peak: dict[str, int] = {}
         self.peak_total = 0
         self.most_meltano = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Monitor:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(POLL_SECONDS):
-            self.sample()
 
     def sample(self) -> None:
         if self._engine is not None:  # PostgreSQL connections of the runs (this one not)

@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil
 import requests
@@ -99,19 +99,17 @@ def start_sandbox(name: str, args: list[str], env: dict[str, str], log: Path,
     raise SystemExit(f"The {name} sandbox did not come up within {timeout:.0f} s; {log}")
 
 
-class TreeMonitor:
-    """Polls a process tree and the sandboxes every POLL_SECONDS: peak RSS per role and the last
-    CPU seen per process (a process's last < POLL_SECONDS of CPU can be missed)."""
+_S = TypeVar("_S", bound="Sampler")
 
-    def __init__(self, root_pid: int, sandboxes: list[Sandbox]) -> None:
-        self.root_pid = root_pid
-        self.sandboxes = sandboxes
-        self.peak_rss: dict[str, int] = {}
-        self._cpu: dict[int, tuple[str, float]] = {}
+
+class Sampler:
+    """A `with` block during which `sample()` runs at once and then every POLL_SECONDS."""
+
+    def __init__(self) -> None:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> TreeMonitor:
+    def __enter__(self: _S) -> _S:
         self._thread.start()
         return self
 
@@ -124,6 +122,21 @@ class TreeMonitor:
             self.sample()
             if self._stop.wait(POLL_SECONDS):
                 return
+
+    def sample(self) -> None:
+        raise NotImplementedError
+
+
+class TreeMonitor(Sampler):
+    """Polls a process tree and the sandboxes every POLL_SECONDS: peak RSS per role and the last
+    CPU seen per process (a process's last < POLL_SECONDS of CPU can be missed)."""
+
+    def __init__(self, root_pid: int, sandboxes: list[Sandbox]) -> None:
+        super().__init__()
+        self.root_pid = root_pid
+        self.sandboxes = sandboxes
+        self.peak_rss: dict[str, int] = {}
+        self._cpu: dict[int, tuple[str, float]] = {}
 
     def sample(self) -> None:
         for box in self.sandboxes:
