@@ -131,3 +131,17 @@ def expected_state(exact: Any) -> Expected:
         if len(held) == 1 and held[0].first_name:
             expected.first_names[email] = held[0].first_name
     return expected
+
+
+def assert_mailchimp_holds(exact: Any, mailchimp: Any, label: str = "",
+                           ) -> tuple[Expected, dict[str, str]]:
+    """The Mailchimp sandbox's live members and its store's orders are exactly Exact's.
+
+    Returns the expectation and the live members (email -> status)."""
+    expected = expected_state(exact)
+    live = {m["email_address"]: m["status"] for m in mailchimp.members()
+            if m["status"] != "archived"}
+    assert live == expected.members, label
+    orders = mailchimp.store("exact-online")["orders"]
+    assert {oid: o["financial_status"] for oid, o in orders.items()} == expected.orders, label
+    return expected, live

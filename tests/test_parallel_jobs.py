@@ -92,12 +92,7 @@ def test_two_companies_run_side_by_side_each_into_its_own_audience(
 
     for name, (exact, mailchimp) in companies.items():
         assert runs[name].returncode == 0, outputs[name][-4000:]
-        expected = expectation.expected_state(exact)
-        live = {m["email_address"]: m["status"] for m in mailchimp.members()
-                if m["status"] != "archived"}
-        assert live == expected.members, name
-        orders = mailchimp.store("exact-online")["orders"]
-        assert {oid: o["financial_status"] for oid, o in orders.items()} == expected.orders
+        expectation.assert_mailchimp_holds(exact, mailchimp, name)
     # Each company's tokens in its own store entry.
     store = SecretStore(project / ".secrets", key)
     assert store.read("exactonline-acme") and store.read("exactonline-globex")
