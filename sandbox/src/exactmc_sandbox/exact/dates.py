@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
@@ -36,6 +36,41 @@ def to_odata_date(value: datetime | None) -> str | None:
         return None
     wall = value.astimezone(AMSTERDAM).replace(tzinfo=timezone.utc)
     return f"/Date({round(wall.timestamp() * 1000)})/"
+
+
+# Amsterdam's offset per UTC day (seconds), for days without a clock change: a page renders
+# thousands of dates, and zoneinfo per date was a third of a page's cost (issue 9).
+_DAY = 86_400
+_DAY_OFFSETS: dict[int, int | None] = {}  # day -> offset, None when the offset changes that day
+_DAYS_KEPT = 100_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _offset_at(seconds: int) -> int:
+    wall = (_EPOCH + timedelta(seconds=seconds)).astimezone(AMSTERDAM)
+    return round(wall.replace(tzinfo=timezone.utc).timestamp()) - seconds
+
+
+def _day_offset(day: int) -> int | None:
+    try:
+        start, end = _offset_at(day * _DAY), _offset_at(day * _DAY + _DAY - 1)
+    except OverflowError:  # the first or last day there is: no shortcut
+        return None
+    return start if start == end else None
+
+
+def odata_date_seconds(seconds: int) -> str:
+    """`to_odata_date` of the whole second `seconds` after the epoch (UTC), without building
+    a datetime: the same text."""
+    day = seconds // _DAY
+    offset = _DAY_OFFSETS.get(day, False)
+    if offset is False:
+        offset = _day_offset(day)
+        if len(_DAY_OFFSETS) < _DAYS_KEPT:  # bounded: real data spans a few thousand days
+            _DAY_OFFSETS[day] = offset
+    if offset is None:
+        return to_odata_date(_EPOCH + timedelta(seconds=seconds))  # type: ignore[return-value]
+    return f"/Date({(seconds + offset) * 1000})/"
 
 
 def from_odata_date(text: str) -> datetime:

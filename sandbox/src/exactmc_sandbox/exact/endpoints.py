@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
+from exactmc_sandbox.exact import pages
 from exactmc_sandbox.exact.indexes import take
 from exactmc_sandbox.exact.odata import Condition, ODataError, parse_filter, parse_select, render
 from exactmc_sandbox.exact.properties import (
@@ -115,18 +117,19 @@ def read_page(store: DataStore, endpoint: Endpoint, division: int, args: dict[st
     size = min(endpoint.page_size, top) if top else endpoint.page_size
     with store.lock:
         if endpoint.kind == "sync":
-            rows, last = _sync_rows(store, endpoint, division, conditions, args, size)
+            rendered, last = _sync_rows(store, endpoint, division, conditions, args, size,
+                                        fields)
             token = f"{last}L" if last is not None else None
         else:
-            rows, last = _keyed_rows(store, endpoint, division, conditions, args, size)
+            rendered, last = _keyed_rows(store, endpoint, division, conditions, args, size,
+                                         fields)
             token = f"guid'{last}'" if last is not None else None
-        rendered = [render(row, fields) for row in rows]
     return Page(rendered, None if top else token)
 
 
 def _sync_rows(store: DataStore, endpoint: Endpoint, division: int,
-               conditions: list[Any], args: dict[str, str], size: int
-               ) -> tuple[list[dict[str, Any]], int | None]:
+               conditions: list[Any], args: dict[str, str], size: int,
+               fields: tuple[str, ...]) -> tuple[list[dict[str, Any]], int | None]:
     """Rows in Timestamp order after the bookmark; the sync API filters on nothing else."""
     after = 0
     for condition in conditions:
@@ -140,15 +143,14 @@ def _sync_rows(store: DataStore, endpoint: Endpoint, division: int,
         if not m:
             raise ODataError(400, f"Invalid $skiptoken: {skip}")
         after = max(after, int(m.group(1)))
-    rows = take(store.sync_rows(endpoint.source, division, after), size + 1)
-    more = len(rows) > size
-    rows = rows[:size]
-    return rows, (rows[-1]["Timestamp"] if more else None)
+    rows = list(islice(pages.sync_page(store, endpoint.source, division, after, fields),
+                       size + 1))
+    return [row for _, row in rows[:size]], (rows[size - 1][0] if len(rows) > size else None)
 
 
 def _keyed_rows(store: DataStore, endpoint: Endpoint, division: int,
-                conditions: list[Any], args: dict[str, str], size: int
-                ) -> tuple[list[dict[str, Any]], str | None]:
+                conditions: list[Any], args: dict[str, str], size: int,
+                fields: tuple[str, ...]) -> tuple[list[dict[str, Any]], str | None]:
     """Rows in key (ID) order after the $skiptoken key, as Exact pages its other endpoints."""
     key = endpoint.key
     skip = args.get("$skiptoken")
@@ -158,8 +160,13 @@ def _keyed_rows(store: DataStore, endpoint: Endpoint, division: int,
         if not m:
             raise ODataError(400, f"Invalid $skiptoken: {skip}")
         after = m.group(1).lower()
+    if not conditions and endpoint.source != "InvoiceLines":  # straight from the packed rows
+        keyed = list(islice(pages.keyed_page(store, endpoint.source, division, after, fields),
+                            size + 1))
+        return [row for _, row in keyed[:size]], (keyed[size - 1][0] if len(keyed) > size
+                                                  else None)
     matching = take(store.keyed_rows(endpoint.source, division, after), size + 1,
                     lambda r: all(c.matches(r) for c in conditions))
     more = len(matching) > size
     rows = matching[:size]
-    return rows, (rows[-1][key] if more else None)
+    return [render(row, fields) for row in rows], (rows[-1][key] if more else None)

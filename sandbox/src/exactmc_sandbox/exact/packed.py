@@ -168,6 +168,29 @@ def unpack(packed: bytes) -> dict[str, Any]:
     return _row(marshal.loads(packed))  # noqa: S302 (our own bytes)
 
 
+def values_of(packed: bytes) -> tuple[Any, ...] | None:
+    """A plain row's stored values (`layout(values[0])` names them; GUIDs, shared values and
+    dates still encoded), or None for a row held pickled: for readers that render a few fields
+    straight from them (`pages.py`) instead of building the whole row."""
+    if packed[:1] == _DEFLATED:
+        return marshal.loads(zlib.decompress(memoryview(packed)[1:], _WBITS))  # noqa: S302
+    if packed[:1] == _PICKLED:
+        return None
+    return marshal.loads(packed)  # noqa: S302 (our own bytes)
+
+
+def layout(number: int) -> tuple[tuple[str, ...], int]:
+    """A layout's key tuple and the position of its SalesInvoiceLines (-1: none)."""
+    return _KEYS[number], _LINES_AT[number]
+
+
+def decoded(value: Any) -> Any:
+    """A stored non-date value as the row holds it (GUID or shared value from its bytes)."""
+    if type(value) is not bytes:
+        return value
+    return _guid(value) if len(value) == 16 else _SHARED[int.from_bytes(value)]
+
+
 class PackedTable(MutableMapping[str, dict[str, Any]]):
     """key -> row, in insertion order, each row held packed."""
 

@@ -159,6 +159,23 @@ class DataStore:
         table = self._tables[source][division]
         return (table[key] for key in self._keys[source][division].after(after))
 
+    def feed_entries(self, source: str, division: int, after: int
+                     ) -> Iterator[tuple[int, bytes | None]]:
+        """A sync feed's index entries above `after` as (stamp, the packed row now, None when
+        gone), stale ones included (the reader compares the row's stamp): for `pages.py`."""
+        if source == "Deleted":
+            data, feed = self._deleted[division].data, self._deleted_feed[division]
+        else:
+            entity = "SalesInvoices" if source == "InvoiceFeed" else source
+            data, feed = self._tables[entity][division].data, self._feeds[entity][division]
+        return ((stamp, data.get(key)) for stamp, key in feed.after(after))
+
+    def key_entries(self, entity: str, division: int, after: str
+                    ) -> Iterator[tuple[str, bytes]]:
+        """(key, packed row) in key order with a key above `after`: for `pages.py`."""
+        data = self._tables[entity][division].data
+        return ((key, data[key]) for key in self._keys[entity][division].after(after))
+
     def _current(self, entity: str, division: int, after: int) -> Iterator[Row]:
         """The rows whose feed stamp is above `after`, skipping the index's stale entries."""
         table = self._tables[entity][division]
