@@ -3,7 +3,8 @@
 A batch stays `pending` for `batch_start_delay` seconds, is `started` while its operations run
 (each by calling its route handler with the submitter's credentials: batch_dispatch.py),
 `finalizing` while the results archive is built, then `finished`.
-Expiry of old batches is not simulated.
+Expiry of old batches is not simulated. Queued operations and result archives are kept in
+spools (spool.py), not on the heap (issue 9).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from exactmc_sandbox.mailchimp.batch_dispatch import OperationDispatcher
 from exactmc_sandbox.mailchimp.context import MailchimpContext, ctx
 from exactmc_sandbox.mailchimp.errors import not_found, schema_invalid
 from exactmc_sandbox.mailchimp.handler_tools import no_content, object_body, page, respond
+from exactmc_sandbox.mailchimp.spool import Spool
 
 bp = Blueprint("mailchimp_batches", __name__)
 
@@ -33,7 +35,7 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 @dataclass
 class Batch:
     id: str
-    operations: list[dict[str, Any] | None]  # each dropped once run
+    operations: tuple[int, int]  # where its operations are in the runner's spool, a JSON line each
     authorization: str
     results_url: str
     submitted_at: str
@@ -43,7 +45,7 @@ class Batch:
     finished_operations: int = 0
     errored_operations: int = 0
     completed_at: str = ""
-    archive: bytes | None = None
+    archive: tuple[int, int] | None = None  # where its .tar.gz is in the archive spool
     # Monotonic run window, for tests proving batches never overlap (not in the API).
     ran_from: float | None = None
     ran_until: float | None = None
@@ -93,6 +95,10 @@ class BatchRunner:
         self._queue: queue.Queue[Batch] = queue.Queue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Two spools: the worker holds the archive spool while it writes a batch's archive,
+        # submissions append to the other meanwhile.
+        self.operations = Spool()
+        self.archives = Spool()
 
     def start(self) -> None:
         if self._thread is None:
@@ -104,11 +110,17 @@ class BatchRunner:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
+            if self._thread.is_alive():  # still writing: the spools go with the process
+                return
+        self.operations.close()
+        self.archives.close()
 
     def submit(self, operations: list[dict[str, Any]], authorization: str, host_url: str) -> Batch:
         batch_id = secrets.token_hex(5)
+        lines = "".join(_encode_operation(op) + "\n" for op in operations).encode()
         batch = Batch(
-            id=batch_id, operations=operations, total_operations=len(operations),
+            id=batch_id, operations=self.operations.append(lines),
+            total_operations=len(operations),
             authorization=authorization,
             results_url=f"{host_url.rstrip('/')}/_sandbox/batch-results/{batch_id}.tar.gz",
             submitted_at=self.context.clock.iso(),
@@ -135,29 +147,31 @@ class BatchRunner:
     def _run(self, batch: Batch) -> None:
         batch.ran_from = time.monotonic()
         batch.status = "started"
-        archive = ResultsArchive(batch.id, self.context.settings.batch_results_per_file)
+        archive = ResultsArchive(batch.id, self.context.settings.batch_results_per_file,
+                                 self.archives)
         dispatcher = OperationDispatcher(
             self.app, batch.authorization,
             self.context.auth.identify(batch.authorization) is not None)
-        with self.app.app_context():
-            self._run_operations(batch, dispatcher, archive)
-        if self._stop.is_set():
-            return
-        batch.status = "finalizing"
-        batch.archive = archive.close()
-        batch.operations = []  # only the archive is served from now on
+        try:
+            with self.app.app_context():
+                self._run_operations(batch, dispatcher, archive)
+            if self._stop.is_set():
+                return
+            batch.status = "finalizing"
+            extent = archive.close()
+        finally:
+            archive.release()
+        batch.archive = extent
         batch.completed_at = self.context.clock.iso()
         batch.ran_until = time.monotonic()
         batch.status = "finished"
 
     def _run_operations(self, batch: Batch, dispatcher: OperationDispatcher,
                         archive: ResultsArchive) -> None:
-        operations = batch.operations
-        for index, op in enumerate(operations):
+        for line in self.operations.lines(*batch.operations):
             if self._stop.is_set():
                 return
-            result = self._execute(dispatcher, op)
-            operations[index] = None  # done: its body need not stay in memory (issue 9)
+            result = self._execute(dispatcher, json.loads(line))
             archive.add(result)
             if result["status_code"] >= 400:
                 batch.errored_operations += 1
@@ -175,14 +189,14 @@ class ResultsArchive:
     """The results .tar.gz, written as operations finish: JSON files of `per_file` results
     each ({status_code, operation_id, response}), so at most one file's results are held."""
 
-    def __init__(self, batch_id: str, per_file: int) -> None:
+    def __init__(self, batch_id: str, per_file: int, spool: Spool) -> None:
         self.batch_id = batch_id
         self.per_file = max(1, per_file)
-        self._buffer = io.BytesIO()
+        self._sink = spool.writer()  # written straight to the spool, never whole in memory
         # Open for the whole batch (closed by `close`), hence no `with`. Fastest gzip level:
         # level 9 (tarfile's default) cost 10 µs an operation, a sixth of the sandbox's CPU
         # under a first sync, for 15 % smaller results (issue 9).
-        self._tar = tarfile.open(fileobj=self._buffer, mode="w:gz",  # noqa: SIM115
+        self._tar = tarfile.open(fileobj=self._sink, mode="w:gz",  # type: ignore[call-overload]  # noqa: SIM115
                                  compresslevel=1)
         self._pending: list[dict[str, Any]] = []
         self._files = 0
@@ -192,11 +206,16 @@ class ResultsArchive:
         if len(self._pending) >= self.per_file:
             self._flush()
 
-    def close(self) -> bytes:
+    def close(self) -> tuple[int, int]:
+        """Where the finished archive is in the spool."""
         if self._pending or not self._files:  # an empty batch still has one (empty) file
             self._flush()
         self._tar.close()
-        return self._buffer.getvalue()
+        return self._sink.extent()
+
+    def release(self) -> None:
+        """Lets others write to the spool again (after `close`, or after giving up)."""
+        self._sink.close()
 
     def _flush(self) -> None:
         data = json.dumps(self._pending).encode()
@@ -206,6 +225,11 @@ class ResultsArchive:
         self._tar.addfile(info, io.BytesIO(data))
         self._pending = []
         self._files += 1
+
+
+# Each operation as compact JSON on one line (JSON text escapes every newline; ASCII, so
+# that even a lone surrogate a client sent survives).
+_encode_operation = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 
 def _runner() -> BatchRunner:
@@ -257,4 +281,8 @@ def batch_results(batch_id: str) -> Response:
     batch = _batch_or_404(batch_id)
     if batch.archive is None:
         raise not_found("The batch has not finished yet.")
-    return Response(batch.archive, mimetype="application/x-gzip")
+    offset, length = batch.archive
+    response = Response(_runner().archives.chunks(offset, length),
+                        mimetype="application/x-gzip")
+    response.content_length = length
+    return response
