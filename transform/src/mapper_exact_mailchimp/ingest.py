@@ -1,15 +1,30 @@
-"""Tap records → lookup-store rows, tombstones and dirty marks (no outputs computed here)."""
+"""Tap records → lookup-store rows, tombstones and dirty marks (no outputs computed here).
+
+Speed (issue 9): records are queued and written a batch at a time (`drain`): where the batch's
+rows were (one `IN` query per 200 keys, not one query per record), what they dirty, then one
+`executemany` of the upserts. A batch holds one stream and is drained before anything reads
+the rows (a deletion, a flush, a commit), so every record sees the store exactly as if the
+records before it had been written one by one. A record arrives as its JSON text
+(`reader.py`) and is stored as such: only its link fields are decoded.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
-from .lookup_store import LookupStore
+import msgspec
+
+from .lookup_store import LookupStore, plain_number
 from .rejections import Rejection
 
 logger = logging.getLogger(__name__)
+
+# Records queued before they are written (the store's rows are read only after a drain).
+INGEST_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -34,40 +49,139 @@ STREAMS = {
 DELETED_ENTITY_STREAMS = {2: "accounts", 5: "contacts", 13: "sales_invoices", 9: "items"}
 
 
+class _Links(msgspec.Struct):
+    """The only fields of a record the ingest reads (the rest stays JSON text)."""
+
+    ID: Any = None
+    InvoiceID: Any = None
+    Account: Any = None
+    InvoiceTo: Any = None
+    InvoiceNumber: Any = None
+    Code: Any = None
+    AccountId: Any = None
+    Division: Any = None
+
+    def get(self, name: str) -> Any:
+        """Read like the record's dict (`record.get(field)`)."""
+        return getattr(self, name)
+
+
+# float_hook: a float-valued link reads as singer-sdk's parser reads it (a Decimal).
+_LINKS = msgspec.json.Decoder(_Links, float_hook=Decimal)
+
+
 def link(value: object) -> str | None:
     return str(value).strip() if value not in (None, "") else None
+
+
+@dataclass(frozen=True)
+class _Queued:
+    division: int
+    row_id: str
+    parent: str | None
+    number: str | None
+    data: str  # JSON text
 
 
 class Ingestor:
     def __init__(self, store: LookupStore) -> None:
         self.store = store
+        self._stream: str | None = None
+        self._queue: list[_Queued] = []
 
-    def ingest(self, stream: str, record: dict[str, Any]) -> Rejection | None:
-        """Store one tap record; a record that cannot even be keyed comes back as a rejection."""
+    def ingest(self, stream: str, record: dict[str, Any] | msgspec.Raw) -> Rejection | None:
+        """Queue one tap record (a dict, or its JSON text as `RawRecordReader` passes it); a
+        record that cannot even be keyed comes back as a rejection."""
         if stream == "deletions":
-            return self._ingest_deletion(record)
+            self.drain()
+            return self._ingest_deletion(_as_dict(record))
         shape = STREAMS.get(stream)
         if shape is None:
             return None  # not a stream this mapping uses (e.g. a newly added tap stream)
-        row_id, division = link(record.get(shape.id_field)), record.get("Division")
+        fields, data = _links_and_text(record)
+        row_id, division = link(fields.get(shape.id_field)), fields.get("Division")
         if row_id is None or not isinstance(division, int):
             return Rejection(stream, division if isinstance(division, int) else None,
-                             str(row_id), f"record without {shape.id_field} or Division", record)
+                             str(row_id), f"record without {shape.id_field} or Division",
+                             _as_dict(record))
         if self.store.is_buried(stream, division, row_id):
             return None  # a stale resend of something Exact already deleted
-        parent = link(record.get(shape.parent_field)) if shape.parent_field else None
-        number = link(record.get(shape.number_field)) if shape.number_field else None
+        parent = link(fields.get(shape.parent_field)) if shape.parent_field else None
+        number = link(fields.get(shape.number_field)) if shape.number_field else None
         if stream == "sales_invoice_lines" and self.store.is_buried(
                 "sales_invoices", division, parent):
             return None
-        old_parent, old_number = self.store.location(stream, division, row_id)
-        self.store.upsert(stream, division, row_id, parent, number, record)
-        self._mark_affected(stream, division, row_id, {parent, old_parent}, {number, old_number})
+        if stream != self._stream:
+            self.drain()
+            self._stream = stream
+        self._queue.append(_Queued(division, row_id, parent, number, data))
+        if len(self._queue) >= INGEST_BATCH:
+            self.drain()
         return None
+
+    def drain(self) -> None:
+        """Write the queued records and their dirty marks (before anything reads the rows)."""
+        queue, self._queue = self._queue, []
+        if not queue:
+            return
+        stream = self._stream
+        assert stream is not None
+        known = self._locations(stream, queue)
+        invoice_accounts = self._invoice_accounts(queue, known) \
+            if stream == "sales_invoice_lines" else {}
+        invoices_by_number = self._invoices_by_number(queue, known) \
+            if stream == "receivables" else {}
+        for queued in queue:
+            key = (queued.division, queued.row_id)
+            old_parent, old_number = known.get(key, (None, None))
+            known[key] = (queued.parent, queued.number)  # what a later duplicate finds
+            self._mark_affected(stream, queued.division, queued.row_id,
+                                {queued.parent, old_parent}, {queued.number, old_number},
+                                invoice_accounts, invoices_by_number)
+        self.store.upsert_many([(stream, q.division, q.row_id, q.parent, q.number, q.data)
+                                for q in queue])
+
+    def _locations(self, stream: str, queue: list[_Queued],
+                   ) -> dict[tuple[int, str], tuple[str | None, str | None]]:
+        found: dict[tuple[int, str], tuple[str | None, str | None]] = {}
+        for division in {q.division for q in queue}:
+            ids = (q.row_id for q in queue if q.division == division)
+            for row_id, location in self.store.locations(stream, division, ids).items():
+                found[(division, row_id)] = location
+        return found
+
+    def _invoice_accounts(
+        self, queue: list[_Queued], known: dict[tuple[int, str], tuple[str | None, str | None]],
+    ) -> dict[tuple[int, str], str | None]:
+        """The stored account (parent) of every invoice the lines name, now or before: no
+        invoice row is written in a batch of lines, so these stay right for the whole batch."""
+        found: dict[tuple[int, str], str | None] = {}
+        for division in {q.division for q in queue}:
+            ids = {invoice_id for q in queue if q.division == division
+                   for invoice_id in (q.parent, known.get((division, q.row_id), (None,))[0])
+                   if invoice_id}
+            for invoice_id, (account_id, _) in self.store.locations(
+                    "sales_invoices", division, ids).items():
+                found[(division, invoice_id)] = account_id
+        return found
+
+    def _invoices_by_number(
+        self, queue: list[_Queued], known: dict[tuple[int, str], tuple[str | None, str | None]],
+    ) -> dict[tuple[int, str], list[str]]:
+        found: dict[tuple[int, str], list[str]] = {}
+        for division in {q.division for q in queue}:
+            numbers = {number for q in queue if q.division == division
+                       for number in (q.number, known.get((division, q.row_id), (None,) * 2)[1])
+                       if number is not None}
+            for number, ids in self.store.ids_by_numbers(
+                    "sales_invoices", division, numbers).items():
+                found[(division, number)] = ids
+        return found
 
     def _mark_affected(
         self, stream: str, division: int, row_id: str, parents: set[str | None],
-        numbers: set[str | None],
+        numbers: set[str | None], invoice_accounts: dict[tuple[int, str], str | None],
+        invoices_by_number: dict[tuple[int, str], list[str]],
     ) -> None:
         # Both the old and the new link: a contact moving accounts changes both accounts.
         mark = self.store.mark
@@ -84,14 +198,13 @@ class Ingestor:
             for invoice_id in parents:
                 mark("invoice", division, invoice_id)
                 # The invoice's InvoiceTo is its stored parent: no need to decode the row.
-                mark("account", division, self.store.parent("sales_invoices", division,
-                                                            invoice_id))
+                mark("account", division, invoice_accounts.get((division, invoice_id)))
         elif stream == "cost_centers":
             for code in numbers:
                 mark("cost_center", division, code)
         elif stream == "receivables":
             for number in numbers - {None}:
-                for invoice_id in self.store.ids_by_number("sales_invoices", division, number):
+                for invoice_id in invoices_by_number.get((division, number), ()):
                     mark("invoice", division, invoice_id)
 
     def _ingest_deletion(self, record: dict[str, Any]) -> Rejection | None:
@@ -118,3 +231,20 @@ class Ingestor:
             self.store.mark("item", division, key)
         self.store.delete(stream, division, key)
         return None
+
+
+def _as_dict(record: dict[str, Any] | msgspec.Raw) -> dict[str, Any]:
+    """The record as singer-sdk's parser makes it (floats as Decimal)."""
+    if isinstance(record, msgspec.Raw):
+        return json.loads(bytes(record), parse_float=Decimal)  # type: ignore[no-any-return]
+    return record
+
+
+def _links_and_text(record: dict[str, Any] | msgspec.Raw) -> tuple[dict[str, Any] | _Links, str]:
+    """The record's link fields (`.get(field)`) and its JSON text for the store."""
+    if isinstance(record, msgspec.Raw):
+        try:
+            return _LINKS.decode(record), bytes(record).decode()
+        except msgspec.MsgspecError:
+            record = _as_dict(record)  # not an object (or a link msgspec cannot read)
+    return record, json.dumps(record, default=plain_number)

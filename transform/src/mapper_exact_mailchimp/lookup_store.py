@@ -42,6 +42,11 @@ CREATE TABLE IF NOT EXISTS candidates (
 CREATE INDEX IF NOT EXISTS candidates_by_email ON candidates (email);
 CREATE INDEX IF NOT EXISTS candidates_by_account ON candidates (division, account_id);
 """
+UPSERT = ("INSERT INTO rows (stream, division, id, parent, number, data)"
+          " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (stream, division, id) DO UPDATE"
+          " SET parent=excluded.parent, number=excluded.number, data=excluded.data")
+# Keys per `IN (...)` lookup of many rows.
+IN_BATCH = 200
 # Dirty marks held in memory are written (not committed) once this many wait.
 MARK_BATCH = 5000
 # Dirty keys recomputed (and cleaned) per chunk.
@@ -127,11 +132,40 @@ class LookupStore:
         data: dict[str, Any],
     ) -> None:
         self.db.execute(
-            "INSERT INTO rows (stream, division, id, parent, number, data)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (stream, division, id) DO UPDATE"
-            " SET parent=excluded.parent, number=excluded.number, data=excluded.data",
+            UPSERT,
             (stream, division, row_id, parent, number, json.dumps(data, default=plain_number)),
         )
+
+    def upsert_many(self, rows: list[tuple[str, int, str, str | None, str | None, str]]) -> None:
+        """(stream, division, id, parent, number, data as JSON text) rows, in order."""
+        self.db.executemany(UPSERT, rows)
+
+    def locations(self, stream: str, division: int, row_ids: Iterable[str],
+                  ) -> dict[str, tuple[str | None, str | None]]:
+        """`location` of many rows of one stream and division at once (missing: absent)."""
+        return {row_id: (parent, number) for row_id, parent, number in self._in(
+            "id, parent, number", stream, division, "id", row_ids)}
+
+    def ids_by_numbers(self, stream: str, division: int, numbers: Iterable[str],
+                       ) -> dict[str, list[str]]:
+        """`ids_by_number` of many numbers at once (a number without rows: absent)."""
+        found: dict[str, list[str]] = {}
+        for number, row_id in sorted(self._in("number, id", stream, division, "number",
+                                              numbers)):
+            found.setdefault(number, []).append(row_id)
+        return found
+
+    def _in(self, columns: str, stream: str, division: int, link: str,
+            values: Iterable[str]) -> Iterator[tuple[Any, ...]]:
+        # A fixed number of placeholders (the last value repeated), so each query is one
+        # prepared statement; `columns` and `link` are fixed names, never input data.
+        values = sorted(set(values))
+        query = (f"SELECT {columns} FROM rows WHERE stream=? AND division=?"  # noqa: S608
+                 f" AND {link} IN ({', '.join('?' * IN_BATCH)})")
+        for start in range(0, len(values), IN_BATCH):
+            chunk = values[start:start + IN_BATCH]
+            chunk += [chunk[-1]] * (IN_BATCH - len(chunk))
+            yield from self.db.execute(query, (stream, division, *chunk))
 
     def delete(self, stream: str, division: int, row_id: str) -> None:
         self.db.execute(

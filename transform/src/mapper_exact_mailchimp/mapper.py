@@ -24,6 +24,7 @@ from .flush import Flusher, after_emit
 from .ingest import Ingestor
 from .ledger import OutputLedger
 from .lookup_store import LookupStore
+from .reader import RawRecordReader
 from .rejections import Rejection, RejectionLog
 from .schemas import OUTPUT_STREAMS
 from .settings import CONFIG_SCHEMA, MappingSettings
@@ -47,6 +48,7 @@ class ExactToMailchimpMapper(InlineMapper):
     # Joins replace the SDK's per-record stream maps, so those are not offered.
     capabilities: t.ClassVar[list] = [PluginCapabilities.ABOUT]
     message_writer_class = StateFlushingWriter
+    message_reader_class = RawRecordReader
 
     def __init__(self, **kwargs: t.Any) -> None:
         os.umask(0o077)  # files created from here on (the SQLite store) are private
@@ -146,6 +148,7 @@ class ExactToMailchimpMapper(InlineMapper):
 
     def _flush(self, *, final: bool) -> Iterator[Message]:
         # A generator: each message is written before the ledger records it.
+        self.ingestor.drain()  # the queued records are in the store before it is read
         unkeyed, self._unkeyed = self._unkeyed, []
         result = self.flusher.flush(
             final=final, finished=frozenset(self._finished_streams), extra_rejections=unkeyed)
@@ -172,7 +175,9 @@ class ExactToMailchimpMapper(InlineMapper):
             self._commit()
 
     def _commit(self) -> None:
-        # Marks and ledger writes are batched in memory (issue 9): written, then committed.
+        # Rows, marks and ledger writes are batched in memory (issue 9): written, then
+        # committed.
+        self.ingestor.drain()
         self.store.save()
         self.ledger.save()
         self.db.commit()
