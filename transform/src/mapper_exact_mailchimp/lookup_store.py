@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 from .store import Database
 
 SCHEMA = """
@@ -77,6 +79,18 @@ class Candidate:
         return (self.updated_at or "", self.source_key)
 
 
+_DECODE = msgspec.json.Decoder().decode
+
+
+def loads(data: str) -> Any:
+    """A stored row's JSON (msgspec: about twice as fast as `json.loads`, same values); what
+    msgspec refuses (NaN stored from an odd record) is read by `json.loads` as it was written."""
+    try:
+        return _DECODE(data)
+    except msgspec.DecodeError:
+        return json.loads(data)
+
+
 def plain_number(value: object) -> float:
     """singer-sdk parses JSON numbers as Decimal; amounts here tolerate float precision."""
     if isinstance(value, Decimal):
@@ -113,7 +127,7 @@ class LookupStore:
             "SELECT data FROM rows WHERE stream=? AND division=? AND id=?",
             (stream, division, row_id),
         ).fetchone()
-        return json.loads(found[0]) if found else None
+        return loads(found[0]) if found else None
 
     def parent(self, stream: str, division: int, row_id: str | None) -> str | None:
         """The stored link of a row (an invoice's account) without decoding the row."""
@@ -173,14 +187,14 @@ class LookupStore:
         )
 
     def children(self, stream: str, division: int, parent: str) -> list[dict[str, Any]]:
-        return [json.loads(data) for data in self._column("data", stream, division, "parent",
+        return [loads(data) for data in self._column("data", stream, division, "parent",
                                                           parent)]
 
     def child_ids(self, stream: str, division: int, parent: str) -> list[str]:
         return self._column("id", stream, division, "parent", parent)
 
     def by_number(self, stream: str, division: int, number: str) -> list[dict[str, Any]]:
-        return [json.loads(data) for data in self._column("data", stream, division, "number",
+        return [loads(data) for data in self._column("data", stream, division, "number",
                                                           number)]
 
     def ids_by_number(self, stream: str, division: int, number: str) -> list[str]:
