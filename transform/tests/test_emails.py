@@ -41,3 +41,41 @@ def test_utf8_before_the_at_is_not_usable_and_the_fallback_is_taken(run_mapper):
         "contacts": [contact(1, 1, Email="jürgen@example.de", BusinessEmail="J@Example.de")],
     }))
     assert set(out.by_key("members", "email")) == {"j@example.de"}
+
+
+def test_the_fast_path_for_plain_addresses_agrees_with_the_validator():
+    """Issue 9: plain ASCII addresses skip email-validator only where it would accept them."""
+    import random
+
+    from email_validator import EmailNotValidError, validate_email
+    from mapper_exact_mailchimp.emails import plainly_valid
+
+    def validator_accepts(address: str) -> bool:
+        try:
+            validate_email(address, check_deliverability=False, allow_smtputf8=False)
+        except EmailNotValidError:
+            return False
+        return True
+
+    tricky = ["a@b.nl", "a@b.c", "a@b.c1", "a@1.nl", "a@b.local", "a@b.test", "a@localhost",
+              "a@b.invalid", "a@x.onion", "a@1.in-addr.arpa", "a@ab--c.nl", "a@xn--mller-kva.de",
+              "a@b-.nl", "a@-b.nl", ".a@b.nl", "a.@b.nl", "a..b@b.nl", "a@b..nl", "a@.b.nl",
+              "a@b.nl.", "@b.nl", "a@", "a@nl", f"{'a' * 64}@b.nl", f"{'a' * 65}@b.nl",
+              f"a@{'b' * 63}.nl", f"a@{'b' * 64}.nl", f"a@{'b.' * 124}nl", f"a@{'b.' * 126}nl",
+              "a+b_c-d@e-f.g-h.nl", "a b@c.nl", "a@b c.nl", "a\"b@c.nl", "a@b.n-l", "a@b.museum"]
+    rng = random.Random(9)
+
+    def piece(alphabet: str, longest: int) -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, longest)))
+
+    generated = [f"{piece('ab1-._+', 6)}@{piece('ab1-.', 8)}"
+                 f".{rng.choice(['nl', 'b', '1a', 'a1', 'test', 'x-y', 'local', '', 'com'])}"
+                 for _ in range(3000)]
+    fast = 0
+    for address in tricky + generated:
+        if plainly_valid(address):
+            fast += 1
+            assert validator_accepts(address), address
+    assert fast > 100  # the fast path is taken at all
+    for address in ("jan.contact1@example.nl", "info@bakkerij-7.nl", "a+b_c-d@e-f.g-h.nl"):
+        assert plainly_valid(address)
