@@ -59,36 +59,79 @@ def page(items: list[Any]) -> list[Any]:
     return items[offset: offset + min(count, MAX_COUNT)]
 
 
-def _pick(data: Any, paths: list[list[str]]) -> Any:
-    """Keep only dotted `paths` (lists are walked element by element)."""
+def selected_keys(collection: str) -> frozenset[str] | None:
+    """The keys of each item of `collection` that the request's `fields` selects, or None when
+    it selects whole items (or has no `fields`): lets a handler build only those (issue 9)."""
+    fields = request.args.get("fields")
+    if not fields:
+        return None
+    keys = set()
+    for path in (f.strip().split(".") for f in fields.split(",") if f.strip()):
+        if path[0] != collection:
+            continue
+        if len(path) == 1:
+            return None
+        keys.add(path[1])
+    return frozenset(keys)
+
+
+# A `fields` / `exclude_fields` selection as a tree: key -> subtree, None for "all of it".
+# Walked once per answer (issue 9: matching every key against every path cost more than
+# building the members of a page).
+_Tree = dict[str, Any]
+_MISSING = object()
+
+
+def _tree(paths: list[list[str]]) -> _Tree:
+    root: _Tree = {}
+    for path in paths:
+        node = root
+        for index, part in enumerate(path):
+            if index == len(path) - 1:
+                node[part] = None  # all of it, whatever deeper paths said
+                break
+            child = node.get(part, _MISSING)
+            if child is None:
+                break  # already all of it
+            if child is _MISSING:
+                child = node[part] = {}
+            node = child
+    return root
+
+
+def _pick_tree(data: Any, tree: _Tree) -> Any:
     if isinstance(data, list):
-        return [_pick(item, paths) for item in data]
+        return [_pick_tree(item, tree) for item in data]
     if not isinstance(data, dict):
         return data
     out: dict[str, Any] = {}
     for key, value in data.items():
-        matching = [p for p in paths if p[0] == key]
-        if not matching:
-            continue
-        if any(len(p) == 1 for p in matching):
-            out[key] = value
-        else:
-            out[key] = _pick(value, [p[1:] for p in matching])
+        sub = tree.get(key, _MISSING)
+        if sub is not _MISSING:
+            out[key] = value if sub is None else _pick_tree(value, sub)
     return out
+
+
+def _drop_tree(data: Any, tree: _Tree) -> Any:
+    if isinstance(data, list):
+        return [_drop_tree(item, tree) for item in data]
+    if not isinstance(data, dict):
+        return data
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        sub = tree.get(key, _MISSING)
+        if sub is not None:
+            out[key] = value if sub is _MISSING else _drop_tree(value, sub)
+    return out
+
+
+def _pick(data: Any, paths: list[list[str]]) -> Any:
+    """Keep only dotted `paths` (lists are walked element by element)."""
+    return _pick_tree(data, _tree(paths))
 
 
 def _drop(data: Any, paths: list[list[str]]) -> Any:
-    if isinstance(data, list):
-        return [_drop(item, paths) for item in data]
-    if not isinstance(data, dict):
-        return data
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        matching = [p for p in paths if p[0] == key]
-        if any(len(p) == 1 for p in matching):
-            continue
-        out[key] = _drop(value, [p[1:] for p in matching]) if matching else value
-    return out
+    return _drop_tree(data, _tree(paths))
 
 
 def respond(data: Any, status: int = 200) -> Response:

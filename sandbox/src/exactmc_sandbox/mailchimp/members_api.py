@@ -17,6 +17,7 @@ from exactmc_sandbox.mailchimp.handler_tools import (
     object_body,
     page,
     respond,
+    selected_keys,
 )
 from exactmc_sandbox.mailchimp.member_ops import MemberWriter, check_tag_name, member_to_api
 from exactmc_sandbox.mailchimp.state import STATUSES
@@ -52,6 +53,7 @@ def list_members(list_id: str) -> Response:
         since_time = parse_time(since) if since else None
     except ValueError as exc:
         raise invalid(f"since_last_changed is not an ISO 8601 time: {since!r}") from exc
+    keys = selected_keys("members")
     with state.lock:
         lst = audience(list_id)
         members = [
@@ -65,7 +67,7 @@ def list_members(list_id: str) -> Response:
             members.sort(key=lambda m: getattr(m, sort_field) or "",
                          reverse=request.args.get("sort_dir", "ASC").upper() == "DESC")
         body = {
-            "members": [member_to_api(lst, m) for m in page(members)],
+            "members": [member_to_api(lst, m, keys) for m in page(members)],
             "list_id": list_id,
             "total_items": len(members),
             "_links": [],
