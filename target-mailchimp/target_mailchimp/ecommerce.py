@@ -5,14 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from target_mailchimp.audit import FAILED, SKIPPED, AuditEntry
+import sqlalchemy as sa
+
+from target_mailchimp.audit import FAILED, OK, SKIPPED, AuditEntry
+from target_mailchimp.audit import writes as audit_writes
 from target_mailchimp.members import ARCHIVED_REASON
-from target_mailchimp.operations import Write
+from target_mailchimp.operations import Write, WriteResult
 from target_mailchimp.own_writes import member_side_effects
 from target_mailchimp.run_context import RunContext
 from target_mailchimp.values import clean_strings, drop_none, iso, normalise_email
 
 FINANCIAL_STATUSES = {"paid", "pending", "refunded", "cancelled"}
+# A drain of this many store objects is an import: written with the store's is_syncing on.
+IMPORT_FROM = 100
 
 
 class InvalidRecord(ValueError):
@@ -123,7 +128,15 @@ def write_store_objects(context: RunContext, stream: str, records: list[dict[str
         else:
             latest[str(record["id"])] = record
     writes = []
-    store_id = context.ensure_store() if latest else None
+    # An import (a first sync, a large drain) goes in with is_syncing on so Mailchimp's
+    # automations do not fire for history; an incremental's few changes go in as they are,
+    # so its automations (order notifications) do fire, and no PATCH on and off (issue 9).
+    # A store left syncing by a run that died: that run's import goes on; a store we never
+    # wrote into: a first sync (and no upsert sent only to learn the store is missing).
+    importing = bool(latest) and (len(latest) >= IMPORT_FROM or context.store_syncing
+                                  or context.audit.store_left_syncing(context.store_id)
+                                  or not _written_before(context))
+    store_id = (context.ensure_store() if importing else context.store_id) if latest else None
     # The run's view: all archived contacts once, then only those changed since.
     archived = context.audience.archived() if latest and stream == "customers" else set()
     # An order would recreate its customer, and so restore the archived contact behind it.
@@ -147,5 +160,33 @@ def write_store_objects(context: RunContext, stream: str, records: list[dict[str
     # A customer may create its list member (a change of ours, not an edit in Mailchimp).
     emails = [w.body["email_address"] for w in writes] if stream == "customers" else []
     with member_side_effects(context, emails):
-        entries += [r.audit_entry() for r in context.executor.execute(writes)]
+        results = context.executor.execute(writes)
+        if not importing:
+            results = _again_into_a_new_store(context, results)
+        entries += [r.audit_entry() for r in results]
     context.audit.record(entries)
+
+
+def _written_before(context: RunContext) -> bool:
+    """Whether any store object was ever written (this audit trail): the store exists, unless
+    deleted in Mailchimp since (then the upserts' 404 says so)."""
+    if not context.store_written:
+        with context.audit.engine.connect() as conn:
+            context.store_written = conn.execute(
+                sa.select(audit_writes.c.id).where(audit_writes.c.stream.in_(BODY_BUILDERS),
+                                                   audit_writes.c.outcome == OK).limit(1)
+            ).first() is not None
+    return context.store_written
+
+
+def _again_into_a_new_store(context: RunContext, results: list[WriteResult]
+                            ) -> list[WriteResult]:
+    """No PATCH asked first whether the store exists: an upsert's 404 says it is missing.
+    Then the store is made (syncing: everything written into it is an import) and those
+    writes are sent again."""
+    missing = [r.write for r in results if not r.ok and r.status == 404]
+    if not missing:
+        return results
+    context.ensure_store()
+    again = iter(context.executor.execute(missing))
+    return [next(again) if not r.ok and r.status == 404 else r for r in results]

@@ -64,6 +64,11 @@ POLL_GROWTH = 1.5
 # job from this many on: a job costs its POST and a few status polls, so it is cheaper than
 # four or more direct calls (issue 9: calls per 1,000 outputs).
 BULK_BATCH_FROM = 4
+# Single writes (PUTs) of a drain go as one job from this many on (`batch_operations_threshold`).
+# It was 20: an incremental's 18 member and 8 customer PUTs went one by one (issue 9: 10
+# changes should cost about 3 + 10 calls). A small job is done by its first poll in the
+# sandbox; how many polls real Mailchimp's queue costs a small job is unconfirmed.
+SINGLE_BATCH_FROM = 8
 
 
 class WriteExecutor:

@@ -16,7 +16,7 @@ from target_mailchimp.audit import AuditStore
 from target_mailchimp.auth import resolve_connection
 from target_mailchimp.client import ApiError, MailchimpClient
 from target_mailchimp.merge_fields import MergeFieldRegistry, parse_merge_field_map
-from target_mailchimp.operations import WriteExecutor
+from target_mailchimp.operations import SINGLE_BATCH_FROM, WriteExecutor
 from target_mailchimp.written import WrittenRecords
 
 LOGGER = logging.getLogger("target_mailchimp")
@@ -45,6 +45,8 @@ class RunContext:
         self.merge_field_map = parse_merge_field_map(config.get("merge_field_map"))
         self._store_lock = threading.Lock()
         self._store_ready = False
+        # Whether a store object was ever written into the store (ecommerce.py asks once).
+        self.store_written = False
         # Write-ahead notes of runs that died are settled once, before this run's own.
         self.dead_runs_settled = False
         # Our writes that moved members' last_changed, until a read of the audience confirms
@@ -75,7 +77,8 @@ class RunContext:
     def executor(self) -> WriteExecutor:
         return WriteExecutor(
             self.client,
-            batch_threshold=int(self.config.get("batch_operations_threshold", 20)),
+            batch_threshold=int(self.config.get("batch_operations_threshold",
+                                                 SINGLE_BATCH_FROM)),
             poll_interval=float(self.config.get("batch_poll_interval", 30.0)),
         )
 
@@ -119,6 +122,11 @@ class RunContext:
         if not store_id:
             raise ConfigurationError("E-commerce streams need the `store_id` setting.")
         return str(store_id)
+
+    @property
+    def store_syncing(self) -> bool:
+        """This run has marked the store syncing (an import): later writes go in that way."""
+        return self._store_ready
 
     def ensure_store(self) -> str:
         """Create the store if missing; mark it syncing so automations don't fire mid-load."""
