@@ -103,7 +103,7 @@ class TargetMailchimp(Target):
                                 "audit.sqlite. Parent dirs of a SQLite file are created."),
         th.Property("max_in_flight", th.IntegerType(minimum=1, maximum=10), default=10,
                     description="Most simultaneous requests (Mailchimp allows 10 per key)."),
-        th.Property("batch_operations_threshold", th.IntegerType(minimum=0), default=20,
+        th.Property("batch_operations_threshold", th.IntegerType(minimum=0), default=8,
                     description="Single-object writes (PUTs) at or above this count in one "
                                 "drain go as one /batches job (its POST and a few status "
                                 "polls), fewer go directly; bulk calls (batch subscribe, "
