@@ -206,8 +206,55 @@ class Flusher:
         """Dirty keys of `kind`, each chunk cleaned once it is recomputed (in the flush's
         transaction: a kill rolls the marks back with everything else)."""
         for chunk in self.store.dirty_chunks(kind):
+            self._prefetch(kind, chunk)
             yield from chunk
+            self.store.forget_prefetched()
             self.store.clean(kind, chunk)
+
+    def _prefetch(self, kind: str, chunk: list[tuple[int, str]]) -> None:
+        """Read what the recompute of a chunk of dirty keys reads, a few queries per 200 keys
+        (issue 9: per-key reads were most of a flush's statements, a round trip each on
+        PostgreSQL: 10k capture 14.3 → 10.1 CPU s). The recompute itself reads as before;
+        the store answers from memory. Not on SQLite, where a statement is a function call
+        and the prefetch's own bookkeeping cost more (6.1 → 6.6 s) than it saved."""
+        if self.store.db.is_sqlite:
+            return
+        prefetch = self.store.prefetch
+        if kind == "account":
+            prefetch("accounts", "id", chunk)
+            prefetch("contacts", "parent", chunk)
+            prefetch("sales_invoices", "parent", chunk)
+            # (Not its candidates: this step replaces them, and a moved contact's candidate
+            # changes another account's.)
+        elif kind == "email":
+            self.store.prefetch_candidates("email", chunk)
+            candidates = [c for _, email in chunk for c in self.store.candidates_for_email(email)]
+            accounts = {(c.division, c.account_id) for c in candidates}
+            prefetch("accounts", "id", accounts)
+            prefetch("contacts", "id", {(c.division, c.contact_id) for c in candidates})
+            self._prefetch_invoices_of(accounts)
+        elif kind == "invoice":
+            prefetch("sales_invoices", "id", chunk)
+            prefetch("sales_invoice_lines", "parent", chunk)
+            links = {division: self.store.locations("sales_invoices", division, ids)
+                     for division, ids in _by_division(chunk).items()}
+            accounts = {(d, parent) for d, found in links.items()
+                        for parent, _ in found.values() if parent}
+            prefetch("receivables", "number", {(d, number) for d, found in links.items()
+                                               for _, number in found.values()})
+            prefetch("accounts", "id", accounts)
+            self.store.prefetch_candidates("account", accounts)
+            prefetch("contacts", "id", {
+                (c.division, c.contact_id) for division, account_id in accounts
+                for c in self.store.candidates_of_account(division, account_id)})
+
+    def _prefetch_invoices_of(self, accounts: set[tuple[int, str]]) -> None:
+        """The invoices of `accounts` and their lines (the members' cost-center tags)."""
+        self.store.prefetch("sales_invoices", "parent", accounts)
+        self.store.prefetch("sales_invoice_lines", "parent", {
+            (division, invoice_id) for division, account_id in accounts
+            for invoice_id in self.store.prefetched_ids("sales_invoices", "parent", division,
+                                                        account_id)})
 
     # --- members ---------------------------------------------------------------------------
 
@@ -423,6 +470,13 @@ class Flusher:
                     "entity": "product", "key": pid,
                     "deleted_at": self.store.deleted_at("items", division, item_id),
                 })
+
+
+def _by_division(keys: list[tuple[int, str]]) -> dict[int, list[str]]:
+    found: dict[int, list[str]] = {}
+    for division, key in keys:
+        found.setdefault(division, []).append(key)
+    return found
 
 
 def after_emit(ledger: OutputLedger, output: Output) -> None:

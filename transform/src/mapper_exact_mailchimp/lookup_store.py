@@ -47,6 +47,8 @@ CREATE INDEX IF NOT EXISTS candidates_by_account ON candidates (division, accoun
 UPSERT = ("INSERT INTO rows (stream, division, id, parent, number, data)"
           " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (stream, division, id) DO UPDATE"
           " SET parent=excluded.parent, number=excluded.number, data=excluded.data")
+# The division of candidates looked up by email (an address is one member across divisions).
+ANY = -1
 # Keys per `IN (...)` lookup of many rows.
 IN_BATCH = 200
 # Dirty marks held in memory are written (not committed) once this many wait.
@@ -106,6 +108,10 @@ class LookupStore:
         self.db = db
         self.db.script(SCHEMA)
         self._marks: set[tuple[str, int, str]] = set()  # dirty marks not yet written
+        # (stream, division, link column, value) → [(id, data)] of `prefetch`.
+        self._prefetched: dict[tuple[str, int, str, str], list[tuple[str, str]]] = {}
+        # ("account", division, account id) or ("email", ANY, email) → candidates.
+        self._candidates_of: dict[tuple[str, int, str], list[Candidate]] = {}
         # Deleted IDs are few next to the rows (and looked up for every row): kept in memory.
         self._buried = {(s, d, i) for s, d, i in self.db.execute(
             "SELECT stream, division, id FROM tombstones")}
@@ -123,11 +129,42 @@ class LookupStore:
     def row(self, stream: str, division: int, row_id: str | None) -> dict[str, Any] | None:
         if row_id is None:
             return None
+        cached = self._prefetched.get((stream, division, "id", row_id))
+        if cached is not None:
+            return loads(cached[0][1]) if cached else None
         found = self.db.execute(
             "SELECT data FROM rows WHERE stream=? AND division=? AND id=?",
             (stream, division, row_id),
         ).fetchone()
         return loads(found[0]) if found else None
+
+    # --- prefetching: a flush reads the rows of a chunk of keys with a few IN queries ------
+
+    def prefetch(self, stream: str, link: str, keys: Iterable[tuple[int, str | None]]) -> None:
+        """Read the rows of `stream` whose `link` column ("id", "parent" or "number") is one
+        of `keys` ((division, value) pairs) at once; `row`, `children`, `child_ids`,
+        `by_number` answer them from memory (as JSON text: each read decodes its own copy)
+        until `forget_prefetched` or any write of rows. Same rows, same order (the
+        database's `ORDER BY id`), one query per 200 keys instead of one per key."""
+        wanted: dict[int, set[str]] = {}
+        for division, value in keys:
+            if value is not None and (stream, division, link, value) not in self._prefetched:
+                wanted.setdefault(division, set()).add(value)
+        for division, values in wanted.items():
+            for value in values:
+                self._prefetched[(stream, division, link, value)] = []
+            for value, row_id, data in self._in(f"{link}, id, data", stream, division, link,
+                                                values, order=f"{link}, id"):
+                self._prefetched[(stream, division, link, value)].append((row_id, data))
+
+    def prefetched_ids(self, stream: str, link: str, division: int, value: str) -> list[str]:
+        """Ids of rows prefetched for (`link`, `value`), without decoding them."""
+        return [row_id for row_id, _ in self._prefetched.get((stream, division, link, value),
+                                                             ())]
+
+    def forget_prefetched(self) -> None:
+        self._prefetched.clear()
+        self._candidates_of.clear()
 
     def parent(self, stream: str, division: int, row_id: str | None) -> str | None:
         """The stored link of a row (an invoice's account) without decoding the row."""
@@ -145,6 +182,7 @@ class LookupStore:
         self, stream: str, division: int, row_id: str, parent: str | None, number: str | None,
         data: dict[str, Any],
     ) -> None:
+        self._prefetched.clear()
         self.db.execute(
             UPSERT,
             (stream, division, row_id, parent, number, json.dumps(data, default=plain_number)),
@@ -152,6 +190,7 @@ class LookupStore:
 
     def upsert_many(self, rows: list[tuple[str, int, str, str | None, str | None, str]]) -> None:
         """(stream, division, id, parent, number, data as JSON text) rows, in order."""
+        self._prefetched.clear()
         self.db.executemany(UPSERT, rows)
 
     def locations(self, stream: str, division: int, row_ids: Iterable[str],
@@ -170,18 +209,19 @@ class LookupStore:
         return found
 
     def _in(self, columns: str, stream: str, division: int, link: str,
-            values: Iterable[str]) -> Iterator[tuple[Any, ...]]:
+            values: Iterable[str], order: str = "id") -> Iterator[tuple[Any, ...]]:
         # A fixed number of placeholders (the last value repeated), so each query is one
-        # prepared statement; `columns` and `link` are fixed names, never input data.
+        # prepared statement; `columns`, `link` and `order` are fixed names, never input data.
         values = sorted(set(values))
         query = (f"SELECT {columns} FROM rows WHERE stream=? AND division=?"  # noqa: S608
-                 f" AND {link} IN ({', '.join('?' * IN_BATCH)})")
+                 f" AND {link} IN ({', '.join('?' * IN_BATCH)}) ORDER BY {order}")
         for start in range(0, len(values), IN_BATCH):
             chunk = values[start:start + IN_BATCH]
             chunk += [chunk[-1]] * (IN_BATCH - len(chunk))
             yield from self.db.execute(query, (stream, division, *chunk))
 
     def delete(self, stream: str, division: int, row_id: str) -> None:
+        self._prefetched.clear()
         self.db.execute(
             "DELETE FROM rows WHERE stream=? AND division=? AND id=?", (stream, division, row_id)
         )
@@ -201,6 +241,9 @@ class LookupStore:
         return self._column("id", stream, division, "number", number)
 
     def _column(self, column: str, stream: str, division: int, link: str, value: str) -> list[Any]:
+        cached = self._prefetched.get((stream, division, link, value))
+        if cached is not None:
+            return [row_id if column == "id" else data for row_id, data in cached]
         # `column` and `link` are fixed names from the methods above, never input data.
         query = (f"SELECT {column} FROM rows WHERE stream=? AND division=? AND {link}=?"  # noqa: S608
                  " ORDER BY id")
@@ -276,6 +319,7 @@ class LookupStore:
     ) -> set[str]:
         """Swap an account's candidates; return every email that gained or lost one."""
         old = {c.email for c in self.candidates_of_account(division, account_id)}
+        self._candidates_of.clear()
         self.db.execute(
             "DELETE FROM candidates WHERE division=? AND account_id=?", (division, account_id)
         )
@@ -294,13 +338,44 @@ class LookupStore:
         return old | {c.email for c in candidates}
 
     def candidates_of_account(self, division: int, account_id: str) -> list[Candidate]:
+        cached = self._candidates_of.get(("account", division, account_id))
+        if cached is not None:
+            return list(cached)
         return self._candidates(self.db.execute(
             f"{CANDIDATE_SELECT} WHERE division=? AND account_id=? ORDER BY source_key",
             (division, account_id)))
 
     def candidates_for_email(self, email: str) -> list[Candidate]:
+        cached = self._candidates_of.get(("email", ANY, email))
+        if cached is not None:
+            return list(cached)
         return self._candidates(self.db.execute(
             f"{CANDIDATE_SELECT} WHERE email=? ORDER BY source_key", (email,)))
+
+    def prefetch_candidates(self, by: str, keys: Iterable[tuple[int, str | None]]) -> None:
+        """`candidates_of_account` (`by` "account": (division, account_id) keys) or
+        `candidates_for_email` ("email": (any division, email)) of many keys at once, kept
+        like `prefetch`'s rows (until `forget_prefetched` or a change of candidates)."""
+        wanted: dict[int, set[str]] = {}
+        for division, value in keys:
+            division = ANY if by == "email" else division
+            if value is not None and (by, division, value) not in self._candidates_of:
+                wanted.setdefault(division, set()).add(value)
+        column = "email" if by == "email" else "account_id"
+        where = "" if by == "email" else "division=? AND "
+        query = (f"{CANDIDATE_SELECT} WHERE {where}{column}"
+                 f" IN ({', '.join('?' * IN_BATCH)}) ORDER BY {column}, source_key")
+        for division, values in wanted.items():
+            for value in values:
+                self._candidates_of[(by, division, value)] = []
+            ordered = sorted(values)
+            for start in range(0, len(ordered), IN_BATCH):
+                chunk = ordered[start:start + IN_BATCH]
+                chunk += [chunk[-1]] * (IN_BATCH - len(chunk))
+                params = chunk if by == "email" else [division, *chunk]
+                for found in self._candidates(self.db.execute(query, params)):
+                    value = found.email if by == "email" else found.account_id
+                    self._candidates_of[(by, division, value)].append(found)
 
     @staticmethod
     def _candidates(rows: Iterable[tuple[Any, ...]]) -> list[Candidate]:
