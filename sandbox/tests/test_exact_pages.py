@@ -24,7 +24,7 @@ def changed() -> DataStore:
     """A seeded company after the changes a feed must render: updates (dates with
     microseconds), new invoice lines, a paid receivable, deletions, a division move, and a row
     the store could only hold pickled."""
-    store = ExactSandbox(accounts_per_division=25).store
+    store = ExactSandbox(accounts_per_division=80).store  # > 64: dictionaries learned
     accounts = list(store.table("Accounts", DIVISION))
     contacts = list(store.table("Contacts", DIVISION))
     invoices = list(store.table("SalesInvoices", DIVISION))

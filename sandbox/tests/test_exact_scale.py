@@ -294,3 +294,32 @@ def test_packing_keeps_every_value_as_it_was() -> None:
         assert back == row and list(back) == list(row)
         assert [type(v) for v in back.values()] == [type(v) for v in row.values()]
     assert unpack(pack(rows[0]))["Created"].tzinfo is not None
+
+
+def test_a_layout_s_rows_are_deflated_with_a_dictionary_learned_from_its_first_rows() -> None:
+    """After its first 64 rows a layout's rows are deflated with a preset dictionary learned
+    from them (issue 9: 40-55 % smaller rows, peak RSS at 100k accounts): every row still
+    reads back as it was, and a seeded account with all its rows is held in ~780 bytes
+    (1,258 with plain deflate of long rows only)."""
+    import marshal
+
+    from exactmc_sandbox.exact.packed import pack, unpack, values_of
+
+    probe = f"Probe{uuid.uuid4().hex}"  # a layout of its own: no dictionary yet
+    rows = [{"ID": str(uuid.UUID(int=n * 7919 + 5)), "Name": f"Handel Bakker {n} B.V.",
+             "Email": f"info@handelbakker{n}.example", probe: n % 3 == 0, "Division": 101}
+            for n in range(80)]
+    packed = [pack(row) for row in rows]
+    assert not any(p[:1] == b"\2" for p in packed[:63])
+    assert all(p[:1] == b"\2" for p in packed[64:])
+    for row, held in zip(rows, packed, strict=True):
+        assert unpack(held) == row and list(unpack(held)) == list(row)
+        assert values_of(held)[0] == values_of(packed[0])[0]  # one layout
+    plain = [len(marshal.dumps(values_of(p))) for p in packed[64:]]
+    assert sum(map(len, packed[64:])) < 0.8 * sum(plain)
+
+    store = ExactSandbox(accounts_per_division=400).store
+    held = [store.table(entity, 101).data for entity in
+            ("Accounts", "Contacts", "SalesInvoices", "Receivables")]
+    per_account = sum(len(p) for table in held for p in table.values()) / len(held[0])
+    assert per_account < 900, per_account

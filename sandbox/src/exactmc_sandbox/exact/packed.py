@@ -50,6 +50,15 @@ SHARED_FIELDS = frozenset({
     "Currency", "Country", "CountryName", "Language", "City", "Status", "Unit",
     "DeletedBy", "State",
 })
+# Rows deflated with a preset dictionary per layout, learned from its first rows (their
+# values' common text: field codes, domains, the marshal framing): rows of 100-600 bytes shrink
+# by 40-55 %, where plain deflate gains nothing below ~400 bytes (issue 9: peak RSS at 100k).
+_LEARNED = b"\2"  # + the dictionary's 2-byte number
+_SAMPLE_ROWS, _DICTIONARY_SIZE = 64, 4_096
+_DICTIONARY_WBITS = -12  # a 4 KB window: the dictionary fits, and each read allocates 4 KB, not 32
+_DICTIONARIES: list[bytes] = []
+_DICTIONARY_OF: dict[int, tuple[bytes, Any]] = {}  # layout -> (prefix, its compressor)
+_SAMPLES: dict[int, list[bytes]] = {}
 _SHARED: list[str] = []
 _SHARED_AT: dict[str, bytes] = {}
 _SHARED_MAX, _SHARED_LONGEST = 65_536, 40
@@ -148,11 +157,16 @@ def _row(values: tuple[Any, ...]) -> dict[str, Any]:
     return row
 
 
-def pack(row: dict[str, Any]) -> bytes:
+def pack(row: dict[str, Any], *, learned: bool = True) -> bytes:
+    """`row` packed; `learned=False`: without the layout's dictionary (rows held briefly)."""
     try:
-        packed = marshal.dumps(_values(row, {}))
+        values = _values(row, {})
+        packed = marshal.dumps(values)
     except (_NotPlain, ValueError):  # ValueError: a value marshal cannot write
         return _PICKLED + pickle.dumps(row)
+    deflated = _with_dictionary(values[0], packed) if learned else None
+    if deflated is not None and len(deflated) < len(packed):
+        return deflated
     if len(packed) >= _DEFLATE_FROM:
         deflated = zlib.compress(packed, 1, _WBITS)
         if len(deflated) + 1 < len(packed):
@@ -160,23 +174,58 @@ def pack(row: dict[str, Any]) -> bytes:
     return packed
 
 
+def _with_dictionary(number: int, packed: bytes) -> bytes | None:
+    """`packed` deflated with its layout's preset dictionary (learned from the layout's first
+    rows), or None while the layout has none yet."""
+    learned = _DICTIONARY_OF.get(number)
+    if learned is None:
+        with _NUMBERING:
+            learned = _DICTIONARY_OF.get(number)
+            if learned is None:
+                samples = _SAMPLES.setdefault(number, [])
+                samples.append(packed)
+                if len(samples) < _SAMPLE_ROWS or len(_DICTIONARIES) >= _SHARED_MAX:
+                    return None
+                dictionary = b"".join(samples)[-_DICTIONARY_SIZE:]
+                _DICTIONARIES.append(dictionary)
+                # Copied for each row: loading a dictionary costs more than deflating a row.
+                template = zlib.compressobj(1, zlib.DEFLATED, _DICTIONARY_WBITS, 4,
+                                            zdict=dictionary)
+                learned = _DICTIONARY_OF[number] = (
+                    _LEARNED + (len(_DICTIONARIES) - 1).to_bytes(2, "big"), template)
+                del _SAMPLES[number]
+    prefix, template = learned
+    deflate = template.copy()
+    return prefix + deflate.compress(packed) + deflate.flush()
+
+
+def _marshalled(packed: bytes) -> bytes | memoryview | None:
+    """A row's marshal bytes, or None for a pickled row."""
+    mark = packed[:1]
+    if mark == _LEARNED:
+        dictionary = _DICTIONARIES[int.from_bytes(packed[1:3])]
+        return zlib.decompressobj(_DICTIONARY_WBITS, zdict=dictionary).decompress(
+            memoryview(packed)[3:])
+    if mark == _DEFLATED:
+        return zlib.decompress(memoryview(packed)[1:], _WBITS)
+    if mark == _PICKLED:
+        return None
+    return packed
+
+
 def unpack(packed: bytes) -> dict[str, Any]:
-    if packed[:1] == _DEFLATED:
-        return _row(marshal.loads(zlib.decompress(memoryview(packed)[1:], _WBITS)))  # noqa: S302
-    if packed[:1] == _PICKLED:
+    marshalled = _marshalled(packed)
+    if marshalled is None:
         return pickle.loads(packed[1:])  # noqa: S301 (our own bytes)
-    return _row(marshal.loads(packed))  # noqa: S302 (our own bytes)
+    return _row(marshal.loads(marshalled))  # noqa: S302 (our own bytes)
 
 
 def values_of(packed: bytes) -> tuple[Any, ...] | None:
     """A plain row's stored values (`layout(values[0])` names them; GUIDs, shared values and
     dates still encoded), or None for a row held pickled: for readers that render a few fields
     straight from them (`pages.py`) instead of building the whole row."""
-    if packed[:1] == _DEFLATED:
-        return marshal.loads(zlib.decompress(memoryview(packed)[1:], _WBITS))  # noqa: S302
-    if packed[:1] == _PICKLED:
-        return None
-    return marshal.loads(packed)  # noqa: S302 (our own bytes)
+    marshalled = _marshalled(packed)
+    return None if marshalled is None else marshal.loads(marshalled)  # noqa: S302
 
 
 def layout(number: int) -> tuple[tuple[str, ...], int]:

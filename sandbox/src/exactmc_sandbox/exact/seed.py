@@ -101,7 +101,7 @@ class Held:
         self.ends = array("q")
         self.modified = array("q")  # microseconds: the insert order
         for row in rows:
-            self.buffer += pack(row)
+            self.buffer += pack(row, learned=False)  # held briefly: deflated once, when stored
             self.ends.append(len(self.buffer))
             self.modified.append((row["Modified"] - EPOCH) // MICROSECOND)
 
