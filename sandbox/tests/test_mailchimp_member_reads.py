@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 from exactmc_sandbox.mailchimp import MailchimpSandbox
+from exactmc_sandbox.mailchimp.emails import subscriber_hash
 from exactmc_sandbox.mailchimp.handler_tools import _drop, _pick
 from exactmc_sandbox.mailchimp.member_ops import MemberWriter
-from scale_cost import cost
+from scale_cost import MAX_RATIO, cost
 
 TARGET_FIELDS = "members.email_address,members.status,members.last_changed,total_items"
 
@@ -64,3 +65,38 @@ def test_a_fields_selection_costs_less_than_the_full_answer() -> None:
     selected = cost(lambda: _get(sandbox, count=1000, fields=TARGET_FIELDS), repeat=3)
     full = cost(lambda: _get(sandbox, count=1000), repeat=3)
     assert selected < full / 3, (selected, full)  # built everything, then filtered: > full
+
+
+def test_paging_a_filtered_read_costs_the_page_not_the_audience() -> None:
+    """The target pages through every member changed since its bookmark (100 pages at 100k):
+    a scan of the audience per page made that quadratic."""
+    def paging_cost(sandbox: MailchimpSandbox) -> float:
+        params = {"since_last_changed": "2000-01-01T00:00:00Z", "count": 10,
+                  "fields": TARGET_FIELDS}
+        _get(sandbox, **params)  # the first page may filter the audience
+        return cost(lambda: [_get(sandbox, offset=offset, **params) for offset in (10, 20, 30)])
+
+    small, large = _audience(300), _audience(15_000)
+    assert paging_cost(large) < MAX_RATIO * paging_cost(small)
+
+
+def test_a_paged_read_sees_every_change_made_between_its_pages(small: MailchimpSandbox) -> None:
+    audience = small.context.state.lists["L1"]
+    writer = MemberWriter(small.context.state, audience)
+    since = {"since_last_changed": "2000-01-01T00:00:00Z", "fields": TARGET_FIELDS}
+    for n, params in enumerate(
+            ({}, since, {"status": "subscribed"}, {"sort_field": "last_changed"})):
+        first = _get(small, count=5, **params)
+        writer.upsert(f"new.{n}@acme.nl", {"status_if_new": "subscribed"})
+        assert _get(small, count=5, **params)["total_items"] == first["total_items"] + 1
+        writer.delete_permanently(subscriber_hash(f"new.{n}@acme.nl"))
+        assert _get(small, count=5, **params)["total_items"] == first["total_items"]
+    subscribed = _get(small, count=1000, status="subscribed")["members"]
+    writer.set_status_as_owner(subscriber_hash(subscribed[0]["email_address"]), "unsubscribed")
+    after = _get(small, count=1000, status="subscribed")["members"]
+    assert after == subscribed[1:]
+    small.advance_clock(3600)
+    writer.upsert(subscribed[1]["email_address"], {"merge_fields": {"LNAME": "Smit"}})
+    newest = _get(small, count=1000, sort_field="last_changed", sort_dir="DESC")["members"][0]
+    assert newest["email_address"] == subscribed[1]["email_address"]
+    assert _get(small, since_last_changed=newest["last_changed"])["total_items"] == 1

@@ -20,7 +20,7 @@ from exactmc_sandbox.mailchimp.handler_tools import (
     selected_keys,
 )
 from exactmc_sandbox.mailchimp.member_ops import MemberWriter, check_tag_name, member_to_api
-from exactmc_sandbox.mailchimp.state import STATUSES
+from exactmc_sandbox.mailchimp.state import STATUSES, Member
 
 bp = Blueprint("mailchimp_members", __name__, url_prefix="/3.0")
 
@@ -54,8 +54,9 @@ def list_members(list_id: str) -> Response:
     except ValueError as exc:
         raise invalid(f"since_last_changed is not an ISO 8601 time: {since!r}") from exc
     keys = selected_keys("members")
-    with state.lock:
-        lst = audience(list_id)
+    descending = request.args.get("sort_dir", "ASC").upper() == "DESC"
+
+    def matching() -> list[Member]:
         members = [
             m for m in lst.members.values()
             if (m.status == status if status else m.status != "archived")
@@ -64,8 +65,13 @@ def list_members(list_id: str) -> Response:
             and (since_time is None or parse_time(m.last_changed) >= since_time)
         ]
         if sort_field:
-            members.sort(key=lambda m: getattr(m, sort_field) or "",
-                         reverse=request.args.get("sort_dir", "ASC").upper() == "DESC")
+            members.sort(key=lambda m: getattr(m, sort_field) or "", reverse=descending)
+        return members
+
+    with state.lock:
+        lst = audience(list_id)
+        members = lst.filtered(
+            ("members", status, since_time, sort_field, sort_field and descending), matching)
         body = {
             "members": [member_to_api(lst, m, keys) for m in page(members)],
             "list_id": list_id,

@@ -51,6 +51,13 @@ class Segment:
     updated_at: str
 
 
+# Bumped whenever a member field that member reads filter or sort on is assigned (any member,
+# any audience; writers hold the state lock): a cached filtered read is valid while this and
+# the audience's size are unchanged (issue 9: see `AudienceList.filtered`).
+_FILTERED_FIELDS = frozenset({"email_address", "status", "last_changed", "timestamp_opt",
+                              "timestamp_signup"})
+_member_writes = [0]
+
 # Random per process, as the ids were: they look random and differ between sandboxes.
 _ID_KEY = secrets.token_bytes(16)
 _MEMBER_SERIALS = itertools.count(1)
@@ -78,6 +85,11 @@ class Member:
     status_before_archive: str | None = None
     # Its ids (unique_email_id, contact_id, web_id) are derived from this, not held (issue 9).
     serial: int = field(default_factory=lambda: next(_MEMBER_SERIALS))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _FILTERED_FIELDS:
+            _member_writes[0] += 1
+        object.__setattr__(self, name, value)
 
     @property
     def merge_fields(self) -> dict[str, Any]:
@@ -129,6 +141,23 @@ class AudienceList:
     segments: dict[int, Segment] = field(default_factory=dict)
     webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
     web_id: int = field(default_factory=lambda: secrets.randbelow(10**6))
+    # (filter key) -> (version, members): the last few filtered member reads (see `filtered`).
+    _filtered: dict[Any, tuple[Any, list[Member]]] = field(default_factory=dict, repr=False,
+                                                         compare=False)
+
+    def filtered(self, key: Any, compute: Callable[[], list[Member]]) -> list[Member]:
+        """`compute()` (members in answer order; callers hold the state lock), reused while no
+        member was added, removed or had a filtered field assigned: paging through a read of
+        100k members cost a scan of the audience per page (issue 9). Never mutate the list."""
+        version = (_member_writes[0], len(self.members))
+        cached = self._filtered.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        members = compute()
+        if len(self._filtered) >= 4:  # a few readers paging at once (target, tap)
+            self._filtered.pop(next(iter(self._filtered)))
+        self._filtered[key] = (version, members)
+        return members
 
     def merge_field_by_tag(self, tag: str) -> MergeField | None:
         return next((f for f in self.merge_fields.values() if f.tag == tag), None)
