@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import sys
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -147,7 +148,7 @@ def save_customer(state: AccountState, store: Store, customer_id: str, body: dic
         if key not in rules.READ_ONLY_CUSTOMER and key != "id":
             record[key] = value
     record["updated_at"] = now
-    store.customers[customer_id] = record
+    store.customers[sys.intern(customer_id)] = record  # shared with the order index
     _sync_member(state, store, record)
     return record
 
