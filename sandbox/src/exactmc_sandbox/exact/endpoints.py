@@ -160,9 +160,9 @@ def _keyed_rows(store: DataStore, endpoint: Endpoint, division: int,
         if not m:
             raise ODataError(400, f"Invalid $skiptoken: {skip}")
         after = m.group(1).lower()
-    if not conditions and endpoint.source != "InvoiceLines":  # straight from the packed rows
-        keyed = list(islice(pages.keyed_page(store, endpoint.source, division, after, fields),
-                            size + 1))
+    if endpoint.source != "InvoiceLines":  # straight from the packed rows
+        keyed = list(islice(pages.keyed_page(store, endpoint.source, division, after, fields,
+                                             conditions), size + 1))
         return [row for _, row in keyed[:size]], (keyed[size - 1][0] if len(keyed) > size
                                                   else None)
     matching = take(store.keyed_rows(endpoint.source, division, after), size + 1,

@@ -83,12 +83,62 @@ def sync_page(store: DataStore, source: str, division: int, after: int,
 
 
 def keyed_page(store: DataStore, entity: str, division: int, after: str,
-               fields: tuple[str, ...]) -> Iterator[tuple[str, Rendered]]:
-    """(key, rendered row) of an entity's rows with a key above `after`, in key order."""
+               fields: tuple[str, ...], conditions: list[Any] | None = None
+               ) -> Iterator[tuple[str, Rendered]]:
+    """(key, rendered row) of an entity's rows with a key above `after` that match all
+    `conditions` ($filter terms), in key order. A filter still reads every row after `after`,
+    but decodes only the fields it tests until one matches."""
     renderer = Renderer(fields)
+    tested = _Tested(conditions or [])
     for key, packed in store.key_entries(entity, division, after):
-        values = values_of(packed) if renderer.direct else None
-        yield key, renderer.row(values) if values is not None else render(unpack(packed), fields)
+        values = values_of(packed) if renderer.direct and tested.direct else None
+        if values is None:
+            row = unpack(packed)
+            if tested.matches(row):
+                yield key, render(row, fields)
+        elif tested.matches_values(values):
+            yield key, renderer.row(values)
+
+
+class _Tested:
+    """`$filter` terms tested against the fields they name, decoded as the row holds them."""
+
+    def __init__(self, conditions: list[Any]) -> None:
+        self.conditions = conditions
+        self.names = tuple(dict.fromkeys(name for term in conditions for name in _names(term)))
+        self.direct = "SalesInvoiceLines" not in self.names
+        self._plans: dict[int, tuple[tuple[str, int], ...]] = {}
+
+    def matches(self, row: dict[str, Any]) -> bool:
+        return all(term.matches(row) for term in self.conditions)
+
+    def matches_values(self, values: tuple[Any, ...]) -> bool:
+        if not self.conditions:
+            return True
+        plan = self._plans.get(values[0])
+        if plan is None:
+            keys, _ = layout(values[0])
+            at = {name: position for position, name in enumerate(keys, 1)}
+            plan = self._plans[values[0]] = tuple((n, at[n]) for n in self.names if n in at)
+        row = {}  # a field the row lacks reads as None, as from the whole row
+        for name, at in plan:
+            value = values[at]
+            if name in DATE_FIELDS:  # as packed._row decodes it
+                row[name] = (None if value is None else EPOCH + timedelta(seconds=value)
+                             if type(value) is int else EPOCH + timedelta(microseconds=value[0]))
+            else:
+                row[name] = decoded(value)
+        return self.matches(row)
+
+
+def _names(term: Any) -> Iterator[str]:
+    """The fields a $filter term (a Condition, or terms joined by and/or) tests."""
+    inner = getattr(term, "terms", None)
+    if inner is None:
+        yield term.field
+    else:
+        for part in inner:
+            yield from _names(part)
 
 
 def _feed(store: DataStore, source: str, division: int, after: int, renderer: Renderer
