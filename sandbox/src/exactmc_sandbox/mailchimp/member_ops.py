@@ -8,9 +8,10 @@ cleaned or unsubscribed is refused with "Member In Compliance State".
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import Any, TypeVar
 
 from exactmc_sandbox.mailchimp.emails import check_email, subscriber_hash
 from exactmc_sandbox.mailchimp.errors import ApiError, invalid, not_found, schema_invalid
@@ -21,6 +22,7 @@ from exactmc_sandbox.mailchimp.state import (
     AudienceList,
     Member,
     Segment,
+    members_changed,
 )
 
 OPT_IN_STATUSES = ("subscribed", "pending")
@@ -147,6 +149,21 @@ def _snapshot(member: Member) -> tuple[Any, ...]:
             member.tag_pairs, member.language, member.vip, member.email_type)
 
 
+_Write = TypeVar("_Write", bound=Callable[..., Any])
+
+
+def _changes_members(method: _Write) -> _Write:
+    """Marks a write: cached member reads are recomputed after it (even one that failed
+    halfway)."""
+    @functools.wraps(method)
+    def write(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        finally:
+            members_changed()
+    return write  # type: ignore[return-value]
+
+
 class MemberWriter:
     """Applies member writes to one audience; callers hold `state.lock`."""
 
@@ -171,6 +188,7 @@ class MemberWriter:
             self._emit(event, member, reason)
 
     # --- the upsert shared by every write path -------------------------------------------
+    @_changes_members
     def upsert(
         self,
         email: str,
@@ -284,6 +302,7 @@ class MemberWriter:
             member.vip = bool(body["vip"])
 
     # --- other member changes --------------------------------------------------------------
+    @_changes_members
     def change_email(self, member: Member, new_email: str) -> None:
         check_email(new_email)
         new_key = subscriber_hash(new_email)
@@ -299,6 +318,7 @@ class MemberWriter:
         self.audience.members[new_key] = member
         self._emit("upemail", member, old_email=old_email)
 
+    @_changes_members
     def archive(self, key: str) -> None:
         member = self.audience.members.get(key)
         if member is None or member.status == "archived":
@@ -307,12 +327,14 @@ class MemberWriter:
         member.status = "archived"
         member.last_changed = self.state.clock.iso()
 
+    @_changes_members
     def delete_permanently(self, key: str) -> None:
         if key not in self.audience.members:
             raise not_found()
         del self.audience.members[key]
         self.audience.forgotten.add(key)
 
+    @_changes_members
     def set_status_as_owner(self, key: str, status: str) -> Member:
         """The person or an admin changed the status inside Mailchimp: no compliance rules."""
         member = self.audience.members.get(key)
@@ -342,6 +364,7 @@ class MemberWriter:
             self.audience.segments[segment.id] = segment
         return segment.id
 
+    @_changes_members
     def set_tag(self, member: Member, segment_id: int, active: bool) -> bool:
         """Add or remove one tag; True when something changed (bumps last_changed)."""
         if active == member.has_tag(segment_id):

@@ -11,7 +11,7 @@ from exactmc_sandbox.mailchimp.emails import subscriber_hash
 from exactmc_sandbox.mailchimp.errors import invalid, not_found, schema_invalid
 from exactmc_sandbox.mailchimp.handler_tools import audience, no_content, object_body, page, respond
 from exactmc_sandbox.mailchimp.member_ops import MemberWriter, member_to_api
-from exactmc_sandbox.mailchimp.state import AudienceList, Member, Segment
+from exactmc_sandbox.mailchimp.state import AudienceList, Member, Segment, members_changed
 
 bp = Blueprint("mailchimp_segments", __name__, url_prefix="/3.0")
 
@@ -123,6 +123,7 @@ def update_segment(list_id: str, segment_id: str) -> Response:
                 segment.updated_at = now
                 for member in _tagged(lst, segment):
                     member.last_changed = now
+                members_changed()  # cached member reads filter on last_changed
         if "static_segment" in body:  # replaces the segment's members
             wanted = {subscriber_hash(e) for e in _emails(body, "static_segment")}
             for key, member in lst.members.items():
