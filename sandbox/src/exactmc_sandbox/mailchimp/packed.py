@@ -40,9 +40,15 @@ _ZDICT = (
 _DEFLATED = b"\0"  # marks a deflated record: JSON text never starts with NUL
 
 
+# One deflater primed with the dictionary, copied per record: a copy is the same fresh state
+# (same bytes out) without setting it up and hashing the dictionary again (issue 9: ~3 µs of
+# ~15 a write, one pack per member, customer and order written).
+_PRIMED = zlib.compressobj(1, zlib.DEFLATED, _WBITS, _MEM_LEVEL, zdict=_ZDICT)
+
+
 def pack(record: Any) -> bytes:
     text = _encode(record).encode()
-    deflater = zlib.compressobj(1, zlib.DEFLATED, _WBITS, _MEM_LEVEL, zdict=_ZDICT)
+    deflater = _PRIMED.copy()
     deflated = _DEFLATED + deflater.compress(text) + deflater.flush()
     return deflated if len(deflated) < len(text) else text
 

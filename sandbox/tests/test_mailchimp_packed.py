@@ -1,0 +1,44 @@
+"""Packed records (packed.py): the bytes and the round trip stay as they were while pack() no
+longer sets up a deflater (and hashes the preset dictionary) per record (issue 9)."""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import pytest
+from exactmc_sandbox.mailchimp import packed
+
+
+def _records() -> list[Any]:
+    order = {"id": "exact-101-1", "customer": {"id": "exact-7"}, "currency_code": "EUR",
+             "order_total": 123.45, "financial_status": "paid", "lines": [
+                 {"id": "l1", "product_id": "exact-p1", "quantity": 2, "price": 10.0}]}
+    return [order, {"FNAME": "Anna", "LNAME": "de Vries", "ADDRESS": {"city": "Utrecht"}},
+            {}, {"a": 1}, {**order, "id": "exact-101-2", "note": "ü" * 300}, [1, "x", None]]
+
+
+def _fresh_pack(record: Any) -> bytes:
+    """pack() as it was: a new deflater per record."""
+    text = packed._encode(record).encode()
+    deflater = zlib.compressobj(1, zlib.DEFLATED, packed._WBITS, packed._MEM_LEVEL,
+                                zdict=packed._ZDICT)
+    deflated = packed._DEFLATED + deflater.compress(text) + deflater.flush()
+    return deflated if len(deflated) < len(text) else text
+
+
+def test_packed_bytes_and_round_trip_unchanged() -> None:
+    for _ in range(2):  # the second pass: no state carried over from earlier records
+        for record in _records():
+            assert packed.pack(record) == _fresh_pack(record)
+            assert packed.unpack(packed.pack(record)) == record
+
+
+def test_pack_sets_up_no_deflater_per_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    made = []
+    real = zlib.compressobj
+    monkeypatch.setattr(packed.zlib, "compressobj",
+                        lambda *a, **k: made.append(1) or real(*a, **k))
+    for record in _records() * 20:
+        packed.pack(record)
+    assert made == []
