@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk.sinks import BatchSink
 
+from target_mailchimp.audit import FAILED, AuditEntry
 from target_mailchimp.deletions import write_deletions
 from target_mailchimp.ecommerce import write_store_objects
 from target_mailchimp.members import MemberWriter
+from target_mailchimp.record_dates import date_fields, date_problem
 from target_mailchimp.tags import write_member_tags, write_tags
 from target_mailchimp.written import WrittenRecords, audit_key, fingerprint, record_key
 
@@ -37,6 +40,15 @@ class MailchimpSink(BatchSink):
         the audit trail with its reason; anything else Mailchimp refuses lands there too."""
         return None
 
+    def _validate_and_parse(self, record: dict) -> dict:
+        """The record as the source wrote it: no datetime made of each date-time field (a
+        schema walk per record); `_set_apart_bad_dates` checks them once per drain."""
+        return record
+
+    @cached_property
+    def date_fields(self) -> dict[str, str]:
+        return date_fields(self.schema)
+
     def __init__(self, target: TargetMailchimp, *args: Any, **kwargs: Any) -> None:
         super().__init__(target, *args, **kwargs)
         self.mailchimp_target = target
@@ -52,22 +64,48 @@ class MailchimpSink(BatchSink):
             return
         reconciler = self.mailchimp_target.reconciler
         if reconciler is not None:  # reconcile mode: the whole input first, then the drift
+            # Nothing set apart: a member missing from the full desired state would be archived.
             reconciler.collect(self.stream_name, records)
             self.tally_record_written(len(records))
             return
+        usable = self._set_apart_bad_dates(records)
         written = self.run.written
-        if written is None:
-            self.write(records)
+        if not usable:
+            pass
+        elif written is None:
+            self.write(usable)
         else:
-            self._write_changed(written, records)
+            self._write_changed(written, usable)
         self.tally_record_written(len(records))
+
+    def _set_apart_bad_dates(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The records whose date-time fields can be read; the others go to the audit trail
+        (bad input: fixed at the source, not healed)."""
+        if not self.date_fields:
+            return records
+        usable, refused = [], []
+        for record in records:
+            problem = date_problem(record, self.date_fields)
+            if problem is None:
+                usable.append(record)
+            else:
+                operation = "delete" if self.stream_name == "deletions" else "upsert"
+                refused.append(AuditEntry(self.stream_name,
+                                          audit_key(record, self.key_properties), operation,
+                                          FAILED, reason=problem, payload=record))
+        if refused:
+            self.logger.warning("%s: %d records with an unreadable date-time, not written "
+                                "(audit trail)", self.stream_name, len(refused))
+            self.run.audit.record(refused)
+        return usable
 
     def _write_changed(self, written: WrittenRecords, records: list[dict[str, Any]]) -> None:
         """Write only the records that differ from what was last written for their key."""
         keys = [record_key(record, self.key_properties) for record in records]
         counts = Counter(key for key in keys if key is not None)
         # A key twice in one batch: the writer picks the newest; remember neither version.
-        digests = {key: fingerprint(record) for key, record in zip(keys, records, strict=True)
+        digests = {key: fingerprint(record, self.date_fields)
+                   for key, record in zip(keys, records, strict=True)
                    if key is not None and counts[key] == 1}
         same = written.unchanged(self.stream_name, digests)
         changed = [record for key, record in zip(keys, records, strict=True) if key not in same]

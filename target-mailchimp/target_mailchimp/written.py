@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -54,9 +54,26 @@ def audit_key(record: dict[str, Any], key_properties: Sequence[str]) -> str:
     return "/".join(str(record.get(name)) for name in key_properties).lower()
 
 
-def fingerprint(record: dict[str, Any]) -> str:
+def fingerprint(record: dict[str, Any], dates: Mapping[str, str] | None = None) -> str:
+    """SHA-256 of the record's canonical JSON. `dates` (field -> "date-time" or "date"): fields
+    read as the SDK once parsed them, so digests remembered before the target left dates as
+    text still match (else an upgrade would send everything again)."""
+    if dates:
+        record = {**record, **{name: _as_sdk_parsed(record[name], kind)
+                               for name, kind in dates.items() if name in record}}
     canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), default=json_default)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _as_sdk_parsed(value: Any, kind: str) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        if kind == "date":
+            return datetime.date.fromisoformat(value)
+        return datetime.datetime.fromisoformat(value)
+    except ValueError:
+        return value
 
 
 class WrittenRecords:
