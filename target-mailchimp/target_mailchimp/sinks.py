@@ -70,11 +70,9 @@ class MailchimpSink(BatchSink):
             return
         usable = self._set_apart_bad_dates(records)
         written = self.run.written
-        if not usable:
-            pass
-        elif written is None:
+        if usable and written is None:
             self.write(usable)
-        else:
+        elif usable:
             self._write_changed(written, usable)
         self.tally_record_written(len(records))
 
