@@ -10,9 +10,11 @@ from typing import Any
 
 import requests
 from exactmc_sandbox.mailchimp import MailchimpSandbox
+from exactmc_sandbox.mailchimp.batch_dispatch import HOT_ENDPOINTS, RouteTable
 from exactmc_sandbox.mailchimp.context import INTERNAL_MARK
 from flask import request, request_started
 from test_mailchimp_batches import md5, read_results, wait_until_finished
+from werkzeug.routing import MapAdapter
 
 STORE = {"id": "s1", "list_id": "{list}", "name": "Shop", "currency_code": "EUR"}
 ORDER = {"id": "o1", "customer": {"id": "c1"}, "currency_code": "EUR", "order_total": 12.5,
@@ -169,3 +171,46 @@ def test_the_results_archive_is_gzipped_for_speed(mailchimp_sandbox_factory) -> 
     archive = requests.get(finished["response_body_url"], timeout=5).content
     assert archive[:2] == b"\x1f\x8b" and archive[8] == 4
     assert len(read_results(finished["response_body_url"])[0]) == 2
+
+
+def test_the_route_table_matches_as_werkzeug_does() -> None:
+    """Every path the table serves, werkzeug routes to the same endpoint with the same args;
+    every hot rule is in the table (sample values include other rules' static parts)."""
+    app = MailchimpSandbox().app
+    table = RouteTable(app)
+    adapter = app.url_map.bind("localhost")
+    samples = ("x", "L1", "members", "segments", "tags", "orders", "customers", "a b", "é")
+    served = set()
+    for rule in app.url_map.iter_rules():
+        names = re.findall(r"<(?:[^:>]+:)?([^>]+)>", rule.rule)
+        for value in samples:
+            path = re.sub(r"<[^>]+>", value, rule.rule)
+            for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+                hot = table.match(method, path)
+                if hot is None:
+                    continue
+                endpoint, args = adapter.match(path, method)
+                assert hot == (endpoint, args), (method, path)
+                served.add(endpoint)
+        if rule.endpoint in HOT_ENDPOINTS:
+            assert names and table.match(sorted(rule.methods - {"HEAD", "OPTIONS"})[0],
+                                         re.sub(r"<[^>]+>", "v", rule.rule)), rule.rule
+    assert served == HOT_ENDPOINTS
+    for odd in ("/3.0/lists/L1/", "/3.0/lists//segments/1", "/3.0/lists/L1/segments/1/"):
+        assert table.match("POST", odd) is None  # werkzeug's redirects and 404s stay its own
+
+
+def test_bulk_write_operations_skip_werkzeug_routing(mailchimp_sandbox_factory,
+                                                     monkeypatch) -> None:
+    sandbox = mailchimp_sandbox_factory(list_id="L1", batch_start_delay=0.0)
+    matched: list[tuple[str, str]] = []
+    real = MapAdapter.match
+    monkeypatch.setattr(MapAdapter, "match",
+                        lambda self, path=None, method=None, **kw: matched.append(
+                            (str(method), str(path))) or real(self, path, method, **kw))
+    results = run_batch(sandbox, operations("L1"))
+    assert all(r["status_code"] < 500 for r in results.values())
+    writes = [path for method, path in matched if method in ("PUT", "PATCH", "POST")]
+    assert "/3.0/ecommerce/stores" in writes  # not a bulk write: werkzeug routes it
+    assert not [path for path in writes if "/ecommerce/stores/s1/" in path
+                or "/members/" in path or path == "/3.0/lists/L1"], writes

@@ -3,6 +3,7 @@ longer sets up a deflater (and hashes the preset dictionary) per record (issue 9
 
 from __future__ import annotations
 
+import json
 import zlib
 from typing import Any
 
@@ -19,8 +20,8 @@ def _records() -> list[Any]:
 
 
 def _fresh_pack(record: Any) -> bytes:
-    """pack() as it was: a new deflater per record."""
-    text = packed._encode(record).encode()
+    """pack() as it was: a new deflater per record, the standard library's JSON."""
+    text = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
     deflater = zlib.compressobj(1, zlib.DEFLATED, packed._WBITS, packed._MEM_LEVEL,
                                 zdict=packed._ZDICT)
     deflated = packed._DEFLATED + deflater.compress(text) + deflater.flush()

@@ -17,12 +17,15 @@ from typing import Any
 import pytest
 import requests
 from exactmc_sandbox.mailchimp import MailchimpSandbox
+from exactmc_sandbox.mailchimp import packed as packed_module
+from exactmc_sandbox.mailchimp import state as state_module
 from exactmc_sandbox.mailchimp.ecommerce_api import (
     customer_to_api,
     save_customer,
     save_order,
     save_product,
 )
+from exactmc_sandbox.mailchimp.ecommerce_rules import customer_totals
 from exactmc_sandbox.mailchimp.member_ops import MemberWriter
 from exactmc_sandbox.mailchimp.state import Store
 from scale_cost import MAX_RATIO, cost
@@ -61,6 +64,22 @@ def test_customer_totals_cost_follows_the_customer_not_the_store() -> None:
 
         costs.append(cost(write_and_read))
     assert costs[1] / costs[0] < MAX_RATIO, costs
+
+
+def test_customer_totals_decode_no_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Totals are kept per customer as orders are written (issue 9: decoding a customer's
+    orders for every order answer was a tenth of the sandbox's CPU in a first sync)."""
+    state, store = _shop(6)
+    save_order(state, store, "x", _order("c1", 2.25, "refunded"), "put")
+    save_order(state, store, "y", _order("c1", 0.1), "put")
+    expected = (3, 2.1)  # o1, o4 (1.0 each), y; the refunded one does not count
+    decoded = []
+    real = packed_module.unpack
+    monkeypatch.setattr(state_module, "unpack", lambda b: decoded.append(b) or real(b))
+    monkeypatch.setattr(packed_module, "unpack", lambda b: decoded.append(b) or real(b))
+    assert customer_totals(store, "c1") == expected
+    assert decoded == []
+    assert customer_totals(store, "nobody") == (0, 0)
 
 
 @pytest.fixture

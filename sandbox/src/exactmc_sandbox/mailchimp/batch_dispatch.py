@@ -8,21 +8,29 @@ The answers are those of the same call over HTTP (tests/test_mailchimp_batch_dis
 handler errors become the same problem documents the app's error handlers produce. What an
 operation skips is what it skipped before: the in-flight limit, latency, faults and the call
 count (operations are not separate connections).
+
+The routes bulk writes use (HOT_ENDPOINTS) go faster still: matched by a precompiled table
+and called with a light request (method, path, args, environ) whose answer `respond()` hands
+back unwrapped (OperationAnswer): werkzeug's matcher, Request and Response were a quarter of an
+operation's CPU. Every other operation takes the werkzeug path.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import sys
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote, urlencode
+from urllib.parse import parse_qsl, unquote, urlencode
 
 from flask import Flask, Response
 from flask.globals import _cv_request  # the `request` proxy's variable (Flask >= 2.3)
+from werkzeug.datastructures import EnvironHeaders, ImmutableMultiDict
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.routing import RoutingException
 
-from exactmc_sandbox.mailchimp.context import INTERNAL_MARK, RAW_BODY
+from exactmc_sandbox.mailchimp.context import INTERNAL_MARK, RAW_BODY, OperationAnswer
 from exactmc_sandbox.mailchimp.errors import (
     ApiError,
     http_error_response,
@@ -42,8 +50,8 @@ class _OperationContext:
         self.session = None
 
 
-def operation_environ(op: dict[str, Any], authorization: str) -> dict[str, Any]:
-    """The WSGI environ of the HTTP call an operation stands for."""
+def _path_and_query(op: dict[str, Any]) -> tuple[str, str]:
+    """The operation's path (under /3.0, percent-decoded) and query string."""
     path, _, query = str(op["path"]).partition("?")
     path = path if path.startswith("/") else "/" + path
     if not path.startswith("/3.0/"):
@@ -51,11 +59,17 @@ def operation_environ(op: dict[str, Any], authorization: str) -> dict[str, Any]:
     params = op.get("params") or {}
     if params:
         query = "&".join(filter(None, (query, urlencode(params, doseq=True))))
+    return unquote(path), query
+
+
+def operation_environ(op: dict[str, Any], authorization: str) -> dict[str, Any]:
+    """The WSGI environ of the HTTP call an operation stands for."""
+    path, query = _path_and_query(op)
     body = (op.get("body") or "").encode()
     return {
         "REQUEST_METHOD": str(op["method"]).upper(), "SCRIPT_NAME": "",
         # WSGI: the path decoded, as latin-1 characters of its UTF-8 bytes.
-        "PATH_INFO": unquote(path).encode().decode("latin-1"), "QUERY_STRING": query,
+        "PATH_INFO": path.encode().decode("latin-1"), "QUERY_STRING": query,
         "SERVER_NAME": "localhost", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
         "HTTP_HOST": "localhost", "HTTP_AUTHORIZATION": authorization,
         "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
@@ -64,6 +78,76 @@ def operation_environ(op: dict[str, Any], authorization: str) -> dict[str, Any]:
         "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False,
         INTERNAL_MARK: True, RAW_BODY: body,
     }
+
+
+# The endpoints of bulk writes, served by the route table below.
+HOT_ENDPOINTS = frozenset({
+    "mailchimp_ecommerce.write_entity", "mailchimp_lists.post_batch_subscribe",
+    "mailchimp_segments.batch_segment_members", "mailchimp_members.put_member",
+    "mailchimp_members.patch_member", "mailchimp_members.update_member_tags",
+})
+_NAMED_PART = re.compile(r"<([a-z_]+)>")  # a rule's plain (string-converter) variable
+
+
+class RouteTable:
+    """The hot endpoints' rules as regular expressions: (method, path) -> (endpoint, args).
+
+    Only rules whose variables all use the default converter (`[^/]+`, as werkzeug's) and
+    whose shape no other rule shares (no static part of another rule could win, see the
+    test) are in it; None sends the operation to werkzeug's matcher."""
+
+    def __init__(self, app: Flask) -> None:
+        self.routes: dict[str, list[tuple[re.Pattern[str], str]]] = {}
+        for rule in app.url_map.iter_rules():
+            if rule.endpoint not in HOT_ENDPOINTS:
+                continue
+            pattern = "".join(
+                f"(?P<{part[1:-1]}>[^/]+)" if _NAMED_PART.fullmatch(part) else re.escape(part)
+                for part in re.split(r"(<[^>]+>)", rule.rule))
+            if "<" in pattern.replace("(?P<", ""):
+                continue  # a converter with arguments: werkzeug's job
+            for method in rule.methods or ():
+                self.routes.setdefault(method, []).append((re.compile(pattern), rule.endpoint))
+
+    def match(self, method: str, path: str) -> tuple[str, dict[str, str]] | None:
+        for pattern, endpoint in self.routes.get(method, ()):
+            found = pattern.fullmatch(path)
+            if found is not None:
+                return endpoint, found.groupdict()
+        return None
+
+
+_ARGS_CACHE: dict[str, ImmutableMultiDict[str, str]] = {}  # immutable: safe to share
+
+
+class OperationRequest:
+    """What handlers read of `request` (method, path, args, environ, headers), for a hot
+    operation; `args` parsed as werkzeug parses them, once per distinct query."""
+
+    __slots__ = ("_query", "environ", "method", "path", "url_rule", "view_args")
+
+    def __init__(self, method: str, path: str, query: str, environ: dict[str, Any]) -> None:
+        self.method = method
+        self.path = path
+        self._query = query
+        self.environ = environ
+        self.url_rule = None
+        self.view_args: dict[str, str] | None = None
+
+    @property
+    def args(self) -> ImmutableMultiDict[str, str]:
+        args = _ARGS_CACHE.get(self._query)
+        if args is None:
+            args = ImmutableMultiDict(parse_qsl(self._query, keep_blank_values=True,
+                                                errors="werkzeug.url_quote"))
+            if len(_ARGS_CACHE) > 64:  # ops of a batch share a few queries
+                _ARGS_CACHE.clear()
+            _ARGS_CACHE[self._query] = args
+        return args
+
+    @property
+    def headers(self) -> EnvironHeaders:
+        return EnvironHeaders(self.environ)
 
 
 class OperationDispatcher:
@@ -78,9 +162,42 @@ class OperationDispatcher:
         self.authorization = authorization
         self.authorized = authorized
         self.adapter = app.url_map.bind("localhost", url_scheme="http")
+        self.table = RouteTable(app)
 
     def execute(self, op: dict[str, Any]) -> tuple[int, str]:
         """(status code, response text) of one operation."""
+        if self.authorized:
+            method = str(op["method"]).upper()
+            path, query = _path_and_query(op)
+            hot = self.table.match(method, path)
+            if hot is not None:
+                return self._execute_hot(op, method, path, query, *hot)
+        return self._execute(op)
+
+    def _execute_hot(self, op: dict[str, Any], method: str, path: str, query: str,
+                     endpoint: str, args: dict[str, str]) -> tuple[int, str]:
+        environ = {INTERNAL_MARK: True, RAW_BODY: (op.get("body") or "").encode(),
+                   "HTTP_AUTHORIZATION": self.authorization}
+        request = OperationRequest(method, path, query, environ)
+        request.view_args = args
+        token = _cv_request.set(_OperationContext(self.app, request))
+        try:
+            return _answer(self._call(self.app.view_functions[endpoint], args))
+        finally:
+            _cv_request.reset(token)
+
+    def _call(self, view: Callable[..., Any], args: dict[str, str]) -> Any:
+        try:
+            return view(**args)
+        except ApiError as exc:
+            return problem_response(exc.body())
+        except HTTPException as exc:
+            return http_error_response(exc)
+        except Exception as exc:  # as Flask does: logged, answered as a 500
+            self.app.log_exception(sys.exc_info())
+            return http_error_response(InternalServerError(original_exception=exc))
+
+    def _execute(self, op: dict[str, Any]) -> tuple[int, str]:
         environ = operation_environ(op, self.authorization)
         request = self.app.request_class(environ)
         token = _cv_request.set(_OperationContext(self.app, request))  # type: ignore[arg-type]
@@ -92,16 +209,18 @@ class OperationDispatcher:
             # As Flask does on pop: the request and its environ point at each other, a cycle
             # only the garbage collector would free (+24 MB peak at 10k accounts).
             environ["werkzeug.request"] = None
-        return response.status_code, response.get_data(as_text=True)
+        return _answer(response)
 
-    def _respond(self, request: Any, environ: dict[str, Any]) -> Response:
+    def _respond(self, request: Any, environ: dict[str, Any]) -> Response | OperationAnswer:
         if not self.authorized:
             return unauthorized()
         try:
             rule, args = self.adapter.match(request.path, request.method, return_rule=True)
             request.url_rule, request.view_args = rule, args
             answer = self.app.view_functions[rule.endpoint](**args)
-            return answer if isinstance(answer, Response) else self.app.make_response(answer)
+            if isinstance(answer, (Response, OperationAnswer)):
+                return answer
+            return self.app.make_response(answer)
         except ApiError as exc:
             return problem_response(exc.body())
         except RoutingException as exc:  # a slash redirect: Flask answers it as it is
@@ -111,3 +230,9 @@ class OperationDispatcher:
         except Exception as exc:  # as Flask does: logged, answered as a 500
             self.app.log_exception(sys.exc_info())
             return http_error_response(InternalServerError(original_exception=exc))
+
+
+def _answer(response: Response | OperationAnswer) -> tuple[int, str]:
+    if isinstance(response, OperationAnswer):
+        return response.status_code, response.data.decode()
+    return response.status_code, response.get_data(as_text=True)

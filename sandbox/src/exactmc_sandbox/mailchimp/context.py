@@ -25,6 +25,15 @@ INTERNAL_MARK = "exactmc.batch_operation"
 RAW_BODY = "exactmc.raw_body"
 
 
+@dataclass(slots=True)
+class OperationAnswer:
+    """A batch operation's answer as `respond()` gives it back (INTERNAL_MARK set): the JSON
+    without a werkzeug Response around it (issue 9: ~8 % of an operation's CPU)."""
+
+    data: bytes
+    status_code: int = 200
+
+
 @dataclass
 class Settings:
     api_keys: list[str] = field(repr=False)  # secrets: never in a repr

@@ -114,12 +114,8 @@ def validate_lines(store: Store, lines: Any) -> None:
             )
 
 
-def counts_toward_spend(order: dict[str, Any]) -> bool:
-    """Our choice (unconfirmed): cancelled and refunded orders count neither as orders nor spend."""
-    return not order.get("cancelled_at_foreign") and order.get("financial_status") not in (
-        "cancelled", "refunded")
-
-
 def customer_totals(store: Store, customer_id: str) -> tuple[int, float]:
-    orders = [o for o in store.orders.of_customer(customer_id) if counts_toward_spend(o)]
-    return len(orders), round(sum(float(o["order_total"]) for o in orders), 2)
+    """Orders that count (state.counts_toward_spend) and their spend, kept as orders are
+    written (state.OrderTable)."""
+    spend = store.orders.spend_of(customer_id)
+    return len(spend), round(sum(spend), 2)

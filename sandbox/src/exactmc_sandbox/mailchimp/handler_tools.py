@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Response, request
 
-from exactmc_sandbox.mailchimp.context import RAW_BODY, ctx
+from exactmc_sandbox.mailchimp import fastjson
+from exactmc_sandbox.mailchimp.context import INTERNAL_MARK, RAW_BODY, OperationAnswer, ctx
 from exactmc_sandbox.mailchimp.errors import ApiError, not_found
 from exactmc_sandbox.mailchimp.state import AudienceList
 
 MAX_COUNT = 1000
-# json.dumps's own output, 30 % faster: answers are fresh trees, never circular (issue 9).
-_encode = json.JSONEncoder(check_circular=False).encode
+_encode = fastjson.encode  # compact UTF-8 JSON, ~8x faster than json.dumps (issue 9)
 
 
 def json_body() -> Any:
@@ -23,7 +22,7 @@ def json_body() -> Any:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
+        return fastjson.decode(raw)
     except ValueError as exc:
         raise ApiError(400, "JSON Parse Error",
                        "We encountered an unspecified JSON parsing error.") from exc
@@ -134,7 +133,7 @@ def _drop(data: Any, paths: list[list[str]]) -> Any:
     return _drop_tree(data, _tree(paths))
 
 
-def respond(data: Any, status: int = 200) -> Response:
+def respond(data: Any, status: int = 200) -> Response | OperationAnswer:
     """JSON response honouring `fields` / `exclude_fields`."""
     fields = request.args.get("fields")
     excluded = request.args.get("exclude_fields")
@@ -142,6 +141,8 @@ def respond(data: Any, status: int = 200) -> Response:
         data = _pick(data, [f.strip().split(".") for f in fields.split(",") if f.strip()])
     if excluded:
         data = _drop(data, [f.strip().split(".") for f in excluded.split(",") if f.strip()])
+    if request.environ.get(INTERNAL_MARK):  # a batch operation: batch_dispatch.py
+        return OperationAnswer(_encode(data), status)
     return Response(_encode(data), status=status, mimetype="application/json")
 
 

@@ -10,13 +10,16 @@ and dicts.
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections import UserDict
 from typing import Any
 
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-_decode = json.JSONDecoder().decode
+from exactmc_sandbox.mailchimp import fastjson
+
+# The compact UTF-8 JSON `json.dumps(separators=(",", ":"), ensure_ascii=False)` wrote, the
+# same bytes, ~5x faster (fastjson.py; issue 9).
+_encode = fastjson.encode
+_decode = fastjson.decode
 
 
 # Raw deflate with a 1 KB window and a small hash table (records are ~0.2-1 KB; a full-size
@@ -47,7 +50,7 @@ _PRIMED = zlib.compressobj(1, zlib.DEFLATED, _WBITS, _MEM_LEVEL, zdict=_ZDICT)
 
 
 def pack(record: Any) -> bytes:
-    text = _encode(record).encode()
+    text = _encode(record)
     deflater = _PRIMED.copy()
     deflated = _DEFLATED + deflater.compress(text) + deflater.flush()
     return deflated if len(deflated) < len(text) else text
@@ -57,7 +60,7 @@ def unpack(packed: bytes) -> Any:
     if packed[:1] == _DEFLATED:
         inflater = zlib.decompressobj(_WBITS, zdict=_ZDICT)
         packed = inflater.decompress(packed[1:]) + inflater.flush()
-    return _decode(packed.decode())
+    return _decode(packed)
 
 
 class PackedRecords(UserDict[str, dict[str, Any]]):

@@ -167,18 +167,26 @@ class AudienceList:
         return next((s for s in self.segments.values() if s.name.lower() == lowered), None)
 
 
+def counts_toward_spend(order: dict[str, Any]) -> bool:
+    """Our choice (unconfirmed): cancelled and refunded orders count neither as orders nor spend."""
+    return not order.get("cancelled_at_foreign") and order.get("financial_status") not in (
+        "cancelled", "refunded")
+
+
 class OrderTable(PackedRecords):
     """A store's orders by id (held packed), indexed by customer id on every write (UserDict
     routes every mutation through `__setitem__`/`__delitem__`), so a customer's totals and order
     list cost that customer's orders, not the store's (issue 9: a scan per write made big syncs
-    quadratic). Totals are still computed from the current order records.
+    quadratic).
 
-    The index holds a customer's one order id as the id itself, several as a tuple (first
-    created first), under the customer's id interned (the same string the store's customers are
-    keyed by): a dict and an id copy per customer cost ~200 bytes, 20 MB at 100k (issue 9)."""
+    The index holds, under the customer's id interned (the same string the store's customers
+    are keyed by), one flat tuple (order id, spend, order id, spend, ...), first created first:
+    spend is the order's total as a float when it counts toward the customer's totals, else
+    None, so totals need no order decoded (issue 9: that was a tenth of the sandbox's CPU in a
+    first sync). A dict and an id copy per customer cost ~200 bytes, 20 MB at 100k."""
 
     def __init__(self) -> None:
-        self._by_customer: dict[str, str | tuple[str, ...]] = {}
+        self._by_customer: dict[str, tuple[Any, ...]] = {}
         super().__init__()
 
     def __setitem__(self, order_id: str, order: dict[str, Any]) -> None:
@@ -187,14 +195,14 @@ class OrderTable(PackedRecords):
         if old is not None and unpack(old)["customer"]["id"] != customer_id:
             self._unindex(order_id)
         super().__setitem__(order_id, order)
-        indexed = self._by_customer.get(customer_id)
-        if indexed is None:
-            self._by_customer[customer_id] = order_id
-        elif isinstance(indexed, str):
-            if indexed != order_id:
-                self._by_customer[customer_id] = (indexed, order_id)
-        elif order_id not in indexed:
-            self._by_customer[customer_id] = (*indexed, order_id)
+        spend = float(order["order_total"]) if counts_toward_spend(order) else None
+        indexed = self._by_customer.get(customer_id, ())
+        ids = indexed[::2]
+        if order_id in ids:
+            at = 2 * ids.index(order_id)
+            self._by_customer[customer_id] = (*indexed[:at + 1], spend, *indexed[at + 2:])
+        else:
+            self._by_customer[customer_id] = (*indexed, order_id, spend)
 
     def __delitem__(self, order_id: str) -> None:
         self._unindex(order_id)
@@ -202,20 +210,23 @@ class OrderTable(PackedRecords):
 
     def _unindex(self, order_id: str) -> None:
         customer_id = self[order_id]["customer"]["id"]
-        rest = tuple(other for other in self._order_ids(customer_id) if other != order_id)
+        indexed = self._by_customer.get(customer_id, ())
+        rest = tuple(item for at in range(0, len(indexed), 2) if indexed[at] != order_id
+                     for item in indexed[at:at + 2])
         if not rest:
             self._by_customer.pop(customer_id, None)
         else:
-            self._by_customer[customer_id] = rest[0] if len(rest) == 1 else rest
-
-    def _order_ids(self, customer_id: str) -> tuple[str, ...]:
-        indexed = self._by_customer.get(customer_id, ())
-        return (indexed,) if isinstance(indexed, str) else indexed
+            self._by_customer[customer_id] = rest
 
     def of_customer(self, customer_id: str) -> Iterator[dict[str, Any]]:
         """The customer's orders, first created first."""
-        for order_id in self._order_ids(customer_id):
+        for order_id in self._by_customer.get(customer_id, ())[::2]:
             yield self[order_id]
+
+    def spend_of(self, customer_id: str) -> list[float]:
+        """The totals of the customer's orders that count toward spend, first created first."""
+        return [spend for spend in self._by_customer.get(customer_id, ())[1::2]
+                if spend is not None]
 
 
 @dataclass
