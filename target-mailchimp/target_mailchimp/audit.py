@@ -11,15 +11,14 @@ did), and a long key or path must not fail a run.
 from __future__ import annotations
 
 import datetime
-import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
-from target_mailchimp.audit_db import audit_url, chunks, open_tables, upsert
-from target_mailchimp.client import json_default
+from target_mailchimp.audit_db import audit_url, chunks, insert_many, open_tables, upsert
+from target_mailchimp.client import dumps
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 SHORT = 500
@@ -135,6 +134,16 @@ def _short(text: str | None) -> str | None:
     return text if text is None or len(text) <= SHORT else text[: SHORT - 1] + "…"
 
 
+# The columns `record` fills, in its rows' order.
+TRAIL_COLUMNS = ("run_id", "at", "stream", "record_key", "operation", "outcome", "reason",
+                 "response", "method", "path", "payload")
+
+
+def _payload(payload: Any) -> str | None:
+    """A failed write's payload as JSON, to send it again (ok rows keep none)."""
+    return None if payload is None else dumps(payload)
+
+
 def default_audit_url() -> str:
     """The URL without an `audit_store_url` setting (the fleet's database, or the file)."""
     return audit_url(None)
@@ -153,21 +162,15 @@ class AuditStore:
     # --- the trail -------------------------------------------------------------------------
 
     def record(self, entries: Iterable[AuditEntry]) -> None:
-        rows = []
         at = self.clock()
-        for e in entries:
-            keep_payload = e.outcome == FAILED and e.payload is not None
-            rows.append({
-                "run_id": self.run_id, "at": at, "stream": e.stream,
-                "record_key": str(e.record_key)[:MAX_KEY], "operation": e.operation,
-                "outcome": e.outcome, "reason": _short(e.reason), "response": _short(e.response),
-                "method": e.method if e.outcome == FAILED else None,
-                "path": e.path if e.outcome == FAILED else None,
-                "payload": json.dumps(e.payload, default=json_default) if keep_payload else None,
-            })
+        rows = [(self.run_id, at, e.stream, str(e.record_key)[:MAX_KEY], e.operation, e.outcome,
+                 _short(e.reason), _short(e.response),
+                 *((e.method, e.path, _payload(e.payload)) if e.outcome == FAILED
+                   else (None, None, None)))
+                for e in entries]
         if rows:
             with self.engine.begin() as conn:
-                conn.execute(writes.insert(), rows)
+                insert_many(conn, writes, TRAIL_COLUMNS, rows)
 
     def entries(self, **filters: Any) -> list[dict[str, Any]]:
         query = sa.select(writes).order_by(writes.c.id)

@@ -8,7 +8,8 @@ URL to read the forward flow's own opt-outs, so the two never need to be kept eq
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,14 +61,80 @@ def upsert(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any
     """
     if not rows:
         return
+    keys = [column.name for column in table.primary_key.columns]
+    # In key order: two writers locking the same keys in the same order cannot deadlock.
+    try:
+        ordered = sorted(rows, key=_key_order(table, keys))
+    except TypeError:  # a text key given as a number somewhere: compare as text
+        ordered = sorted(rows, key=lambda row: tuple(str(row[key]) for key in keys))
+    if set_ is None:  # the common case, many rows: straight to the driver
+        columns = [column.name for column in table.columns]  # one missing from a row: NULL
+        update = [name for name in columns if name not in keys]
+        insert_many(conn, table, columns, [tuple(map(row.get, columns)) for row in ordered],
+                    conflict=keys, update=update)
+        return
     dialect = {"postgresql": postgresql, "sqlite": sqlite}[conn.dialect.name]
     statement = dialect.insert(table)
-    keys = [column.name for column in table.primary_key.columns]
-    if set_ is None:
-        set_ = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
-    # In key order: two writers locking the same keys in the same order cannot deadlock.
-    ordered = sorted(rows, key=lambda row: tuple(str(row[key]) for key in keys))
     conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=set_), ordered)
+
+
+def _key_order(table: sa.Table, keys: list[str]) -> Callable[[Mapping[str, Any]], Any]:
+    """Rows ordered by their key values as text (the same order in every writer)."""
+    if all(isinstance(table.c[key].type, sa.String) for key in keys):
+        return operator.itemgetter(*keys)  # already text: no str() per value
+    return lambda row: tuple(str(row[key]) for key in keys)
+
+
+def insert_many(conn: sa.Connection, table: sa.Table, columns: Sequence[str],
+                rows: Sequence[Sequence[Any]], *, conflict: Sequence[str] = (),
+                update: Sequence[str] = ()) -> None:
+    """INSERT of `rows` (tuples in `columns` order) through the driver's own executemany.
+
+    Why: SQLAlchemy's per-row parameter building (a dict per row, compiled per call) was a
+    fifth of the target's CPU on a first sync. The SQL is the same on SQLite and PostgreSQL;
+    values go through the column types' own bind processors, so what is stored is what
+    SQLAlchemy stored (SQLite's date-time text, for one). `conflict`/`update`: ON CONFLICT
+    (conflict) DO UPDATE SET each `update` column from the new row (nothing: DO NOTHING).
+    """
+    if not rows:
+        return
+    dialect = conn.dialect
+    quote = dialect.identifier_preparer.quote
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    # Identifiers from our own table definitions, quoted; every value is a parameter.
+    sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608
+           f"VALUES ({', '.join([mark] * len(columns))})")
+    if conflict:
+        sets = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in update)
+        sql += f" ON CONFLICT ({', '.join(quote(c) for c in conflict)}) " + (
+            f"DO UPDATE SET {sets}" if sets else "DO NOTHING")
+    processors = [(i, table.c[name].type._cached_bind_processor(dialect))
+                  for i, name in enumerate(columns)]
+    processors = [(i, process) for i, process in processors if process is not None]
+    if processors:
+        rows = _processed(rows, processors)
+    conn.exec_driver_sql(sql, list(rows))
+
+
+def _processed(rows: Sequence[Sequence[Any]],
+               processors: list[tuple[int, Callable[[Any], Any]]]) -> list[tuple[Any, ...]]:
+    """Rows with the typed columns converted; each distinct value once (a batch's rows
+    mostly share their time stamp)."""
+    done: list[dict[Any, Any]] = [{} for _ in processors]
+    out = []
+    for row in rows:
+        values = list(row)
+        for (i, process), seen in zip(processors, done, strict=True):
+            value = values[i]
+            if value is not None:
+                try:
+                    values[i] = seen[value]
+                except KeyError:
+                    values[i] = seen[value] = process(value)
+                except TypeError:  # unhashable
+                    values[i] = process(value)
+        out.append(tuple(values))
+    return out
 
 
 def chunks(values: Iterable[str], size: int) -> Iterable[list[str]]:

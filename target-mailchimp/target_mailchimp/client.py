@@ -101,8 +101,11 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+_ENCODER = json.JSONEncoder(default=json_default)  # made once, not per call (same text)
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, default=json_default)
+    return _ENCODER.encode(value)
 
 
 class MailchimpClient:

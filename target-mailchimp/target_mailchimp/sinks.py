@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from target_mailchimp.target import TargetMailchimp
 
 
+# Record metadata fields singer-sdk removes from each record (unless asked to add them).
+_SDC = frozenset({"_sdc_extracted_at", "_sdc_received_at", "_sdc_batched_at", "_sdc_deleted_at",
+                  "_sdc_sequence", "_sdc_table_version", "_sdc_sync_started_at"})
+
+
 class MailchimpSink(BatchSink):
     """Buffers records; `write` sends a whole batch. Per-record problems go to the audit trail;
     an outage (retries exhausted) raises so the target stops without emitting STATE."""
@@ -44,6 +49,23 @@ class MailchimpSink(BatchSink):
         """The record as the source wrote it: no datetime made of each date-time field (a
         schema walk per record); `_set_apart_bad_dates` checks them once per drain."""
         return record
+
+    def take(self, record: dict[str, Any]) -> None:
+        """The SDK's per-record steps that matter here, for the target's lean path: the key
+        check (a record without its key stops the run, as before), no `_sdc_` fields, into
+        the pending batch, counted."""
+        if not self._key_set <= record.keys():
+            self._singer_validate_message(record)  # raises, naming the keys
+        if not _SDC.isdisjoint(record):
+            self._remove_sdc_metadata_from_record(record)
+        context = self._get_context(record)
+        context.setdefault("records", []).append(record)
+        self.tally_record_read()
+        self.record_counter_metric.increment()
+
+    @cached_property
+    def _key_set(self) -> frozenset[str]:
+        return frozenset(self.key_properties or ())
 
     @cached_property
     def date_fields(self) -> dict[str, str]:

@@ -84,6 +84,8 @@ _CONTROLS_ALL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]"
 def clean_text(value: str, *, keep_breaks: bool = False) -> str:
     """`value` without control characters; `keep_breaks` keeps tabs and line breaks (for
     multi-line fields such as a product description)."""
+    if value.isascii() and value.isprintable():
+        return value  # nearly every text: nothing to clean (two C checks instead of 3 regexes)
     if keep_breaks:
         return _CONTROLS_ALL.sub("", value)
     return _CONTROLS.sub("", _BREAKS.sub(" ", value.strip("\t\n\r\x0b\x0c")))
@@ -97,14 +99,30 @@ MULTILINE_KEYS = frozenset({"description"})
 def clean_strings(value: Any, key: str | None = None) -> Any:
     """Every text in a request body cleaned (see `clean_text`), identifiers excepted."""
     if isinstance(value, str):
-        if key in ID_KEYS:
+        if key in ID_KEYS or (value.isascii() and value.isprintable()):
             return value
         return clean_text(value, keep_breaks=key in MULTILINE_KEYS)
     if isinstance(value, dict):
-        return {k: clean_strings(v, k) for k, v in value.items()}
+        return _clean_dict(value)
     if isinstance(value, list):
         return [clean_strings(item, key) for item in value]
     return value
+
+
+def _clean_dict(body: dict[str, Any]) -> dict[str, Any]:
+    """`clean_strings` of a dict, its plain values handled inline (one call per dict, not
+    per value: a body has many)."""
+    out = {}
+    for key, value in body.items():
+        if isinstance(value, str):
+            if not (key in ID_KEYS or (value.isascii() and value.isprintable())):
+                value = clean_text(value, keep_breaks=key in MULTILINE_KEYS)
+        elif isinstance(value, dict):
+            value = _clean_dict(value)
+        elif isinstance(value, list):
+            value = [clean_strings(item, key) for item in value]
+        out[key] = value
+    return out
 
 
 def mailchimp_email(member: dict[str, Any]) -> str:

@@ -41,12 +41,17 @@ FORGOTTEN_BY_DELETION = {"member": ("members", "member_tags"), "order": ("orders
                          "customer": ("customers",), "product": ("products",)}
 
 
+# json.dumps with options builds an encoder per call; these are made once (same text).
+_KEY = json.JSONEncoder(ensure_ascii=False)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=json_default)
+
+
 def record_key(record: dict[str, Any], key_properties: Sequence[str]) -> str | None:
     """The record's key as JSON (`["a@x.nl"]`, `["a@x.nl", "T1"]`); None without a full key."""
     values = [record.get(name) for name in key_properties]
     if not key_properties or any(value in (None, "") for value in values):
         return None
-    return json.dumps([str(value) for value in values], ensure_ascii=False)
+    return _KEY.encode([str(value) for value in values])
 
 
 def audit_key(record: dict[str, Any], key_properties: Sequence[str]) -> str:
@@ -61,7 +66,7 @@ def fingerprint(record: dict[str, Any], dates: Mapping[str, str] | None = None) 
     if dates:
         record = {**record, **{name: _as_sdk_parsed(record[name], kind)
                                for name, kind in dates.items() if name in record}}
-    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), default=json_default)
+    canonical = _CANONICAL.encode(record)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
