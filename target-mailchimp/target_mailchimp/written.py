@@ -51,7 +51,15 @@ def record_key(record: dict[str, Any], key_properties: Sequence[str]) -> str | N
     values = [record.get(name) for name in key_properties]
     if not key_properties or any(value in (None, "") for value in values):
         return None
-    return _KEY.encode([str(value) for value in values])
+    texts = [value if isinstance(value, str) else str(value) for value in values]
+    if all(_plain(text) for text in texts):  # what json.dumps leaves as it is: no encoder
+        return '["' + '", "'.join(texts) + '"]'
+    return _KEY.encode(texts)
+
+
+def _plain(text: str) -> bool:
+    """Text json.dumps(ensure_ascii=False) writes unchanged between its quotes."""
+    return text.isprintable() and '"' not in text and "\\" not in text
 
 
 def audit_key(record: dict[str, Any], key_properties: Sequence[str]) -> str:
@@ -64,21 +72,26 @@ def fingerprint(record: dict[str, Any], dates: Mapping[str, str] | None = None) 
     read as the SDK once parsed them, so digests remembered before the target left dates as
     text still match (else an upgrade would send everything again)."""
     if dates:
-        record = {**record, **{name: _as_sdk_parsed(record[name], kind)
-                               for name, kind in dates.items() if name in record}}
+        as_parsed = {name: text for name, kind in dates.items()
+                     if (text := _as_sdk_parsed(record.get(name), kind)) is not None}
+        if as_parsed:
+            record = {**record, **as_parsed}
     canonical = _CANONICAL.encode(record)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _as_sdk_parsed(value: Any, kind: str) -> Any:
+def _as_sdk_parsed(value: Any, kind: str) -> str | None:
+    """The text the SDK's parsed value was written as (its isoformat), if it differs."""
     if not isinstance(value, str):
-        return value
+        return None
     try:
         if kind == "date":
-            return datetime.date.fromisoformat(value)
-        return datetime.datetime.fromisoformat(value)
+            text = datetime.date.fromisoformat(value).isoformat()
+        else:
+            text = datetime.datetime.fromisoformat(value).isoformat()
     except ValueError:
-        return value
+        return None
+    return None if text == value else text
 
 
 class WrittenRecords:

@@ -191,3 +191,51 @@ def test_a_record_without_its_key_still_stops_the_run(config: dict[str, Any]) ->
     # As singer-sdk did: a record missing a key property is a broken tap, not one bad record.
     with pytest.raises(Exception, match="key_properties"):
         run_target(config, [schema("members"), *records("members", [{"opt_out": False}])])
+
+
+@pytest.mark.parametrize("values", [
+    ["a@example.com"], ["a@example.com", "T1"], ["é@ü.de"], ['quo"te'], ["back\\slash"],
+    ["tab\tx"], ["del\x7f"], ["\u2028"], ["\ud800"], [12, "x"], ["🎉"],
+])
+def test_record_keys_are_the_json_they_were(values: list[Any]) -> None:
+    import json
+
+    from target_mailchimp.written import record_key
+
+    record = {f"k{i}": value for i, value in enumerate(values)}
+    assert record_key(record, list(record)) == json.dumps([str(v) for v in values],
+                                                           ensure_ascii=False)
+
+
+@pytest.mark.parametrize("dated", [
+    {"at": "2024-03-01T10:00:00Z", "day": "2024-03-01"},
+    {"at": "2024-03-01T10:00:00+00:00", "day": "2024-3-1"},
+    {"at": "2024-03-01 10:00:00.5", "day": None},
+    {"at": "soon", "day": 20240301},
+    {"at": None},
+    {},
+])
+def test_fingerprints_read_dates_as_the_sdk_parsed_them(dated: dict[str, Any]) -> None:
+    import hashlib
+    import json
+    from decimal import Decimal
+
+    from target_mailchimp.client import json_default
+    from target_mailchimp.written import fingerprint
+
+    record = {"email": "a@example.com", "price": Decimal("1.50"), "note": "€", **dated}
+    kinds = {"at": "date-time", "day": "date"}
+
+    def parsed(value: Any, kind: str) -> Any:  # as the SDK had parsed it
+        try:
+            return (datetime.date.fromisoformat(value) if kind == "date"
+                    else datetime.datetime.fromisoformat(value))
+        except (TypeError, ValueError):
+            return value
+
+    as_sdk = {**record, **{k: parsed(record[k], kind) for k, kind in kinds.items()
+                           if k in record}}
+    before = hashlib.sha256(json.dumps(as_sdk, sort_keys=True, separators=(",", ":"),
+                                       default=json_default).encode()).hexdigest()
+    assert fingerprint(record, kinds) == before
+    assert record["price"] == Decimal("1.50") and record.get("at") == dated.get("at")
