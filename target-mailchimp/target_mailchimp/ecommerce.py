@@ -109,6 +109,10 @@ def order_body(record: dict[str, Any]) -> dict[str, Any]:
     })
 
 
+# What is read of an upsert's answer (answer_fields.py): what the audit trail keeps of it
+# (an order's answer carries its whole customer and lines; issue 9: memory).
+ANSWER_FIELDS = {"customers": "id", "products": "id", "orders": "id,financial_status"}
+
 BODY_BUILDERS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
     "customers": ("customers", customer_body),
     "products": ("products", product_body),
@@ -156,7 +160,8 @@ def write_store_objects(context: RunContext, stream: str, records: list[dict[str
             entries.append(AuditEntry(stream, key, "upsert", SKIPPED, reason=ARCHIVED_REASON))
             continue
         writes.append(Write(stream, key, "upsert", "PUT",
-                            f"ecommerce/stores/{store_id}/{collection}/{key}", body))
+                            f"ecommerce/stores/{store_id}/{collection}/{key}", body,
+                            fields=ANSWER_FIELDS[stream]))
     # A customer may create its list member (a change of ours, not an edit in Mailchimp).
     emails = [w.body["email_address"] for w in writes] if stream == "customers" else []
     with member_side_effects(context, emails):

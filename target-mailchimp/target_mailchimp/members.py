@@ -43,6 +43,13 @@ STATUSES_IF_NEW = {"subscribed", "pending", "unsubscribed", "transactional"}
 CONTACT_EXISTS = "ERROR_CONTACT_EXISTS"
 ARCHIVED_REASON = "archived in Mailchimp; the target does not restore archived contacts"
 BATCH_ANSWER = {"new_members": list, "updated_members": list, "errors": list}
+# What is read of a batch subscribe's answer (answer_fields.py): the members' keys the audit
+# trail and the own-writes record use, and the errors whole; not whole members (issue 9).
+_MEMBER_KEYS = ("id", "email_address", "status", "last_changed")
+BATCH_FIELDS = ",".join([*(f"{group}.{key}" for group in ("new_members", "updated_members")
+                           for key in _MEMBER_KEYS),
+                         "errors", "total_created", "total_updated", "error_count"])
+PUT_FIELDS = ",".join(_MEMBER_KEYS)  # a member PUT's answer: the same keys
 
 
 @dataclass
@@ -288,7 +295,8 @@ class MemberWriter:
         writes = [Write(STREAM, f"batch subscribe of {len(chunk)}", "create", "POST",
                         f"lists/{list_id}", {"members": [c.create_body() for c in chunk],
                                              "update_existing": False},
-                        params=params, expect=BATCH_ANSWER) for chunk in chunks]
+                        params=params, expect=BATCH_ANSWER, fields=BATCH_FIELDS)
+                  for chunk in chunks]
         results = self.context.executor.execute(writes, batch_from=BULK_BATCH_FROM)
 
         existing: list[MemberChange] = []
@@ -330,7 +338,7 @@ class MemberWriter:
         # trail so the way back does not send our own opt-outs to Exact (no loop).
         writes = [Write(STREAM, c.email, "opt_out" if c.opt_out else "update", "PUT",
                         f"lists/{list_id}/{c.path_suffix}", c.put_body(), params=params,
-                        note=c.note) for c in changes]
+                        note=c.note, fields=PUT_FIELDS) for c in changes]
         results: list[WriteResult] = self.context.executor.execute(writes)
         for result in results:
             if result.ok and isinstance(result.response, dict):

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from target_mailchimp.answer_fields import Tree, pick, selection, tree
 from target_mailchimp.audit import FAILED, OK, AuditEntry
 from target_mailchimp.client import ApiError, MailchimpClient, OutageError, dumps
 
@@ -29,6 +30,17 @@ class Write:
     note: str | None = None
     # Keys (and types) a 2xx answer must have, else it is unreadable and sent again.
     expect: dict[str, Any] | None = None
+    # What the target reads of a 2xx answer (Mailchimp's `fields`: comma-separated, dotted):
+    # asked for, and all that is kept of the answer (answer_fields.py; issue 9: memory).
+    # None: the whole answer. The `expect` keys are always part of it.
+    fields: str | None = None
+
+    def request_params(self) -> dict[str, str] | None:
+        wanted = selection(self.fields, self.expect or ())
+        return {**(self.params or {}), "fields": wanted} if wanted else self.params
+
+    def answer_tree(self) -> Tree | None:
+        return tree(selection(self.fields, self.expect or ()))
 
 
 @dataclass
@@ -101,13 +113,14 @@ class WriteExecutor:
 
     def _direct(self, write: Write) -> WriteResult:
         try:
-            body = self.client.request(write.method, write.path, params=write.params,
+            body = self.client.request(write.method, write.path, params=write.request_params(),
                                        body=write.body, expect=write.expect)
         except ApiError as exc:
             if exc.status == 404 and write.ok_if_missing:
                 return WriteResult(write, True, None, status=404)
             return WriteResult(write, False, error=exc.summary(), status=exc.status)
-        return WriteResult(write, True, body, status=200 if body is not None else 204)
+        return WriteResult(write, True, pick(body, write.answer_tree()),
+                           status=200 if body is not None else 204)
 
     # --- /batches ------------------------------------------------------------------------
 
@@ -116,15 +129,16 @@ class WriteExecutor:
         operations = [
             {"method": w.method, "path": "/" + w.path.lstrip("/"), "operation_id": op_id,
              **({"body": dumps(w.body)} if w.body is not None else {}),
-             **({"params": w.params} if w.params else {})}
+             **({"params": params} if (params := w.request_params()) else {})}
             for op_id, w in by_id.items()
         ]
         # A garbled answer is retried: the job it may have created runs too, harmlessly, as
         # every operation is an idempotent write.
         batch = self.client.request("POST", "batches", body={"operations": operations},
                                     expect={"id": str})
+        del operations  # their bodies are as large as the records they were made of
         finished = self._wait(batch["id"])
-        outcomes = self._results(finished)
+        outcomes = self._results(finished, {op_id: w.answer_tree() for op_id, w in by_id.items()})
         results: dict[str, WriteResult] = {}
         retry: dict[str, Write] = {}
         for op_id, write in by_id.items():
@@ -176,17 +190,22 @@ class WriteExecutor:
                 seen = (done, polled)
             wait = min(max(wait, FIRST_POLL), longest)
 
-    def _results(self, batch: dict[str, Any]) -> dict[str, tuple[int, Any]]:
+    def _results(self, batch: dict[str, Any], trees: dict[str, Tree | None]
+                 ) -> dict[str, tuple[int, Any]]:
         url = batch.get("response_body_url")
         if not url:
             # No archive named: every operation counts as unknown and is sent again directly.
             return {}
-        return self.client.download(url, _read_results)
+        return self.client.download(url, lambda archive: _read_results(archive, trees))
 
 
-def _read_results(archive: bytes) -> dict[str, tuple[int, Any]]:
+def _read_results(archive: bytes, trees: dict[str, Tree | None] | None = None
+                  ) -> dict[str, tuple[int, Any]]:
     """operation_id -> (status, answer). A cut-off archive or result file raises (and the
-    download is retried): a missing result must not look like an operation never answered."""
+    download is retried): a missing result must not look like an operation never answered.
+    One result file at a time, each answer cut down to what its write reads (`trees`) as it
+    is parsed: a job's whole answers are never held (issue 9: 66 MB at 10k accounts)."""
+    trees = trees or {}
     outcomes: dict[str, tuple[int, Any]] = {}
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
         for member in tar.getmembers():
@@ -199,9 +218,12 @@ def _read_results(archive: bytes) -> dict[str, tuple[int, Any]]:
             if not isinstance(entries, list):
                 raise ValueError("a batch result file is not a list")
             for entry in entries:
-                outcomes[str(entry.get("operation_id"))] = (
-                    int(entry.get("status_code", 0)), _parse(entry.get("response"))
-                )
+                op_id, status = str(entry.get("operation_id")), int(entry.get("status_code", 0))
+                answer = _parse(entry.get("response"))
+                if 200 <= status < 300 and not isinstance(answer, Unreadable):
+                    answer = pick(answer, trees.get(op_id))
+                outcomes[op_id] = (status, answer)
+            del entries
     return outcomes
 
 

@@ -17,6 +17,9 @@ from target_mailchimp.run_context import RunContext
 from target_mailchimp.values import clean_text, normalise_email, to_datetime
 
 SEGMENT_LIMIT = 500  # members_to_add / members_to_remove per call
+# What is read of a segment update's answer (answer_fields.py): the errors, not the whole
+# members added and removed (issue 9: memory).
+SEGMENT_FIELDS = "errors,total_added,total_removed,error_count"
 
 
 class SegmentDirectory:
@@ -230,7 +233,7 @@ def _update_segments(context: RunContext, directory: SegmentDirectory,
     writes = [Write("member_tags", f"segment {c.segment_id}", "tag", "POST",
                     f"lists/{list_id}/segments/{c.segment_id}",
                     {"members_to_add": c.add, "members_to_remove": c.remove},
-                    expect={"errors": list}) for c in calls]
+                    expect={"errors": list}, fields=SEGMENT_FIELDS) for c in calls]
     results = context.executor.execute(writes, batch_from=BULK_BATCH_FROM)
     archived: set[str] | None = None  # read once, only when Mailchimp refuses an address
     for call, result in zip(calls, results, strict=True):

@@ -114,8 +114,8 @@ def test_an_unreadable_bulk_answer_in_a_job_is_sent_again_directly(
 
     read = operations._read_results
 
-    def spoiled(archive: bytes) -> dict[str, tuple[int, Any]]:
-        outcomes = read(archive)
+    def spoiled(archive: bytes, *rest: Any) -> dict[str, tuple[int, Any]]:
+        outcomes = read(archive, *rest)
         outcomes["op0"] = (200, operations._parse(answer))
         return outcomes
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from exactmc_sandbox.mailchimp.emails import subscriber_hash
 from exactmc_sandbox.mailchimp.errors import ApiError, schema_invalid
+from exactmc_sandbox.mailchimp.handler_tools import selected_keys
 from exactmc_sandbox.mailchimp.member_ops import MemberWriter, check_tag_name, member_to_api
 from exactmc_sandbox.mailchimp.state import AccountState, AudienceList
 
@@ -78,9 +79,12 @@ def batch_subscribe(
             created[key] = member
         elif key not in created:
             updated[key] = member
+    # With `fields`, only the selected keys of each member are built (respond() applies the
+    # selection itself; this only spares building what it would drop; issue 9).
+    new_keys, updated_keys = selected_keys("new_members"), selected_keys("updated_members")
     return {
-        "new_members": [member_to_api(lst, m) for m in created.values()],
-        "updated_members": [member_to_api(lst, m) for m in updated.values()],
+        "new_members": [member_to_api(lst, m, new_keys) for m in created.values()],
+        "updated_members": [member_to_api(lst, m, updated_keys) for m in updated.values()],
         "errors": errors,
         "total_created": len(created),
         "total_updated": len(updated),

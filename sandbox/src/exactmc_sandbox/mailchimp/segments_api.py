@@ -9,7 +9,14 @@ from flask import Blueprint, Response, request
 from exactmc_sandbox.mailchimp.context import ctx
 from exactmc_sandbox.mailchimp.emails import subscriber_hash
 from exactmc_sandbox.mailchimp.errors import invalid, not_found, schema_invalid
-from exactmc_sandbox.mailchimp.handler_tools import audience, no_content, object_body, page, respond
+from exactmc_sandbox.mailchimp.handler_tools import (
+    audience,
+    no_content,
+    object_body,
+    page,
+    respond,
+    selected_keys,
+)
 from exactmc_sandbox.mailchimp.member_ops import MemberWriter, member_to_api
 from exactmc_sandbox.mailchimp.state import AudienceList, Member, Segment, members_changed
 
@@ -159,9 +166,12 @@ def batch_segment_members(list_id: str, segment_id: str) -> Response:
         errors = [{"email_addresses": missing, "error": "Email addresses do not belong to "
                    "this list or are archived"}
                   for missing in (missing_add, missing_remove) if missing]
+        # With `fields`, only the selected keys of each member are built (respond() applies
+        # the selection itself; this only spares building what it would drop; issue 9).
+        added_keys, removed_keys = selected_keys("members_added"), selected_keys("members_removed")
         return respond({
-            "members_added": [member_to_api(lst, m) for m in added],
-            "members_removed": [member_to_api(lst, m) for m in removed],
+            "members_added": [member_to_api(lst, m, added_keys) for m in added],
+            "members_removed": [member_to_api(lst, m, removed_keys) for m in removed],
             "errors": errors,
             "total_added": len(added),
             "total_removed": len(removed),
