@@ -7,6 +7,8 @@ import hashlib
 import pytest
 import requests
 from exactmc_sandbox.mailchimp import MailchimpSandbox
+from exactmc_sandbox.mailchimp.clock import Clock
+from exactmc_sandbox.mailchimp.state import AccountState, MergeField
 
 
 def md5(email: str) -> str:
@@ -110,3 +112,18 @@ def test_required_fields_and_skip_merge_validation(session: requests.Session,
                          skip_merge_validation="true")
     assert skipped.status_code == 200
     assert skipped.json()["merge_fields"]["COMPANY"] == ""
+
+
+def test_merge_fields_by_tag_follow_renames_and_deletes() -> None:
+    """Looked up by tag through a remembered index (issue 9) that never answers stale."""
+    audience = AccountState(Clock()).add_list("L", "List")
+    fname = audience.merge_field_by_tag("FNAME")
+    assert fname is not None and audience.merge_field_by_tag("FNAME") is fname
+    fname.tag = "FIRST"  # renamed in place
+    assert audience.merge_field_by_tag("FNAME") is None
+    assert audience.merge_field_by_tag("FIRST") is fname
+    del audience.merge_fields[fname.merge_id]
+    assert audience.merge_field_by_tag("FIRST") is None
+    audience.merge_fields[9] = again = MergeField(9, "FIRST", "First", "text")
+    assert audience.merge_field_by_tag("FIRST") is again
+    assert audience.merge_field_by_tag("NOPE") is None

@@ -43,3 +43,17 @@ def test_pack_sets_up_no_deflater_per_record(monkeypatch: pytest.MonkeyPatch) ->
     for record in _records() * 20:
         packed.pack(record)
     assert made == []
+
+
+def test_the_window_holds_the_dictionary_and_a_record() -> None:
+    """A 1 KB window could not see the dictionary (~1 KB) behind a record's first bytes: a
+    2 KB window and a bigger hash table pack ~20 % faster and smaller (issue 9)."""
+    assert len(packed._ZDICT) + 1024 <= 1 << -packed._WBITS
+    customer = {"id": "exact-101-ec2c4f79-d249-48d2-800d-f7649d46ea9a",
+                "email_address": "daan.muller255@handelbakker.example", "opt_in_status": False,
+                "first_name": "Daan", "last_name": "Müller", "company": "Handel Bakker BV",
+                "address": {"address1": "Kerkstraat 11", "address2": "", "city": "Utrecht",
+                            "province": "", "postal_code": "6075 LD", "country_code": "NL"},
+                "created_at": "2026-11-28T04:50:00+00:00",
+                "updated_at": "2026-11-28T04:50:00+00:00"}
+    assert len(packed.pack(customer)) < 0.5 * len(packed._encode(customer))
