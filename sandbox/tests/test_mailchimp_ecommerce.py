@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 import requests
-from exactmc_sandbox.mailchimp import MailchimpSandbox
+from exactmc_sandbox.mailchimp import MailchimpSandbox, ecommerce_api
 
 
 def md5(email: str) -> str:
@@ -178,3 +178,34 @@ def test_delete_and_sandbox_view(shop: Shop, mailchimp_sandbox: MailchimpSandbox
     assert by_endpoint["PUT /ecommerce/stores/*/orders/*"] == 1
     assert by_endpoint["DELETE /ecommerce/stores/*/orders/*"] == 2
     assert by_endpoint["PUT /ecommerce/stores/*/products/*"] == 1
+
+
+def test_an_order_answer_without_its_customer_reads_no_customer(
+        mailchimp_sandbox: MailchimpSandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`fields` that select no `customer` (the target's `id,financial_status`): the order's
+    answer is the same selection, built without decoding the customer (issue 9)."""
+    shop = Shop(mailchimp_sandbox)
+    assert shop.put("products", "p1", {"id": "p1", "title": "P", "variants": [
+        {"id": "p1", "title": "P"}]}).ok
+    assert shop.put("customers", "c1", {"id": "c1", "email_address": "c1@acme.nl",
+                                        "opt_in_status": False}).ok
+    order = {"id": "o1", "customer": {"id": "c1"}, "currency_code": "EUR", "order_total": 5.0,
+             "financial_status": "paid", "lines": [{"id": "1", "product_id": "p1",
+                                                    "product_variant_id": "p1",
+                                                    "quantity": 1, "price": 5.0}]}
+    built = []
+    real = ecommerce_api.customer_to_api
+    monkeypatch.setattr(ecommerce_api, "customer_to_api",
+                        lambda store, record: built.append(record["id"]) or real(store, record))
+    url = f"{shop.url}/orders/o1"
+    full = shop.session.put(url, json=order, timeout=5).json()
+    assert built == ["c1"] and full["customer"]["orders_count"] == 1
+    for fields in ("id,financial_status", "id,lines.id", "customerx"):
+        picked = shop.session.put(url, json=order, params={"fields": fields}, timeout=5)
+        keys = {f.split(".")[0] for f in fields.split(",")}
+        assert picked.json() == {k: v if k != "lines" else [{"id": "1"}]
+                                 for k, v in full.items() if k in keys}
+    assert built == ["c1"]
+    patched = shop.session.patch(url, json={"financial_status": "refunded"}, timeout=5,
+                                 params={"fields": "id,customer.total_spent"}).json()
+    assert patched == {"id": "o1", "customer": {"total_spent": 0}} and built == ["c1", "c1"]

@@ -58,8 +58,24 @@ def _path_and_query(op: dict[str, Any]) -> tuple[str, str]:
         path = "/3.0" + path
     params = op.get("params") or {}
     if params:
-        query = "&".join(filter(None, (query, urlencode(params, doseq=True))))
+        query = "&".join(filter(None, (query, _encoded(params))))
     return unquote(path), query
+
+
+_QUERIES: dict[tuple[Any, ...], str] = {}
+
+
+def _encoded(params: dict[str, Any]) -> str:
+    """urlencode(params), remembered: a batch's operations share their params (`fields`)."""
+    if not all(type(value) is str for value in params.values()):  # 1 == True == 1.0
+        return urlencode(params, doseq=True)
+    key = tuple(params.items())
+    query = _QUERIES.get(key)
+    if query is None:
+        if len(_QUERIES) > 64:
+            _QUERIES.clear()
+        query = _QUERIES[key] = urlencode(params, doseq=True)
+    return query
 
 
 def operation_environ(op: dict[str, Any], authorization: str) -> dict[str, Any]:
