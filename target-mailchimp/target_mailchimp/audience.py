@@ -68,6 +68,13 @@ class AudienceView:
         self._archived: set[str] | None = None
         self._archived_cursor: datetime.datetime | None = None
         self._lock = threading.RLock()
+        # One (status, last_changed) pair object per distinct value: members changed in the
+        # same second share it (issue 9: ~25 MB fewer at 100k members than a tuple and two
+        # strings each).
+        self._pairs: dict[tuple[str | None, str | None], tuple[str | None, str | None]] = {}
+
+    def _shared(self, pair: tuple[str | None, str | None]) -> tuple[str | None, str | None]:
+        return self._pairs.setdefault(pair, pair)
 
     def changed_since(self, since: datetime.datetime
                       ) -> dict[str, tuple[str | None, str | None]]:
@@ -111,7 +118,8 @@ class AudienceView:
         span = self.memory.span()
         if span is None:
             return
-        self.members.update(self.memory.members())
+        self.members.update((email, self._shared(pair))
+                            for email, pair in self.memory.members().items())
         self._covered_from, self._cursor = span
         # A read covering the span's end is still due: not `_read_started`.
 
@@ -136,7 +144,7 @@ class AudienceView:
         ):
             email = mailchimp_email(member)
             status, stamp = member.get("status"), member.get("last_changed")
-            self.members[email] = seen[email] = (status, stamp)
+            self.members[email] = seen[email] = self._shared((status, stamp))
             changed = to_datetime(stamp)
             if changed is not None and (newest is None or changed > newest):
                 newest = changed

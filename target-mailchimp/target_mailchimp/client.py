@@ -189,7 +189,8 @@ class MailchimpClient:
         self, method: str, path: str, params: dict[str, Any] | None, body: Any,
         expect: Expect | None,
     ) -> Any:
-        data = dumps(body) if body is not None else None
+        # Bytes: a body encoded already (a /batches job's, built one operation at a time).
+        data = body if isinstance(body, bytes) else dumps(body) if body is not None else None
         headers = {"Content-Type": "application/json"} if data is not None else {}
         with self._slots:
             try:
