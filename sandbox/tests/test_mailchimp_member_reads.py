@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 from exactmc_sandbox.mailchimp import MailchimpSandbox
 from exactmc_sandbox.mailchimp.emails import subscriber_hash
-from exactmc_sandbox.mailchimp.handler_tools import _drop, _pick
+from exactmc_sandbox.mailchimp.handler_tools import (
+    _drop,
+    _drop_tree,
+    _pick,
+    _pick_tree,
+    _selection,
+)
 from exactmc_sandbox.mailchimp.member_ops import MemberWriter
 from scale_cost import MAX_RATIO, cost
 
@@ -100,3 +106,15 @@ def test_a_paged_read_sees_every_change_made_between_its_pages(small: MailchimpS
     newest = _get(small, count=1000, sort_field="last_changed", sort_dir="DESC")["members"][0]
     assert newest["email_address"] == subscribed[1]["email_address"]
     assert _get(small, since_last_changed=newest["last_changed"])["total_items"] == 1
+
+
+def test_a_selection_is_parsed_once_and_never_changed_by_use() -> None:
+    """Operations of a batch share their `fields`: parsed once (issue 9), used read-only."""
+    tree = _selection("id,customer.total_spent,lines.id")
+    assert _selection("id,customer.total_spent,lines.id") is tree
+    before = repr(tree)
+    data = {"id": 1, "x": 2, "customer": {"total_spent": 3, "y": 4}, "lines": [{"id": 5, "z": 6}]}
+    assert _pick_tree(data, tree) == {"id": 1, "customer": {"total_spent": 3},
+                                      "lines": [{"id": 5}]}
+    assert _drop_tree(data, tree) == {"x": 2, "customer": {"y": 4}, "lines": [{"z": 6}]}
+    assert repr(tree) == before

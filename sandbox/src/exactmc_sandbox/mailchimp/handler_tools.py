@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from flask import Response, request
@@ -62,8 +63,11 @@ def selected_keys(collection: str) -> frozenset[str] | None:
     """The keys of each item of `collection` that the request's `fields` selects, or None when
     it selects whole items (or has no `fields`): lets a handler build only those (issue 9)."""
     fields = request.args.get("fields")
-    if not fields:
-        return None
+    return _selected_keys(fields, collection) if fields else None
+
+
+@functools.lru_cache(maxsize=64)  # a batch's operations share their `fields` (issue 9)
+def _selected_keys(fields: str, collection: str) -> frozenset[str] | None:
     keys = set()
     for path in (f.strip().split(".") for f in fields.split(",") if f.strip()):
         if path[0] != collection:
@@ -124,6 +128,12 @@ def _drop_tree(data: Any, tree: _Tree) -> Any:
     return out
 
 
+@functools.lru_cache(maxsize=64)  # a batch's operations share their `fields` (issue 9)
+def _selection(text: str) -> _Tree:
+    """The tree of a comma-separated, dotted selection; shared: never mutate it."""
+    return _tree([f.strip().split(".") for f in text.split(",") if f.strip()])
+
+
 def _pick(data: Any, paths: list[list[str]]) -> Any:
     """Keep only dotted `paths` (lists are walked element by element)."""
     return _pick_tree(data, _tree(paths))
@@ -138,9 +148,9 @@ def respond(data: Any, status: int = 200) -> Response | OperationAnswer:
     fields = request.args.get("fields")
     excluded = request.args.get("exclude_fields")
     if fields:
-        data = _pick(data, [f.strip().split(".") for f in fields.split(",") if f.strip()])
+        data = _pick_tree(data, _selection(fields))
     if excluded:
-        data = _drop(data, [f.strip().split(".") for f in excluded.split(",") if f.strip()])
+        data = _drop_tree(data, _selection(excluded))
     if request.environ.get(INTERNAL_MARK):  # a batch operation: batch_dispatch.py
         return OperationAnswer(_encode(data), status)
     return Response(_encode(data), status=status, mimetype="application/json")
