@@ -7,16 +7,20 @@ Costs: see scale_cost.py.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import pytest
 from exactmc_sandbox.exact import endpoints
 from exactmc_sandbox.exact.odata import render
+from exactmc_sandbox.exact.pages import json_value
 from exactmc_sandbox.exact.sandbox import ExactSandbox
 from exactmc_sandbox.exact.store import DataStore
 from scale_cost import cost
 
 DIVISION = 101
+# Text JSON writes with escapes (quote, backslash, controls) or as is (non-ASCII, U+2028).
+TRICKY = 'Ünïcødé "B.V." \\ back\tslash\n\x01 € \u2028 / %s 𝄞'
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +34,7 @@ def changed() -> DataStore:
     invoices = list(store.table("SalesInvoices", DIVISION))
     item = next(iter(store.table("Items", DIVISION)))
     store.update("Accounts", accounts[3], {"Name": "Renamed", "Email": "r@example.com"})
+    store.update("Accounts", accounts[5], {"Name": TRICKY})
     store.update("Contacts", contacts[5], {"IsMailingExcluded": True})
     store.delete("Contacts", contacts[7])
     store.delete("Accounts", accounts[9])
@@ -100,6 +105,37 @@ def test_every_page_is_the_rendered_rows(changed: DataStore, path: str,
                     changed, endpoint, division, fields, half)
     rows = changed.rows("Accounts", DIVISION)
     assert any(r["Name"] == "Renamed" for r in rows)
+    assert any(r["Name"] == TRICKY for r in rows)
+
+
+@pytest.mark.parametrize("path", sorted(endpoints.ENDPOINTS))
+def test_json_pages_are_the_pages_dumped(changed: DataStore, path: str,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page read as JSON text (what a JSON client gets, issue 9) is, row for row, exactly
+    `json.dumps(row, ensure_ascii=False)` of the page read as dicts: same keys in the same
+    order, separators, escapes, numbers and dates, for every select and bookmark."""
+    monkeypatch.setattr(endpoints, "SYNC_PAGE", 7)
+    monkeypatch.setattr(endpoints, "NORMAL_PAGE", 7)
+    endpoint = endpoints.ENDPOINTS[path]
+    for division in (DIVISION, 102):
+        for fields in (endpoint.fields, endpoint.selectable, tuple(reversed(endpoint.fields))):
+            query = {"$select": ",".join(fields)}
+            while True:
+                page = endpoints.read_page(changed, endpoint, division, dict(query))
+                text = endpoints.read_page(changed, endpoint, division, dict(query),
+                                           as_json=True)
+                assert text.skiptoken == page.skiptoken
+                assert text.rows == [json.dumps(r, ensure_ascii=False) for r in page.rows]
+                if page.skiptoken is None:
+                    break
+                query["$skiptoken"] = page.skiptoken
+
+
+@pytest.mark.parametrize("value", [
+    None, True, False, 0, -7, 10**30, 0.1, -0.0, 1e16, 1e-7, 123.456, 2.5e-310, math.nan,
+    math.inf, -math.inf, "", TRICKY, "\x7f\x1f\u00ff", [1, "a", None], {"k": 1.5}])
+def test_json_value_is_json_dumps(value: Any) -> None:
+    assert json_value(value) == json.dumps(value, ensure_ascii=False)
 
 
 def test_a_page_costs_little_more_than_encoding_it() -> None:

@@ -263,3 +263,34 @@ def test_division_move_sets_date_and_voids_bookmarks(exact_sandbox, client):
     assert stale.json()["d"]["results"] == []
     resync, _ = client.all("102/sync/CRM/Accounts", **select, **{"$filter": "Timestamp gt 1L"})
     assert created["ID"] in {r["ID"] for r in resync} and len(resync) == len(rows) + 1
+
+
+def test_a_json_page_is_json_dumps_of_its_answer(exact_sandbox_factory):
+    """Over HTTP a JSON page (written from the rows' JSON texts, issue 9) is byte for byte
+    `json.dumps(answer, ensure_ascii=False)`: separators, escapes, dates, numbers, `__next`."""
+    import json
+
+    from exactmc_sandbox.exact import endpoints
+
+    sandbox = exact_sandbox_factory(accounts_per_division=300)
+    account = sandbox.rows("Accounts", 101)[0]["ID"]
+    sandbox.update("Accounts", account, {"Name": 'Ünï "q" \\ \t\x01 € \u2028 𝄞'})
+    client = Client(sandbox)
+    query = {"$select": "ID,Name,Email,Created,Modified,Status,Timestamp",
+             "$filter": "Timestamp gt 1L"}
+    for path in ("sync/CRM/Accounts", "sync/SalesInvoice/SalesInvoices"):
+        if "Invoice" in path:
+            query["$select"] = "ID,InvoiceID,LineNumber,AmountDC,Quantity,InvoiceDate,Timestamp"
+        answer = client.get(f"101/{path}", **query)
+        assert answer.status_code == 200
+        assert answer.headers["Content-Type"] == "application/json"
+        body = answer.json()
+        page = endpoints.read_page(sandbox.store, endpoints.ENDPOINTS[path], 101, dict(query))
+        assert body["d"]["results"] == page.rows and len(page.rows) >= 300
+        assert ("__next" in body["d"]) == ("Invoice" in path)  # 1,000 rows and more
+        assert answer.content == json.dumps(body, ensure_ascii=False).encode()
+    stamp = next(r["Timestamp"] for r in sandbox.rows("Accounts", 101) if r["ID"] == account)
+    updated = client.get("101/sync/CRM/Accounts", **{"$select": "ID,Name,Timestamp",
+                                                      "$filter": f"Timestamp gt {stamp - 1}L"})
+    assert updated.content == json.dumps(updated.json(), ensure_ascii=False).encode()
+    assert any(r["ID"] == account for r in updated.json()["d"]["results"])

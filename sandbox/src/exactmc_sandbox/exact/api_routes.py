@@ -16,7 +16,7 @@ from exactmc_sandbox.exact.endpoints import ENDPOINTS, NORMAL_PAGE, Endpoint, re
 from exactmc_sandbox.exact.model import REGIONS
 from exactmc_sandbox.exact.odata import ODataError, next_link, parse_select, render
 from exactmc_sandbox.exact.properties import ME_PROPERTIES, SYSTEM_DIVISION_PROPERTIES
-from exactmc_sandbox.exact.responses import answer, error_answer
+from exactmc_sandbox.exact.responses import answer, error_answer, json_page, wants_json
 from exactmc_sandbox.exact.store import NotFoundError
 from exactmc_sandbox.exact.validation import InvalidInputError
 
@@ -116,12 +116,16 @@ def register_api(app: Flask, parts: Components) -> None:
         top = request.args.get("$top")
         if top is not None and not top.isdigit():
             raise ODataError(400, "$top must be a whole number")
+        as_json = wants_json()  # rows written as JSON text straight away (issue 9)
         page = read_page(store, endpoint, division, request.args.to_dict(),
-                         int(top) if top else None)
+                         int(top) if top else None, as_json=as_json)
+        link = next_link(request.host_url, request.path, request.args.to_dict(),
+                         page.skiptoken) if page.skiptoken else None
+        if as_json:
+            return json_page(page.rows, link)
         body: dict[str, Any] = {"results": page.rows}
-        if page.skiptoken:
-            body["__next"] = next_link(request.host_url, request.path, request.args.to_dict(),
-                                       page.skiptoken)
+        if link is not None:
+            body["__next"] = link
         return answer({"d": body}, title=path)
 
     def _get_one(division: int, path: str, key: str) -> Response:

@@ -9,7 +9,7 @@ from typing import Any
 
 from exactmc_sandbox.exact import pages
 from exactmc_sandbox.exact.indexes import take
-from exactmc_sandbox.exact.odata import Condition, ODataError, parse_filter, parse_select, render
+from exactmc_sandbox.exact.odata import Condition, ODataError, parse_filter, parse_select
 from exactmc_sandbox.exact.properties import (
     ACCOUNT_PROPERTIES,
     CONTACT_PROPERTIES,
@@ -104,13 +104,14 @@ ENDPOINTS: dict[str, Endpoint] = {
 
 @dataclass
 class Page:
-    rows: list[dict[str, Any]]
+    rows: list[Any]  # dicts, or JSON texts (`read_page(as_json=True)`)
     skiptoken: str | None  # set when more rows follow
 
 
 def read_page(store: DataStore, endpoint: Endpoint, division: int, args: dict[str, str],
-              top: int | None = None) -> Page:
-    """One page of `endpoint` for the query `args` ($select, $filter, $skiptoken)."""
+              top: int | None = None, as_json: bool = False) -> Page:
+    """One page of `endpoint` for the query `args` ($select, $filter, $skiptoken); with
+    `as_json` its rows are each row's `json.dumps(..., ensure_ascii=False)` text."""
     fields = parse_select(args.get("$select"), endpoint.selectable,
                           required=endpoint.kind != "normal", default=endpoint.fields)
     conditions = parse_filter(args.get("$filter"), endpoint.filterable())
@@ -118,18 +119,18 @@ def read_page(store: DataStore, endpoint: Endpoint, division: int, args: dict[st
     with store.lock:
         if endpoint.kind == "sync":
             rendered, last = _sync_rows(store, endpoint, division, conditions, args, size,
-                                        fields)
+                                        fields, as_json)
             token = f"{last}L" if last is not None else None
         else:
             rendered, last = _keyed_rows(store, endpoint, division, conditions, args, size,
-                                         fields)
+                                         fields, as_json)
             token = f"guid'{last}'" if last is not None else None
     return Page(rendered, None if top else token)
 
 
 def _sync_rows(store: DataStore, endpoint: Endpoint, division: int,
                conditions: list[Any], args: dict[str, str], size: int,
-               fields: tuple[str, ...]) -> tuple[list[dict[str, Any]], int | None]:
+               fields: tuple[str, ...], as_json: bool = False) -> tuple[list[Any], int | None]:
     """Rows in Timestamp order after the bookmark; the sync API filters on nothing else."""
     after = 0
     for condition in conditions:
@@ -143,14 +144,14 @@ def _sync_rows(store: DataStore, endpoint: Endpoint, division: int,
         if not m:
             raise ODataError(400, f"Invalid $skiptoken: {skip}")
         after = max(after, int(m.group(1)))
-    rows = list(islice(pages.sync_page(store, endpoint.source, division, after, fields),
-                       size + 1))
+    rows = list(islice(pages.sync_page(store, endpoint.source, division, after, fields,
+                                       as_json), size + 1))
     return [row for _, row in rows[:size]], (rows[size - 1][0] if len(rows) > size else None)
 
 
 def _keyed_rows(store: DataStore, endpoint: Endpoint, division: int,
                 conditions: list[Any], args: dict[str, str], size: int,
-                fields: tuple[str, ...]) -> tuple[list[dict[str, Any]], str | None]:
+                fields: tuple[str, ...], as_json: bool = False) -> tuple[list[Any], str | None]:
     """Rows in key (ID) order after the $skiptoken key, as Exact pages its other endpoints."""
     key = endpoint.key
     skip = args.get("$skiptoken")
@@ -162,11 +163,12 @@ def _keyed_rows(store: DataStore, endpoint: Endpoint, division: int,
         after = m.group(1).lower()
     if endpoint.source != "InvoiceLines":  # straight from the packed rows
         keyed = list(islice(pages.keyed_page(store, endpoint.source, division, after, fields,
-                                             conditions), size + 1))
+                                             conditions, as_json), size + 1))
         return [row for _, row in keyed[:size]], (keyed[size - 1][0] if len(keyed) > size
                                                   else None)
     matching = take(store.keyed_rows(endpoint.source, division, after), size + 1,
                     lambda r: all(c.matches(r) for c in conditions))
     more = len(matching) > size
     rows = matching[:size]
-    return [render(row, fields) for row in rows], (rows[-1][key] if more else None)
+    renderer = pages.Renderer(fields, as_json)
+    return [renderer.whole(row) for row in rows], (rows[-1][key] if more else None)

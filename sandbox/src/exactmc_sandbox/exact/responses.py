@@ -28,6 +28,18 @@ def answer(payload: Any, status: int = 200, headers: dict[str, str] | None = Non
     return response
 
 
+def json_page(rows: list[str], next_url: str | None, headers: dict[str, str] | None = None
+              ) -> Response:
+    """A list page answered as JSON from its rows' JSON texts: the bytes `answer` gives for
+    `{"d": {"results": rows, "__next": next_url}}` (`json.dumps` joins with ", " and ": ")."""
+    body = '{"d": {"results": [' + ", ".join(rows) + "]"
+    if next_url is not None:
+        body += ', "__next": ' + json.encoder.encode_basestring(next_url)
+    response = Response(body + "}}", 200, mimetype="application/json")
+    response.headers.update(headers or {})
+    return response
+
+
 def error_answer(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     if wants_json():
         response = Response(json.dumps(error_body(message)), status, mimetype="application/json")
