@@ -41,6 +41,7 @@ audience_reads = sa.Table(
 )
 
 Member = tuple[str | None, str | None]  # (status, last_changed)
+REMEMBER_CHUNK = 2000  # rows per upsert of `remember`
 
 
 class AudienceMemory:
@@ -72,9 +73,12 @@ class AudienceMemory:
         """Store what a read saw and the span now covered, in one transaction (a run killed
         in between leaves the old span, which is still true)."""
         with self.engine.begin() as conn:
-            upsert(conn, audience_members, [
-                {"list_id": self.list_id, "email": email, "status": status,
-                 "last_changed": stamp} for email, (status, stamp) in members.items()])
+            # A chunk of rows at a time (issue 9: the whole audience as row dicts at once was
+            # the target's peak at 100k members); in key order overall, as `upsert` wants.
+            for chunk in chunks(sorted(members), REMEMBER_CHUNK):
+                upsert(conn, audience_members, [
+                    {"list_id": self.list_id, "email": email, "status": members[email][0],
+                     "last_changed": members[email][1]} for email in chunk])
             upsert(conn, audience_reads, [
                 {"list_id": self.list_id, "covered_from": covered_from, "cursor": cursor}])
 

@@ -240,3 +240,35 @@ def test_the_runs_view_of_a_large_audience_shares_its_statuses_and_times(
     assert len(members) == 40
     values = list(members.values())
     assert len({id(value) for value in values}) == len(set(values)) < 40
+
+
+def test_remembering_a_large_audience_holds_one_chunk_of_rows_at_a_time(
+    database_url: str, tmp_path, monkeypatch
+) -> None:
+    """The end of a 100k first sync remembers every member read (audience_memory.py): rows
+    built and written a chunk at a time in one transaction, not all 100k as dicts at once
+    (the target's peak was there: +30 MB)."""
+    import datetime
+    import tracemalloc
+
+    from target_mailchimp.audience_memory import AudienceMemory
+    from target_mailchimp.audit import AuditStore
+
+    monkeypatch.delenv("EXACTMC_DATABASE_URL", raising=False)
+    monkeypatch.setenv("MELTANO_SYS_DIR_ROOT", str(tmp_path / "sys"))
+    audit = AuditStore(database_url, "run-1")
+    memory = AudienceMemory(audit.engine, "L1")
+    members = {f"member{i:06d}@example.com": ("subscribed", "2026-01-01T00:00:00+00:00")
+               for i in range(20_000)}
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    memory.remember({"warm@example.com": ("subscribed", "x")}, start, start)  # connect first
+    tracemalloc.start()
+    try:
+        memory.remember(members, start, start + datetime.timedelta(1))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000, peak
+    assert len(memory.members()) == 20_001
+    assert memory.span() == (start, start + datetime.timedelta(1))
+    audit.close()
