@@ -19,8 +19,11 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from target_mailchimp.audience import CLOCK_MARGIN, MEMBER_FIELDS, Window, now
+from target_mailchimp.audit_db import chunks
 from target_mailchimp.run_context import RunContext
 from target_mailchimp.values import iso, mailchimp_email, to_datetime
+
+SETTLE_CHUNK = 2000  # members per settle of `confirm_side_effects`
 
 
 def read_back(context: RunContext, emails: set[str] | None, since: datetime.datetime) -> None:
@@ -101,4 +104,9 @@ def confirm_side_effects(context: RunContext) -> None:
         changed = to_datetime(status_and_stamp[1]) if status_and_stamp else None
         if changed is not None and any(w.covers(email, changed) for w in windows):
             confirmed[email] = status_and_stamp[1] if status_and_stamp else None
-    context.audit.settle_members(context.list_id, noted, confirmed)
+    # A chunk of members at a time (issue 9: a first sync's customers note the whole audience,
+    # and its 100k rows at once were the target's peak). Each chunk is settled for good; a
+    # kill in between leaves the rest noted, read back first by the next run.
+    for chunk in chunks(sorted(noted | confirmed.keys()), SETTLE_CHUNK):
+        context.audit.settle_members(context.list_id, chunk,
+                                     {e: confirmed[e] for e in chunk if e in confirmed})

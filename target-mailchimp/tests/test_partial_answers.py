@@ -272,3 +272,43 @@ def test_remembering_a_large_audience_holds_one_chunk_of_rows_at_a_time(
     assert len(memory.members()) == 20_001
     assert memory.span() == (start, start + datetime.timedelta(1))
     audit.close()
+
+
+def test_confirming_a_whole_audiences_side_effects_settles_a_chunk_at_a_time(
+    mailchimp_sandbox: MailchimpSandbox, config
+) -> None:
+    """Customers touch every member: at the end of a first sync one confirmation settles the
+    whole audience's write-ahead notes (own_writes.py). Settled a chunk at a time, not as
+    100k members' rows at once (the target's last peak at 100k accounts)."""
+    import datetime
+    import tracemalloc
+
+    import requests
+    from target_mailchimp.own_writes import confirm_side_effects, member_side_effects
+    from target_mailchimp.run_context import RunContext
+
+    emails = [f"s{i:05d}@example.com" for i in range(8000)]
+    session = requests.Session()
+    session.auth = ("u", mailchimp_sandbox.api_key)
+    for start in range(0, len(emails), 500):
+        session.post(f"{mailchimp_sandbox.api_base}/lists/{mailchimp_sandbox.list_id}",
+                     json={"members": [{"email_address": e, "status": "subscribed"}
+                                       for e in emails[start:start + 500]]}, timeout=30)
+    context = RunContext(config)
+    with member_side_effects(context, emails):
+        pass  # the writes (customers) would be here; the members exist already
+    context.audience.changed_since(datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc))
+    calls = mailchimp_sandbox.calls()["total"]
+    tracemalloc.start()
+    try:
+        confirm_side_effects(context)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert mailchimp_sandbox.calls()["total"] == calls  # confirmed from the read just made
+    own = context.audit.own_member_changes(context.list_id, emails)
+    assert len(own) == 8000 and all(w.last_changed and w.pending_since is None
+                                    for w in own.values())
+    assert not context.audit.pending_members(context.list_id)
+    assert peak < 3_500_000, peak
+    context.close()
