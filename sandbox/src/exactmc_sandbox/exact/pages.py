@@ -44,7 +44,7 @@ def json_value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-_float_repr = float.__repr__
+_float_repr, _int_repr = float.__repr__, int.__repr__
 
 
 def _json_bytes(value: bytes) -> str:
@@ -74,6 +74,7 @@ class Renderer:
             _encode_string(name).replace("%", "%%") + ": %s" for name in fields)
         self._plans: dict[int, Plan] = {}
         self._decoded: dict[bytes, str] = {}  # an invoice's GUIDs recur in each of its lines
+        self._dates: dict[int, str] = {}  # epoch seconds -> JSON text
 
     def plan(self, number: int) -> Plan:
         plan = self._plans.get(number)
@@ -108,13 +109,23 @@ class Renderer:
                 elif kind is float:
                     text = _float_repr(value)
                     out[slot] = text if text[-1] not in "nf" else json_value(value)  # nan, inf
+                elif kind is int:
+                    out[slot] = _int_repr(value)
+                elif kind is bool:
+                    out[slot] = "true" if value else "false"
                 else:
                     out[slot] = json_value(value)
+            dated = self._dates
             for slot, at in dates:
                 when = values[at]
-                out[slot] = ("null" if when is None else '"%s"' % (
-                    odata_date_seconds(when) if type(when) is int
-                    else to_odata_date(EPOCH + timedelta(microseconds=when[0]))))
+                if type(when) is int:  # whole seconds: rows share days and times
+                    text = dated.get(when)
+                    if text is None:
+                        text = dated[when] = f'"{odata_date_seconds(when)}"'
+                    out[slot] = text
+                else:
+                    out[slot] = "null" if when is None else json_value(to_odata_date(
+                        EPOCH + timedelta(microseconds=when[0])))
             return
         for slot, at in plain:
             value = values[at]
