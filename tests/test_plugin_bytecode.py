@@ -19,6 +19,7 @@ from e2e_pipeline import ROOT
 # plugin type dir, name, the module its executable imports at start-up
 PLUGINS = [
     ("extractors", "tap-exactonline", "tap_exactonline.tap"),
+    ("loaders", "target-mailchimp", "target_mailchimp.target"),
 ]
 
 # Run in the plugin's own Python: every module loaded from the venv's site-packages whose
