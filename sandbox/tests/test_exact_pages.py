@@ -191,3 +191,20 @@ def test_filtered_pages_are_the_matching_rows_rendered(changed: DataStore, path:
         assert expected, where
         query = {"$select": ",".join(endpoint.fields), "$filter": where}
         assert _served(changed, endpoint, DIVISION, query) == expected, where
+
+
+@pytest.mark.parametrize("rows", [[], ['{"a": 1}'], ['{"a": 1}', '{"b": "é 𝄞"}', '{"c": null}']])
+@pytest.mark.parametrize("next_url", [None, 'http://h/nl/api?$skiptoken=guid\'x\'&q="é"'])
+def test_a_json_page_answer_is_json_dumps(rows: list[str], next_url: str | None) -> None:
+    """The answer built from the rows' texts (empty, one, several non-ASCII; with and without
+    `__next`) is byte for byte json.dumps of the page."""
+    from exactmc_sandbox.exact.responses import json_page
+    from flask import Flask
+
+    with Flask("test").test_request_context():
+        body: dict[str, Any] = {"results": [json.loads(row) for row in rows]}
+        if next_url is not None:
+            body["__next"] = next_url
+        answer = json_page(rows, next_url)
+        assert answer.get_data() == json.dumps({"d": body}, ensure_ascii=False).encode()
+        assert answer.mimetype == "application/json"

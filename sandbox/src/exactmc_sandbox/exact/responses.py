@@ -33,12 +33,14 @@ def json_page(rows: list[str], next_url: str | None, headers: dict[str, str] | N
     """A list page answered as JSON from its rows' JSON texts: the bytes `answer` gives for
     `{"d": {"results": rows, "__next": next_url}}` (`json.dumps` joins with ", " and ": ")."""
     # Each row encoded alone: most are ASCII (a copy), where one non-ASCII row made the
-    # whole page's text costly to encode.
-    body = [b'{"d": {"results": [', b", ".join([row.encode() for row in rows]), b"]"]
+    # whole page's text costly to encode; the page then built in one join (one large buffer).
+    end = b"]"
     if next_url is not None:
-        body.append(b', "__next": ' + json.encoder.encode_basestring(next_url).encode())
-    body.append(b"}}")
-    response = Response(b"".join(body), 200, mimetype="application/json")  # one write
+        end += b', "__next": ' + json.encoder.encode_basestring(next_url).encode()
+    parts = [row.encode() for row in rows] or [b""]
+    parts[0] = b'{"d": {"results": [' + parts[0]
+    parts[-1] += end + b"}}"
+    response = Response(b", ".join(parts), 200, mimetype="application/json")
     response.headers.update(headers or {})
     return response
 
