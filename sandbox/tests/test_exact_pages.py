@@ -143,8 +143,10 @@ def test_a_page_costs_little_more_than_encoding_it() -> None:
     little more than the JSON encoding of its rows (here: 0.5x and 1.5-2.3x); building every
     row's dict first cost 1.9x and 3.2x."""
     store = ExactSandbox(accounts_per_division=400).store
-    for path, most, json_most in (("sync/SalesInvoice/SalesInvoices", 1.25, 0.75),
-                                  ("sync/CRM/Accounts", 2.9, 0.95)):
+    # The JSON bounds leave room for a busy machine (measured 0.55x and 0.8x): they catch the
+    # JSON path falling back to dicts then json.dumps, not a few per cent.
+    for path, most, json_most in (("sync/SalesInvoice/SalesInvoices", 1.25, 0.85),
+                                  ("sync/CRM/Accounts", 2.9, 1.1)):
         endpoint = endpoints.ENDPOINTS[path]
         query = {"$select": ",".join(endpoint.fields), "$filter": "Timestamp gt 1L"}
         page = endpoints.read_page(store, endpoint, DIVISION, query)
