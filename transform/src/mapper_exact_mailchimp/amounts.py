@@ -22,15 +22,18 @@ class BadNumber(ValueError):
 def exact_number(value: object, name: str, *, whole_cents: bool = False) -> Decimal:
     """`value` as a Decimal. Amounts (`whole_cents`) must be in cents, as Exact books them;
     quantities and unit prices may have more decimals. Negative zero becomes zero."""
-    if value is None or value == "":
-        raise BadNumber(f"{name} is missing")
-    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
-        raise BadNumber(f"{name} {value!r} is not a number")
-    try:
+    if value.__class__ is float:  # the usual case first (issue 9): no other check applies
         # repr of a float is the shortest literal that reads back as it: the number Exact sent.
-        number = Decimal(repr(value) if isinstance(value, float) else str(value).strip())
-    except InvalidOperation:
-        raise BadNumber(f"{name} {value!r} is not a number") from None
+        number = Decimal(repr(value))
+    else:
+        if value is None or value == "":
+            raise BadNumber(f"{name} is missing")
+        if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+            raise BadNumber(f"{name} {value!r} is not a number")
+        try:
+            number = Decimal(repr(value) if isinstance(value, float) else str(value).strip())
+        except InvalidOperation:
+            raise BadNumber(f"{name} {value!r} is not a number") from None
     if not number.is_finite():
         raise BadNumber(f"{name} {value!r} is not a number")
     if abs(number) >= LIMIT:

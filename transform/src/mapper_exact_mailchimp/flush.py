@@ -16,6 +16,8 @@ from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import IO, Any
 
+from singer_sdk.singerlib import RecordMessage
+
 from .dates import parse_iso, utc_now_iso
 from .emails import check_email
 from .ledger import OutputLedger, canonical_json, content_hash
@@ -34,6 +36,7 @@ from .orders import (
 from .rejections import Rejection, RejectionLog
 from .settings import MappingSettings
 from .tags import desired_member_tags, member_tag_records, tag_record
+from .writer import RenderedRecord, render_record
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +59,7 @@ ORDER_INPUTS = (*ACCOUNT_INPUTS, "deletions", "sales_invoices", "sales_invoice_l
 ANY_DIVISION = 0
 # `deletions.entity` → the output stream of what it deletes.
 ENTITY_STREAMS = {"member": "members", "order": "orders", "product": "products"}
+STREAM_ENTITIES = {stream: entity for entity, stream in ENTITY_STREAMS.items()}
 
 
 # Streams whose outputs of a flush stay in memory until they are written: few (one per cost
@@ -63,14 +67,31 @@ ENTITY_STREAMS = {"member": "members", "order": "orders", "product": "products"}
 # are spooled to a temporary file as they are computed and read back in STREAM_ORDER, so a
 # first sync of 100,000 accounts does not hold its 600,000 outputs (issue 9: memory flat).
 HELD_STREAMS = ("tags", "products")
+# Accounts whose cost-center tags a flush keeps (a few small dicts each) for their next address.
+ACCOUNT_TAGS_HELD = 20_000
 
 
 @dataclass
 class Output:
+    """One output. Read back from a spool it carries its rendered RECORD `line` instead of
+    the record (kept only for deletions, whose ledger bookkeeping reads it, and for a record
+    that is not plain JSON), and `opt_out`, the one field of a member the ledger notes."""
+
     stream: str
     key: str
-    record: dict[str, Any]
+    record: dict[str, Any] | None
     owner: str | None = None
+    line: str | None = None
+    opt_out: bool = False
+
+    def message(self) -> RecordMessage | RenderedRecord:
+        if self.line is not None:
+            return RenderedRecord(self.stream, self.line)
+        assert self.record is not None
+        return RecordMessage(stream=self.stream, record=self.record)
+
+    def opts_out(self) -> bool:
+        return bool(self.record.get("opt_out")) if self.record is not None else self.opt_out
 
     @cached_property
     def canonical(self) -> str:
@@ -93,10 +114,15 @@ class Spool:
         self._file: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by read())
 
     def add(self, output: Output) -> None:
-        # marshal: records are plain JSON values; the hash and canonical JSON go along. Length
-        # prefixed: marshal.load on a file reads it in tiny pieces.
-        blob = marshal.dumps((output.stream, output.key, output.record, output.owner,
-                              output.canonical, output.digest))
+        # The RECORD line is rendered here, once, and goes along with the hash and canonical
+        # JSON (marshal of a few strings: cheaper than of the record). Length prefixed:
+        # marshal.load on a file reads it in tiny pieces.
+        record = output.record
+        assert record is not None
+        line = render_record(output.stream, record)
+        kept = record if line is None or output.stream == "deletions" else None
+        blob = marshal.dumps((output.stream, output.key, kept, output.owner, output.canonical,
+                              output.digest, line, bool(record.get("opt_out"))))
         self._file.write(len(blob).to_bytes(4, "little") + blob)
 
     def read(self) -> Iterator[Output]:
@@ -105,8 +131,8 @@ class Spool:
             while header := self._file.read(4):
                 blob = self._file.read(int.from_bytes(header, "little"))
                 found = marshal.loads(blob)  # noqa: S302 (our own file, this flush)
-                stream, key, record, owner, canonical, digest = found
-                output = Output(stream, key, record, owner)
+                stream, key, record, owner, canonical, digest, line, opt_out = found
+                output = Output(stream, key, record, owner, line, opt_out)
                 output.__dict__.update(canonical=canonical, digest=digest)  # cached values
                 yield output
 
@@ -149,6 +175,7 @@ class Flusher:
         # Rows read again and again within one flush (the store does not change during it).
         self._cost_centers: dict[tuple[int, str], dict[str, Any] | None] = {}
         self._customer_emails: dict[tuple[int, str], str | None] = {}
+        self._account_tags: dict[tuple[int, str], dict[str, str]] = {}
         result = FlushResult()
         if final and self.settings.inactive_after_days is not None:
             self._mark_customers_for_inactivity()
@@ -259,25 +286,38 @@ class Flusher:
     # --- members ---------------------------------------------------------------------------
 
     def _flush_accounts(self) -> None:
-        """Recompute the member candidates of dirty accounts; dirty what depends on them."""
-        for division, account_id in self._each_dirty("account"):
-            buried = self.store.is_buried("accounts", division, account_id)
-            candidates: list[Candidate] = []
-            if not buried:
-                account = self.store.row("accounts", division, account_id)
-                contacts = self.store.children("contacts", division, account_id)
-                candidates, rejections, fine = account_candidates(
-                    division, account_id, account, contacts)
-                self._reject(rejections)
-                for contact_id in fine:
-                    self.rejection_log.resolved("contacts", division, contact_id)
-                if candidates:
-                    self.rejection_log.resolved("accounts", division, account_id)
-            for email in self.store.replace_candidates(division, account_id, candidates):
+        """Recompute the member candidates of dirty accounts; dirty what depends on them.
+        The candidates of a chunk of accounts are replaced at once (issue 9), before the
+        chunk is cleaned; nothing reads candidates while a chunk is computed."""
+        for chunk in self.store.dirty_chunks("account"):
+            self._prefetch("account", chunk)
+            new: list[Candidate] = []
+            for division, account_id in chunk:
+                new += self._account_candidates(division, account_id)
+            for email in self.store.replace_candidates_of_accounts(chunk, new):
                 self.store.mark("email", ANY_DIVISION, email)
-            # Orders need the account's customer email, which may just have appeared.
-            for invoice_id in self.store.child_ids("sales_invoices", division, account_id):
-                self.store.mark("invoice", division, invoice_id)
+            self.store.forget_prefetched()
+            self.store.clean("account", chunk)
+
+    def _account_candidates(self, division: int, account_id: str) -> list[Candidate]:
+        """The account's member candidates now (none once it is deleted); reports what it
+        rejects and dirties its invoices."""
+        buried = self.store.is_buried("accounts", division, account_id)
+        candidates: list[Candidate] = []
+        if not buried:
+            account = self.store.row("accounts", division, account_id)
+            contacts = self.store.children("contacts", division, account_id)
+            candidates, rejections, fine = account_candidates(
+                division, account_id, account, contacts)
+            self._reject(rejections)
+            for contact_id in fine:
+                self.rejection_log.resolved("contacts", division, contact_id)
+            if candidates:
+                self.rejection_log.resolved("accounts", division, account_id)
+        # Orders need the account's customer email, which may just have appeared.
+        for invoice_id in self.store.child_ids("sales_invoices", division, account_id):
+            self.store.mark("invoice", division, invoice_id)
+        return candidates
 
     def _flush_members(self) -> None:
         for _, email in self._each_dirty("email"):
@@ -300,7 +340,9 @@ class Flusher:
             opted_out_before=self.ledger.opted_out(email), settings=self.settings))
         desired = desired_member_tags(
             self.store, candidates, excluded=excluded, inactive=inactive, settings=self.settings,
-            known_cost_centers=self._cost_centers)
+            known_cost_centers=self._cost_centers, known_accounts=self._account_tags)
+        if len(self._account_tags) > ACCOUNT_TAGS_HELD:
+            self._account_tags.clear()  # memory stays bounded on a first sync of 100k accounts
         # Tags that may be on the member: sent active, or a removal not confirmed yet.
         previously_active = {
             p["tag_key"]: p["tag_name"]
@@ -485,12 +527,13 @@ def after_emit(ledger: OutputLedger, output: Output) -> None:
     ledger.record(output.stream, output.key, output.digest, output.record, output.owner,
                   canonical=output.canonical)
     if output.stream == "deletions":
+        assert output.record is not None  # kept for deletions (see Spool.add)
         entity, key = output.record["entity"], output.record["key"]
         ledger.forget(ENTITY_STREAMS[entity], key)
         if entity == "member":
             ledger.forget_owner("member_tags", key)
-    elif output.stream in ENTITY_STREAMS.values():
-        entity = next(e for e, stream in ENTITY_STREAMS.items() if stream == output.stream)
+    elif output.stream in STREAM_ENTITIES:
+        entity = STREAM_ENTITIES[output.stream]
         ledger.forget("deletions", deletion_key(entity, output.key))
-        if output.stream == "members" and output.record.get("opt_out"):
+        if output.stream == "members" and output.opts_out():
             ledger.note_opt_out(output.key)

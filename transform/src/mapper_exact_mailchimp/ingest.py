@@ -14,7 +14,7 @@ import json
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -71,11 +71,12 @@ _LINKS = msgspec.json.Decoder(_Links, float_hook=Decimal)
 
 
 def link(value: object) -> str | None:
+    if value.__class__ is str:  # the usual case first (issue 9)
+        return value.strip() if value else None  # type: ignore[attr-defined, no-any-return]
     return str(value).strip() if value not in (None, "") else None
 
 
-@dataclass(frozen=True)
-class _Queued:
+class _Queued(NamedTuple):  # a tuple: a frozen dataclass costs ~1 µs more per record
     division: int
     row_id: str
     parent: str | None

@@ -108,6 +108,8 @@ class OutputLedger:
             self._saved_seq = self._output_seq
 
     def _queue_forget(self, statement: str, stream: str, key: str) -> None:
+        if stream not in self._used:
+            return  # no output of `stream` was ever recorded (a first sync): nothing to forget
         if (stream, key) in self._recorded:
             self.save()  # it was recorded in this batch: that record goes first
         self._forgets[statement].append((stream, key))

@@ -56,6 +56,12 @@ MARK_BATCH = 5000
 # Dirty keys recomputed (and cleaned) per chunk.
 DIRTY_CHUNK = 2000
 
+CANDIDATE_UPSERT = (
+    "INSERT INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source_key)"
+    " DO UPDATE SET email=excluded.email, division=excluded.division,"
+    " account_id=excluded.account_id, contact_id=excluded.contact_id,"
+    " updated_at=excluded.updated_at, excluded=excluded.excluded, is_main=excluded.is_main"
+)
 CANDIDATE_SELECT = (
     "SELECT source_key, email, division, account_id, contact_id, updated_at, excluded, is_main"
     " FROM candidates"
@@ -324,11 +330,7 @@ class LookupStore:
             "DELETE FROM candidates WHERE division=? AND account_id=?", (division, account_id)
         )
         self.db.executemany(
-            "INSERT INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source_key)"
-            " DO UPDATE SET email=excluded.email, division=excluded.division,"
-            " account_id=excluded.account_id, contact_id=excluded.contact_id,"
-            " updated_at=excluded.updated_at, excluded=excluded.excluded,"
-            " is_main=excluded.is_main",
+            CANDIDATE_UPSERT,
             [
                 (c.source_key, c.email, c.division, c.account_id, c.contact_id, c.updated_at,
                  int(c.excluded), int(c.is_main))
@@ -336,6 +338,36 @@ class LookupStore:
             ],
         )
         return old | {c.email for c in candidates}
+
+    def replace_candidates_of_accounts(
+        self, accounts: list[tuple[int, str]], candidates: list[Candidate],
+    ) -> set[str]:
+        """`replace_candidates` of a chunk of accounts at once (issue 9: one statement per
+        chunk, not three per account): `candidates` are all of their new ones. Same end state
+        as account by account: a contact that moved between two of these accounts is one
+        candidate (by source_key) either way. Returns every email that was or is offered."""
+        old = self._emails_of_accounts(accounts)
+        self._candidates_of.clear()
+        self.db.executemany("DELETE FROM candidates WHERE division=? AND account_id=?",
+                            accounts)
+        self.db.executemany(CANDIDATE_UPSERT, [
+            (c.source_key, c.email, c.division, c.account_id, c.contact_id, c.updated_at,
+             int(c.excluded), int(c.is_main)) for c in candidates])
+        return old | {c.email for c in candidates}
+
+    def _emails_of_accounts(self, accounts: list[tuple[int, str]]) -> set[str]:
+        emails: set[str] = set()
+        query = (f"SELECT email FROM candidates WHERE division=? AND account_id"  # noqa: S608
+                 f" IN ({', '.join('?' * IN_BATCH)})")
+        by_division: dict[int, list[str]] = {}
+        for division, account_id in accounts:
+            by_division.setdefault(division, []).append(account_id)
+        for division, ids in by_division.items():
+            for start in range(0, len(ids), IN_BATCH):
+                chunk = ids[start:start + IN_BATCH]
+                chunk += [chunk[-1]] * (IN_BATCH - len(chunk))  # one prepared statement
+                emails.update(email for (email,) in self.db.execute(query, (division, *chunk)))
+        return emails
 
     def candidates_of_account(self, division: int, account_id: str) -> list[Candidate]:
         cached = self._candidates_of.get(("account", division, account_id))

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from secret_store.database import engine_for
 from singer_sdk import InlineMapper
 from singer_sdk.helpers.capabilities import PluginCapabilities
-from singer_sdk.singerlib import Message, RecordMessage, SchemaMessage, StateMessage
+from singer_sdk.singerlib import Message, SchemaMessage, StateMessage
 
 from .flush import Flusher, after_emit
 from .ingest import Ingestor
@@ -160,7 +160,7 @@ class ExactToMailchimpMapper(InlineMapper):
                 keys, schema = OUTPUT_STREAMS[output.stream]
                 self._schemas_sent.add(output.stream)
                 yield SchemaMessage(stream=output.stream, schema=schema, key_properties=keys)
-            yield RecordMessage(stream=output.stream, record=output.record)
+            yield output.message()  # type: ignore[misc]
             after_emit(self.ledger, output)
             self.emitted[output.stream] += 1
         # Input rows are committed before a STATE leaves: once the target confirms it, the

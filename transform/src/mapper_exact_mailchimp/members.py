@@ -154,6 +154,9 @@ def surname(contact: dict[str, Any]) -> str:
 
 
 def text(value: object) -> str:
+    # Most values are already strings (issue 9: half a million calls at 10k accounts).
+    if value.__class__ is str:
+        return value.strip()  # type: ignore[attr-defined, no-any-return]
     return str(value).strip() if value is not None else ""
 
 

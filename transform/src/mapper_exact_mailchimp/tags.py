@@ -70,12 +70,20 @@ def desired_member_tags(
     inactive: bool,
     settings: MappingSettings,
     known_cost_centers: dict[tuple[int, str], dict[str, Any] | None] | None = None,
+    known_accounts: dict[tuple[int, str], dict[str, str]] | None = None,
 ) -> dict[str, str]:
-    """Every tag the email should carry: all its Exact records' accounts' cost centers + rules."""
+    """Every tag the email should carry: all its Exact records' accounts' cost centers + rules.
+    `known_accounts`: a cache of `account_cost_centers` by (division, account id), e.g. per
+    flush (an account's tags go to each of its addresses; the store does not change)."""
     tags: dict[str, str] = {}
     for division, account_id in sorted({(c.division, c.account_id) for c in candidates}):
-        tags.update(account_cost_centers(store, division, account_id, settings,
-                                         known_cost_centers))
+        found = None if known_accounts is None else known_accounts.get((division, account_id))
+        if found is None:
+            found = account_cost_centers(store, division, account_id, settings,
+                                         known_cost_centers)
+            if known_accounts is not None:
+                known_accounts[(division, account_id)] = found
+        tags.update(found)
     if excluded and settings.excluded_handling == "tag":
         tags[SUPPRESSION_TAG_KEY] = settings.suppression_tag_name
     if inactive and settings.inactive_handling == "tag":

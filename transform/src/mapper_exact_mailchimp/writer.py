@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 from singer_sdk.io_base import SingerWriter
 from singer_sdk.singerlib import Message, RecordMessage
@@ -20,18 +21,44 @@ from singer_sdk.singerlib import Message, RecordMessage
 _ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
+def render_record(stream: str, record: dict[str, Any]) -> str | None:
+    """The RECORD line (no newline) as singer-sdk writes it; None when the record holds
+    something other than plain JSON values (the SDK's encoder must write it)."""
+    try:
+        return f'{{"type":"RECORD","stream":{_ENCODE(stream)},"record":{_ENCODE(record)}}}'
+    except (TypeError, ValueError):
+        return None
+
+
+class RenderedRecord:
+    """A RECORD message already rendered as its line (issue 9: the flush renders an output
+    once, as it spools it, instead of keeping the record to encode it later)."""
+
+    __slots__ = ("line", "stream")
+
+    def __init__(self, stream: str, line: str) -> None:
+        self.stream, self.line = stream, line
+
+    def to_dict(self) -> dict[str, Any]:
+        """What another Singer writer serialises (tests collect messages that way)."""
+        return json.loads(self.line)  # type: ignore[no-any-return]
+
+
 class StateFlushingWriter(SingerWriter):
-    def format_message(self, message: Message) -> str:
+    def format_message(self, message: Message | RenderedRecord) -> str:
+        if type(message) is RenderedRecord:
+            return message.line
         if type(message) is RecordMessage and message.version is None \
                 and message.time_extracted is None:
-            try:
-                return (f'{{"type":"RECORD","stream":{_ENCODE(message.stream)},'
-                        f'"record":{_ENCODE(message.record)}}}')
-            except (TypeError, ValueError):
-                pass  # not plain JSON values: the SDK's encoder knows them
-        return super().format_message(message)
+            line = render_record(message.stream, message.record)
+            if line is not None:
+                return line
+        return super().format_message(message)  # type: ignore[arg-type]
 
-    def write_message(self, message: Message) -> None:
+    def write_message(self, message: Message | RenderedRecord) -> None:
+        if type(message) is RenderedRecord:
+            sys.stdout.write(message.line + "\n")
+            return
         sys.stdout.write(self.format_message(message) + "\n")
         if not isinstance(message, RecordMessage):
             sys.stdout.flush()
