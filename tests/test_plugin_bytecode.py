@@ -4,7 +4,7 @@ uv (Meltano's venv backend here) installs without bytecode by default. Where Pyt
 write `__pycache__` (PYTHONDONTWRITEBYTECODE=1, as in many containers and in this CI; or a
 read-only venv), every run then compiled singer-sdk, SQLAlchemy, requests, ... again: 0.6 of
 the tap's 1.1 CPU-s of fixed start-up cost, the weight that bent its CPU per 1k records at
-10k accounts. `--compile-bytecode` in the plugin's pip_url compiles them once, at install.
+10k accounts. `--compile-bytecode` in every plugin's pip_url compiles them once, at install.
 """
 
 from __future__ import annotations
@@ -20,6 +20,12 @@ from e2e_pipeline import ROOT
 PLUGINS = [
     ("extractors", "tap-exactonline", "tap_exactonline.tap"),
     ("loaders", "target-mailchimp", "target_mailchimp.target"),
+    ("mappers", "mapper-exact-mailchimp", "mapper_exact_mailchimp.mapper"),
+    ("extractors", "tap-mailchimp", "tap_mailchimp.tap"),
+    ("loaders", "target-exactonline", "target_exactonline.target"),
+    ("loaders", "target-jsonl", "target_jsonl"),
+    ("utilities", "webhooks", "exactmc_webhooks.cli"),
+    ("utilities", "tenants", "exactmc_fleet.cli"),
 ]
 
 # Run in the plugin's own Python: every module loaded from the venv's site-packages whose
