@@ -21,11 +21,6 @@ if TYPE_CHECKING:
     from target_mailchimp.target import TargetMailchimp
 
 
-# Record metadata fields singer-sdk removes from each record (unless asked to add them).
-_SDC = frozenset({"_sdc_extracted_at", "_sdc_received_at", "_sdc_batched_at", "_sdc_deleted_at",
-                  "_sdc_sequence", "_sdc_table_version", "_sdc_sync_started_at"})
-
-
 class MailchimpSink(BatchSink):
     """Buffers records; `write` sends a whole batch. Per-record problems go to the audit trail;
     an outage (retries exhausted) raises so the target stops without emitting STATE."""
@@ -56,8 +51,7 @@ class MailchimpSink(BatchSink):
         the pending batch, counted."""
         if not self._key_set <= record.keys():
             self._singer_validate_message(record)  # raises, naming the keys
-        if not _SDC.isdisjoint(record):
-            self._remove_sdc_metadata_from_record(record)
+        self._remove_sdc_metadata_from_record(record)  # the SDK's own list of its fields
         context = self._get_context(record)
         context.setdefault("records", []).append(record)
         self.tally_record_read()
