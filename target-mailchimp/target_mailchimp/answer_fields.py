@@ -13,7 +13,6 @@ field it does not know).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -22,9 +21,11 @@ Tree = dict[str, Any]
 _MISSING = object()
 
 
-def selection(fields: str | None, required: Iterable[str] = ()) -> str | None:
+@lru_cache(maxsize=64)
+def selection(fields: str | None, required: tuple[str, ...] = ()) -> str | None:
     """`fields` plus the top-level keys an answer must have (`Write.expect`) that it does not
-    name already: an answer without them would be unreadable, and sent again forever."""
+    name already: an answer without them would be unreadable, and sent again forever. Cached:
+    every write of a job asks for it twice (its request and its answer)."""
     if not fields:
         return None
     paths = [f.strip() for f in fields.split(",") if f.strip()]

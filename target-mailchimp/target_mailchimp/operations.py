@@ -36,11 +36,14 @@ class Write:
     fields: str | None = None
 
     def request_params(self) -> dict[str, str] | None:
-        wanted = selection(self.fields, self.expect or ())
+        wanted = self._selection()
         return {**(self.params or {}), "fields": wanted} if wanted else self.params
 
     def answer_tree(self) -> Tree | None:
-        return tree(selection(self.fields, self.expect or ()))
+        return tree(self._selection())
+
+    def _selection(self) -> str | None:
+        return selection(self.fields, tuple(self.expect or ()))
 
 
 @dataclass

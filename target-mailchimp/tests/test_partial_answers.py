@@ -185,9 +185,9 @@ def test_answers_are_trimmed_to_the_selection_when_a_server_sends_everything(
 
 def test_selection_helpers() -> None:
     # Keys an answer must have are added unless a path already selects inside them.
-    assert selection("new_members.id,errors", ["new_members", "errors", "total"]) == (
+    assert selection("new_members.id,errors", ("new_members", "errors", "total")) == (
         "new_members.id,errors,total")
-    assert selection(None, ["errors"]) is None
+    assert selection(None, ("errors",)) is None
     answer = {"a": [{"x": 1, "y": 2}], "b": {"c": 1, "d": 2}, "e": 3}
     assert pick(answer, tree("a.x,b.c,missing")) == {"a": [{"x": 1}], "b": {"c": 1}}
     assert pick(answer, tree("b,b.c")) == {"b": {"c": 1, "d": 2}}
