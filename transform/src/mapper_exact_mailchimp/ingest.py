@@ -14,7 +14,6 @@ import json
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
-from operator import itemgetter
 from typing import Any, NamedTuple
 
 import msgspec
@@ -24,7 +23,6 @@ from .rejections import Rejection
 
 logger = logging.getLogger(__name__)
 
-_ROW_KEY = itemgetter(1, 2)  # (division, id) of an upsert_many row
 # Records queued before they are written (the store's rows are read only after a drain).
 INGEST_BATCH = 1000
 
@@ -141,12 +139,8 @@ class Ingestor:
             self._mark_affected(stream, queued.division, queued.row_id,
                                 {queued.parent, old_parent}, {queued.number, old_number},
                                 invoice_accounts, invoices_by_number)
-        # In key order (stable: a key's last record still wins): the primary key's pages are
-        # then visited once per batch instead of once per row (issue 9, 100k: random GUID
-        # keys over a store far larger than SQLite's page cache).
-        self.store.upsert_many(sorted(
-            [(stream, q.division, q.row_id, q.parent, q.number, q.data) for q in queue],
-            key=_ROW_KEY))
+        self.store.upsert_many([(stream, q.division, q.row_id, q.parent, q.number, q.data)
+                                for q in queue])
 
     def _locations(self, stream: str, queue: list[_Queued],
                    ) -> dict[tuple[int, str], tuple[str | None, str | None]]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from operator import itemgetter
 from typing import Any
 
 from .dates import utc_now_iso
@@ -48,7 +47,6 @@ CREATE TABLE IF NOT EXISTS reported (
 """
 # Queued writes are written (not committed) once this many wait: memory stays flat.
 WRITE_BATCH = 2000
-_RECORD_KEY = itemgetter(0, 1)  # (stream, key) of a queued record
 FORGET_KEY = "DELETE FROM emitted WHERE stream=? AND key=?"
 FORGET_OWNER = "DELETE FROM emitted WHERE stream=? AND owner=?"
 
@@ -102,9 +100,7 @@ class OutputLedger:
                 "INSERT INTO emitted VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (stream, key)"
                 " DO UPDATE SET owner=excluded.owner, hash=excluded.hash,"
                 " payload=excluded.payload, seq=excluded.seq, run_id=excluded.run_id",
-                # Key order (stable: a key recorded twice keeps its last record): each page
-                # of the primary key is visited once per batch, not once per output.
-                sorted(self._records, key=_RECORD_KEY))
+                self._records)
             self._records.clear()
             self._recorded.clear()
         if self._saved_seq != self._output_seq:

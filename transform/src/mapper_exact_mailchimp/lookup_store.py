@@ -126,8 +126,7 @@ class LookupStore:
         """Write what is held in memory; call before a commit."""
         if self._marks:
             self.db.executemany(
-                "INSERT INTO dirty VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                sorted(self._marks))  # key order: each index page visited once per batch
+                "INSERT INTO dirty VALUES (?, ?, ?) ON CONFLICT DO NOTHING", self._marks)
             self._marks.clear()
 
 
