@@ -68,15 +68,16 @@ def test_a_fields_selection_is_the_full_answer_filtered(small: MailchimpSandbox,
 
 def test_a_fields_selection_costs_less_than_the_full_answer() -> None:
     sandbox = _audience(1000)
-    selected = cost(lambda: _get(sandbox, count=1000, fields=TARGET_FIELDS), repeat=3)
-    full = cost(lambda: _get(sandbox, count=1000), repeat=3)
-    assert selected < full / 3, (selected, full)  # built everything, then filtered: > full
+    selected = cost(lambda: _get(sandbox, count=1000, fields=TARGET_FIELDS))
+    full = cost(lambda: _get(sandbox, count=1000))
+    # Steps (scale_cost): ~0.4 of the full answer's; built everything, then filtered: > 1.
+    assert selected < full / 2, (selected, full)
 
 
 def test_paging_a_filtered_read_costs_the_page_not_the_audience() -> None:
     """The target pages through every member changed since its bookmark (100 pages at 100k):
     a scan of the audience per page made that quadratic."""
-    def paging_cost(sandbox: MailchimpSandbox) -> float:
+    def paging_cost(sandbox: MailchimpSandbox) -> int:
         params = {"since_last_changed": "2000-01-01T00:00:00Z", "count": 10,
                   "fields": TARGET_FIELDS}
         _get(sandbox, **params)  # the first page may filter the audience
