@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import time
+import types
 
 import pytest
 import requests
+from exactmc_sandbox.exact import ratelimit
 
 MINUTELY = {"X-RateLimit-Minutely-Limit", "X-RateLimit-Minutely-Remaining",
             "X-RateLimit-Minutely-Reset"}
@@ -28,10 +29,27 @@ def _header_names(answer):
     return {name for name in answer.headers if name.startswith("X-RateLimit")}
 
 
-def test_rate_limit_headers_count_down_with_millisecond_resets(exact_sandbox_factory):
+class LimiterClock:
+    """The limiter's real time, set by the test: windows and resets cannot depend on how fast
+    a busy machine answers (calls straddling a window boundary once failed a test)."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_079.75  # 20.25 s before a whole minute (epoch 1_700_000_100)
+
+    def time(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    clock = LimiterClock()
+    monkeypatch.setattr(ratelimit, "time", types.SimpleNamespace(time=clock.time))
+    return clock
+
+
+def test_rate_limit_headers_count_down_with_millisecond_resets(exact_sandbox_factory, clock):
     sandbox = exact_sandbox_factory(minutely_limit=5, daily_limit=100)
     headers = _login(sandbox)
-    before_ms = time.time() * 1000
     first, second = _items(sandbox, headers), _items(sandbox, headers)
     assert _header_names(first) == MINUTELY | DAILY
     assert first.headers["X-RateLimit-Minutely-Limit"] == "5"
@@ -42,17 +60,20 @@ def test_rate_limit_headers_count_down_with_millisecond_resets(exact_sandbox_fac
     minute_reset = int(first.headers["X-RateLimit-Minutely-Reset"])
     day_reset = int(first.headers["X-RateLimit-Reset"])
     # Epoch milliseconds: the next whole minute / a day after the window opened.
-    assert minute_reset % 60_000 == 0 and before_ms < minute_reset <= before_ms + 60_000 + 5_000
-    assert before_ms + 86_399_000 < day_reset < before_ms + 86_401_000 + 5_000
+    assert minute_reset == 1_700_000_100_000
+    assert day_reset == 1_700_000_079_750 + 86_400_000
+    clock.now += 20.2  # still that minute
+    assert _items(sandbox, headers).headers["X-RateLimit-Minutely-Remaining"] == "2"
+    clock.now = 1_700_000_100  # the next one: a whole budget again, the day goes on
+    third = _items(sandbox, headers)
+    assert third.headers["X-RateLimit-Minutely-Remaining"] == "4"
+    assert third.headers["X-RateLimit-Minutely-Reset"] == "1700000160000"
+    assert third.headers["X-RateLimit-Remaining"] == "96"
 
 
-def test_minutely_429_shows_only_minutely_headers_and_resets(exact_sandbox_factory):
+def test_minutely_429_shows_only_minutely_headers_and_resets(exact_sandbox_factory, clock):
     sandbox = exact_sandbox_factory(minutely_limit=3, minute_seconds=2)
     headers = _login(sandbox)
-    # Windows sit on whole "minutes": start right after one opens, so that the four calls
-    # below fall in one window even on a busy machine (a probe on division 103's own budget).
-    window_end = int(_items(sandbox, headers, division=103).headers["X-RateLimit-Minutely-Reset"])
-    time.sleep(max(0.0, window_end / 1000 - time.time()) + 0.02)
     assert [_items(sandbox, headers).status_code for _ in range(3)] == [200, 200, 200]
     refused = _items(sandbox, headers)
     assert refused.status_code == 429
@@ -61,7 +82,10 @@ def test_minutely_429_shows_only_minutely_headers_and_resets(exact_sandbox_facto
     # Limits are per division: 102 still has its own budget.
     assert _items(sandbox, headers, division=102).status_code == 200
     reset_at = int(refused.headers["X-RateLimit-Minutely-Reset"]) / 1000
-    time.sleep(max(0.0, reset_at - time.time()) + 0.05)
+    assert reset_at == 1_700_000_080  # the next whole 2 s "minute"
+    clock.now = reset_at - 0.001
+    assert _items(sandbox, headers).status_code == 429
+    clock.now = reset_at
     assert _items(sandbox, headers).status_code == 200
 
 
