@@ -132,7 +132,8 @@ def test_a_killed_holder_frees_the_lock_and_writes_never_wait_for_it(backend, tm
         with pytest.raises(SecretStoreError, match="Timed out waiting for the lock"), \
                 store.locked("exactonline-app", timeout=0.3):
             pass
-        assert time.monotonic() - started < 2
+        # The 0.3 s timeout, not the holder's 60 s (10 s leaves a busy machine room).
+        assert time.monotonic() - started < 10
         # The holder's lock is not the document: a durable write needs no lock wait.
         store.write("exactonline-app", {"refresh_token": "r2"})
         assert store.read("exactonline-app") == {"refresh_token": "r2"}
