@@ -25,8 +25,10 @@ CLIENT_ID = "service-test-app"
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 
-def recorder_command(path: Path, sleep: float = 0.0, fail_first: int = 0) -> str:
-    return f"{sys.executable} {RECORDER} {path} {sleep} {fail_first}"
+def recorder_command(path: Path, sleep: float = 0.0, fail_first: int = 0,
+                     gate: Path | None = None) -> str:
+    return f"{sys.executable} {RECORDER} {path} {sleep} {fail_first}" + (
+        f" {gate}" if gate else "")
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 15.0) -> bool:
@@ -86,11 +88,12 @@ def store_key(monkeypatch: pytest.MonkeyPatch) -> str:
 
 @pytest.fixture
 def make_service(tmp_path: Path, store_key: str) -> Iterator[Callable[..., Running]]:
-    """`make_service(exact_sleep=0, exact_fail_first=0, **settings)`: a served service."""
+    """`make_service(exact_sleep=0, exact_fail_first=0, exact_gate=None, **settings)`: a
+    served service (`exact_gate`: its Exact runs last until that file exists)."""
     started: list[WebhookService] = []
 
     def make(exact_sleep: float = 0.0, exact_fail_first: int = 0,
-             **settings: Any) -> Running:
+             exact_gate: Path | None = None, **settings: Any) -> Running:
         store_dir = tmp_path / "secrets"
         SecretStore(store_dir, store_key).update(f"exactonline-{CLIENT_ID}-credentials",
                                                  webhook_secret=EXACT_SECRET)
@@ -99,7 +102,8 @@ def make_service(tmp_path: Path, store_key: str) -> Iterator[Callable[..., Runni
             "client_id": CLIENT_ID,
             "secret_store_path": str(store_dir),
             "inbox_url": f"sqlite:///{tmp_path / 'inbox.sqlite'}",
-            "trigger_command": recorder_command(exact_runs, exact_sleep, exact_fail_first),
+            "trigger_command": recorder_command(exact_runs, exact_sleep, exact_fail_first,
+                                                exact_gate),
             "mailchimp_trigger_command": recorder_command(mailchimp_runs),
             "debounce_seconds": 0.5,
             "webhook_client_timeout": 3,

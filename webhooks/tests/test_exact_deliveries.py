@@ -28,7 +28,9 @@ def post_all(url: str, bodies: list[bytes]) -> list[int]:
 
 def test_sandbox_deliveries_are_stored_and_start_one_run(exact_sandbox_factory, make_service,
                                                         tmp_path):
-    running = make_service()
+    # The sandbox sends the 3 deliveries from its own thread: a debounce of 2 s (the default)
+    # keeps them one burst on a busy machine, where 0.5 s gaps happen.
+    running = make_service(debounce_seconds=2)
     sandbox = exact_sandbox_factory(accounts_per_division=5, webhook_secret=SECRET)
     tap_config = {"client_id": sandbox.client_id, "client_secret": sandbox.client_secret,
                   "refresh_token": sandbox.issue_refresh_token("nl"),
@@ -61,13 +63,16 @@ def test_a_burst_of_100_deliveries_is_one_run_and_repeats_are_no_ops(make_servic
     assert running.exact_log() == ["start", "end"]
 
 
-def test_deliveries_during_a_run_make_exactly_one_follow_up_run(make_service):
-    running = make_service(exact_sleep=4.0)
+def test_deliveries_during_a_run_make_exactly_one_follow_up_run(make_service, tmp_path):
+    gate = tmp_path / "end-the-run"  # the run lasts until the deliveries are in, however slow
+    running = make_service(exact_gate=gate)
     assert requests.post(running.exact_url, data=delivery("first"), timeout=5).ok
     assert running.wait_for(lambda: running.exact_log() == ["start"])  # the run is going
 
     assert set(post_all(running.exact_url, [delivery(f"during-{n}") for n in range(10)])) == {200}
+    time.sleep(1.0)  # past the debounce: a second run at once would have started by now
     assert running.exact_log() == ["start"]  # never two at once
+    gate.touch()
     assert running.wait_for(lambda: running.exact_log() == ["start", "end", "start", "end"], 20)
     time.sleep(1.5)
     assert running.exact_log() == ["start", "end", "start", "end"]
