@@ -80,10 +80,16 @@ def test_the_same_company_twice_at_once_runs_once(
 ) -> None:
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(config_for(exact_sandbox, divisions=[101])))
-    exact_sandbox.add_fault(path="crm/Accounts", kind="slow", delay=3, count=1)
+    exact_sandbox.add_fault(path="CRM/Accounts", kind="slow", delay=4, count=1)
     tap = [str(BIN / "tap-exactonline"), "--config", str(config_path)]
     first = subprocess.Popen(tap, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)
+    # Wait until the first run is in its slowed read (it holds the lock) rather than a fixed
+    # 1.5 s, which a busy machine may need just to start it (the second would then win).
+    # "CRM/Accounts": the sync and bulk reads (a lowercase "crm/" matched none of them).
+    deadline = time.monotonic() + 60
+    while exact_sandbox.fault_plan.list():
+        assert first.poll() is None and time.monotonic() < deadline, first.stderr
+        time.sleep(0.02)
     second = subprocess.run(tap, capture_output=True, text=True, timeout=60, check=False)
     out, err = first.communicate(timeout=120)
 
