@@ -211,10 +211,12 @@ def test_slow_connections_hold_no_thread_and_are_closed_after_the_timeout(receiv
         assert receiver.post(signed(event("among-slow")))[0] == 200
         assert time.monotonic() - started < TIMEOUT - 1, "a delivery waited behind slow clients"
         assert receiver.status("Threads") <= threads_before + 1
-        time.sleep(TIMEOUT + 2)  # checked every second
+        # Closed ~TIMEOUT + 1 s in (checked every second): wait for each up to a deadline
+        # that leaves a busy machine room, rather than a fixed sleep.
+        deadline = time.monotonic() + TIMEOUT + 10
         closed = 0
         for sock in slow:
-            sock.settimeout(2)
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
             try:
                 closed += sock.recv(1024) == b""
             except ConnectionResetError:
@@ -242,13 +244,15 @@ def test_a_client_trickling_its_request_is_closed_after_the_timeout(receiver):
                     closed_after[n] = time.monotonic() - started
             except OSError:
                 closed_after[n] = time.monotonic() - started
-        if len(closed_after) == len(trickling) or time.monotonic() - started > TIMEOUT + 5:
+        if len(closed_after) == len(trickling) or time.monotonic() - started > TIMEOUT + 12:
             break
         time.sleep(0.2)
     for sock in trickling:
         sock.close()
     assert len(closed_after) == len(trickling)
-    assert max(closed_after.values()) < TIMEOUT + 3  # checked every second
+    # Closed ~TIMEOUT + 1 s after the start (checked every second); the bound leaves a busy
+    # machine room and still fails a receiver that waits for the request (32 s at this pace).
+    assert max(closed_after.values()) < TIMEOUT + 10
 
 
 def test_connections_beyond_the_limit_wait_and_are_then_served(tmp_path):
@@ -260,8 +264,9 @@ def test_connections_beyond_the_limit_wait_and_are_then_served(tmp_path):
         for sock in slow:
             sock.sendall(b"POST / HTTP/1.1\r\n")
         started = time.monotonic()
-        assert receiver.post(signed(event("past-the-limit")), timeout=10)[0] == 200
-        assert time.monotonic() - started < 6  # the silent ones were timed out to make room
+        assert receiver.post(signed(event("past-the-limit")), timeout=30)[0] == 200
+        # The silent ones were timed out (1 s) to make room: ~2 s; without that, never served.
+        assert time.monotonic() - started < 20
         assert receiver.status("Threads") <= threads_before + 1
         for sock in slow:
             sock.close()
