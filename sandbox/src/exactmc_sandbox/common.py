@@ -144,7 +144,7 @@ class Fault:
     """One injected misbehaviour; `count` requests get it. Kinds:
 
     - `status`: answer `status` with `body` (or the API's error body) instead of serving;
-    - `slow`: wait `delay` seconds, then serve normally;
+    - `slow`: wait `delay` seconds (or until `release()`), then serve normally;
     - `drop`: close the connection without an answer (after `delay`), nothing served;
     - `garble`: serve normally (the change is made), then send a 2xx body cut in half, or
       `body` verbatim when it is a string (e.g. `""`): the answer no client can parse;
@@ -160,6 +160,8 @@ class Fault:
     delay: float = 0.0
     count: int = 1
     _pattern: re.Pattern[str] = field(init=False, repr=False)
+    # A test ends a `slow` hold when what it waited for has happened (no racing a fixed delay).
+    _released: threading.Event = field(init=False, repr=False, default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         if self.kind not in {"status", "slow", "drop", *AFTER_KINDS}:
@@ -170,6 +172,10 @@ class Fault:
         return (self.method is None or self.method.upper() == method) and bool(
             self._pattern.search(path)
         )
+
+    def release(self) -> None:
+        """End a `slow` hold now, and any later one of this fault."""
+        self._released.set()
 
     def as_dict(self) -> dict[str, Any]:
         return {"path": self.path, "kind": self.kind, "method": self.method,
@@ -227,7 +233,7 @@ def apply_fault(fault: Fault, error_body: Any) -> Response | None:
         g.after_fault = fault
         return None
     if fault.kind == "slow":
-        time.sleep(fault.delay)
+        fault._released.wait(fault.delay)
         return None
     if fault.kind == "drop":
         if fault.delay:
