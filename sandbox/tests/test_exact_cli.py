@@ -17,10 +17,11 @@ def _free_port() -> int:
 
 
 def _wait_until_up(url: str, process: subprocess.Popen) -> None:
-    for _ in range(200):
+    deadline = time.monotonic() + 60  # a busy machine starts a process slowly
+    while time.monotonic() < deadline:
         assert process.poll() is None, "the sandbox exited"
         try:
-            requests.get(f"{url}/_sandbox/calls", timeout=1)
+            requests.get(f"{url}/_sandbox/calls", timeout=5)
             return
         except requests.ConnectionError:
             time.sleep(0.05)

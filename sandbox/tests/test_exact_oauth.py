@@ -230,9 +230,11 @@ def test_refresh_that_times_out_has_still_rotated(exact_sandbox):
         requests.post(f"{exact_sandbox.base_url()}/api/oauth2/token", timeout=0.2, data={
             "grant_type": "refresh_token", "refresh_token": first,
             "client_id": exact_sandbox.client_id, "client_secret": exact_sandbox.client_secret})
-    for _ in range(100):  # the server finishes the slow request after the client gave up
-        if exact_sandbox.calls()["by_endpoint"].get("POST oauth2/token"):
-            break
+    # The server finishes the slow request after the client gave up (0.6 s; a generous
+    # deadline, as a busy machine may take longer).
+    deadline = time.monotonic() + 30
+    while not exact_sandbox.calls()["by_endpoint"].get("POST oauth2/token"):
+        assert time.monotonic() < deadline, "the slowed refresh never finished"
         time.sleep(0.05)
 
     # The lost pair counts: refreshing again right away is "too early" ...

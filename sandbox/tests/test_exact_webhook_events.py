@@ -211,11 +211,13 @@ def test_cli_flags_set_the_faults(tmp_path):
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/_sandbox/webhooks/faults"
     try:
-        for _ in range(200):
+        deadline = time.monotonic() + 60  # a busy machine starts a process slowly
+        while True:
             try:
-                answer = requests.post(url, json={}, timeout=1)  # no change: reads them
+                answer = requests.post(url, json={}, timeout=5)  # no change: reads them
                 break
             except requests.ConnectionError:
+                assert process.poll() is None and time.monotonic() < deadline
                 time.sleep(0.05)
         assert answer.json() == {"drop_rate": 0.5, "delay": 2.0}
     finally:
