@@ -59,8 +59,10 @@ def test_server_errors_are_retried(exact_sandbox, config_for, run_tap):
 
 def test_dropped_connections_and_timeouts_are_retried(exact_sandbox, config_for, run_tap):
     exact_sandbox.add_fault(path="sync/CRM/Contacts", kind="drop", count=1)
-    exact_sandbox.add_fault(path="hrm/Costcenters", kind="slow", delay=1.5, count=1)
-    config = config_for(exact_sandbox, divisions=[101], request_timeout=0.5)
+    # A 1 s timeout (was 0.5): a busy machine's other calls stay well within it (and are
+    # retried if not); the held one (3 s, not waited for) times out.
+    exact_sandbox.add_fault(path="hrm/Costcenters", kind="slow", delay=3, count=1)
+    config = config_for(exact_sandbox, divisions=[101], request_timeout=1)
     run = run_tap(config, select=["contacts", "cost_centers"])
     assert len(run.records("contacts")) == len(exact_sandbox.rows("Contacts", 101))
     assert len(run.records("cost_centers")) == len(exact_sandbox.rows("Costcenters", 101))
