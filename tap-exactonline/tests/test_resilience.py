@@ -6,9 +6,13 @@ The sandbox's "minute" is shortened to 2 seconds so pacing is exercised without 
 from __future__ import annotations
 
 import json
+import time
+import types
+from typing import Any
 
 import pytest
 import requests
+from exactmc_sandbox.exact import ratelimit
 from singer_sdk.exceptions import FatalAPIError
 
 
@@ -40,8 +44,22 @@ def _burn_calls(sandbox, calls: int, division: int = 101) -> None:
                               "Accept": "application/json"})
 
 
-def test_429_waits_for_the_reset_then_retries(exact_sandbox_factory, config_for, run_tap):
+def test_429_waits_for_the_reset_then_retries(exact_sandbox_factory, config_for, run_tap,
+                                             monkeypatch):
+    # The sandbox limiter's clock stands still until it refuses a call, then moves to the next
+    # window: the burnt budget is still spent when a busy machine's tap starts (> 2 s once).
+    now = [(time.time() // 2) * 2 + 0.1]
+    monkeypatch.setattr(ratelimit, "time", types.SimpleNamespace(time=lambda: now[0]))
     sandbox = exact_sandbox_factory(accounts_per_division=5, minutely_limit=2, minute_seconds=2)
+    take = sandbox.limiter.take
+
+    def take_then_open_the_next_window(client_id: str, division: int) -> Any:
+        decision = take(client_id, division)
+        if decision.exhausted == "minutely":
+            now[0] = (now[0] // 2) * 2 + 2
+        return decision
+
+    monkeypatch.setattr(sandbox.limiter, "take", take_then_open_the_next_window)
     _burn_calls(sandbox, 2)
 
     run = run_tap(config_for(sandbox, divisions=[101]), select=["accounts"])
