@@ -49,7 +49,7 @@ class Receiver:
                          daemon=True).start()
 
     def wait_for(self, count: int) -> list[dict[str, str]]:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30  # generous: a busy machine delivers late, not never
         while len(self.posts) < count and time.monotonic() < deadline:
             time.sleep(0.01)
         return self.posts
@@ -115,7 +115,7 @@ def test_deliveries_follow_events_and_sources(mailchimp_sandbox: MailchimpSandbo
     assert posts[0]["data[list_id]"] == mailchimp_sandbox.list_id
     assert posts[0]["data[merges][FNAME]"] == "Anna"
     assert posts[0]["data[reason]"] == "manual"
-    deadline = time.monotonic() + 10  # the log entry is written once the POST returns
+    deadline = time.monotonic() + 30  # the log entry is written once the POST returns
     while not mailchimp_sandbox.webhook_deliveries() and time.monotonic() < deadline:
         time.sleep(0.01)
     deliveries = mailchimp_sandbox.webhook_deliveries()
