@@ -80,7 +80,8 @@ def test_the_same_company_twice_at_once_runs_once(
 ) -> None:
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(config_for(exact_sandbox, divisions=[101])))
-    exact_sandbox.add_fault(path="CRM/Accounts", kind="slow", delay=4, count=1)
+    # Held until the second run has ended (released below), however slow its start.
+    hold = exact_sandbox.fault_plan.add(path="CRM/Accounts", kind="slow", delay=50, count=1)
     tap = [str(BIN / "tap-exactonline"), "--config", str(config_path)]
     first = subprocess.Popen(tap, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # Wait until the first run is in its slowed read (it holds the lock) rather than a fixed
@@ -90,7 +91,10 @@ def test_the_same_company_twice_at_once_runs_once(
     while exact_sandbox.fault_plan.list():
         assert first.poll() is None and time.monotonic() < deadline, first.stderr
         time.sleep(0.02)
-    second = subprocess.run(tap, capture_output=True, text=True, timeout=60, check=False)
+    try:
+        second = subprocess.run(tap, capture_output=True, text=True, timeout=60, check=False)
+    finally:
+        hold.release()
     out, err = first.communicate(timeout=120)
 
     assert first.returncode == 0, err[-2000:]
