@@ -131,13 +131,16 @@ def on_both(kind: str, **extra: Any) -> Callable[[Stage, random.Random], None]:
 def unauthorized_mid_run(stage: Stage, rng: random.Random) -> None:
     """Exact's clock passes the token's expiry while a call is under way: that call gets 401."""
     seed_audience_history(stage)
-    marker = fault_plan(stage.exact).add(path=r"/102/sync/CRM/Accounts$", kind="slow", delay=1.0)
+    # Held until the clock has moved (a fixed 1 s hold let a busy machine miss the window).
+    marker = fault_plan(stage.exact).add(path=r"/102/sync/CRM/Accounts$", kind="slow",
+                                         delay=60.0)
 
     def expire_when_held() -> None:
         deadline = time.monotonic() + 120
         while marker.count > 0 and time.monotonic() < deadline:
             time.sleep(0.02)
         stage.exact.advance_clock(601)
+        marker.release()
 
     watcher = threading.Thread(target=expire_when_held, daemon=True)
     watcher.start()
