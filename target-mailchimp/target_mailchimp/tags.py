@@ -189,8 +189,9 @@ def write_member_tags(context: RunContext, directory: SegmentDirectory,
     for (email, tag_key), record in latest.items():
         per_tag[tag_key]["add" if record.get("active", True) is not False else "remove"].append(
             email)
-        if _tag_name(record.get("tag_name")):
-            names[tag_key] = _tag_name(record["tag_name"])
+        name = _tag_name(record.get("tag_name"))
+        if name:
+            names[tag_key] = name
 
     touched = [email for wanted in per_tag.values() for emails in wanted.values()
                for email in emails]

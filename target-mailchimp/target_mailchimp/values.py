@@ -25,6 +25,12 @@ def email_problem(value: Any) -> str:
 
 def to_datetime(value: Any) -> datetime.datetime | None:
     """singer-sdk may already have parsed date-times; naive values are taken as UTC."""
+    if type(value) is str and value:  # nearly every call: text as the mapper wrote it
+        try:
+            parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
     if value in (None, ""):
         return None
     if isinstance(value, datetime.datetime):
@@ -58,7 +64,10 @@ def normalise_email(value: Any) -> str | None:
     """
     if not isinstance(value, str):
         return None
-    email = unicodedata.normalize("NFC", value.strip().lower())
+    email = value.strip().lower()
+    if email.isascii():  # nearly every address: NFC, IDNA and the UTF-8 check change nothing
+        return email if EMAIL_PATTERN.match(email) else None
+    email = unicodedata.normalize("NFC", email)
     if not EMAIL_PATTERN.match(email):
         return None
     local, domain = email.rsplit("@", 1)

@@ -88,3 +88,21 @@ def test_fingerprints_of_records_are_those_written_before_dates_were_left_as_tex
     assert fingerprint(as_text, dates) == fingerprint(as_sdk_parsed)
     assert fingerprint({**as_text, "source_updated_at": "soon"}, dates) != fingerprint(
         as_sdk_parsed)
+
+
+def test_dates_read_from_text_as_from_parsed_values():
+    """Issue 9: text (nearly every call) takes a short path; the answers are the same."""
+    import datetime
+
+    from target_mailchimp.values import to_datetime
+
+    utc = datetime.timezone.utc
+    at = datetime.datetime(2025, 4, 14, 0, 40, 18, tzinfo=utc)
+    assert to_datetime("2025-04-14T00:40:18Z") == at
+    assert to_datetime("2025-04-14T00:40:18+00:00") == at
+    assert to_datetime("2025-04-14T00:40:18") == at  # naive: UTC
+    assert to_datetime("2025-04-14T02:40:18+02:00") == at
+    assert to_datetime(at.replace(tzinfo=None)) == at
+    assert to_datetime(datetime.date(2025, 4, 14)) == at.replace(minute=0, hour=0, second=0)
+    for unreadable in ("", None, "not a date", "2025-13-01"):
+        assert to_datetime(unreadable) is None

@@ -42,6 +42,15 @@ def test_email_normalisation_is_idna2008_and_stable():
     assert normalise_email("ok@example.com") == "ok@example.com"
 
 
+def test_plain_ascii_addresses_take_the_short_path_to_the_same_answer():
+    """Issue 9: an ASCII address skips NFC and IDNA (they change nothing); same results."""
+    assert normalise_email(" Ok.Name+tag@Example.COM\n") == "ok.name+tag@example.com"
+    assert normalise_email("\u212aelvin@example.nl") == "kelvin@example.nl"  # K sign lowers to k
+    for bad in ("", "a@b", "a b@c.de", "a@b@c.de", "a;b@c.de", "@c.de", "a@.", 42, None):
+        assert normalise_email(bad) is None, bad
+    assert normalise_email("jürgen@Example.DE") is None  # UTF-8 before the @: the long path
+
+
 def test_control_characters_are_stripped_from_every_text_sent(mailchimp_sandbox, config):
     run_target(config, [
         *stream("members", [{"email": "ctl@example.com", "merge_fields": {
