@@ -178,7 +178,9 @@ def test_batch_jobs_are_polled_soon_then_less_often(mailchimp_sandbox: Any,
     run_target(config, stream("products", [{"id": f"P{i}", "title": "W", "price": 1.0}
                                            for i in range(6)]))
     assert len(mailchimp_sandbox.store("exact-store")["products"]) == 6
-    assert waits and waits[0] <= 0.5 and sum(waits) < 5, waits
+    # Asleep far less than one poll interval (30 s) in all; roomy, as the job's second is
+    # wall time that a busy machine stretches (more polls, each a little longer).
+    assert waits and waits[0] <= 0.5 and sum(waits) < 15 and max(waits) < 10, waits
 
 
 def test_records_breaking_their_schema_are_judged_by_our_rules_not_the_sdks_validator(
