@@ -117,28 +117,6 @@ def engine_for(url: str, component: str, tenant: str | None = None,
     return _engine(url, component, tenant, is_shared(url))
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    """WAL + synchronous=NORMAL on every SQLite store file (issue 9: the fsyncs of a commit were
-    a large share of a target's run).
-
-    Safe against a killed process: a commit is in the WAL file once `commit()` returns, and the
-    next opener replays it, so kill safety and "audited before trusted" hold. Not safe against
-    power loss or an OS crash: the last commits before the WAL's next sync (a checkpoint) may be
-    lost, though the file stays consistent. A store that must survive that (the webhook inbox
-    answers 200 only once a delivery is on disk; the mapper's store) sets synchronous=FULL in
-    its own connect listener, which runs after this one. WAL also lets readers (status, the
-    service) read while a run writes. Its -wal/-shm files get the database file's mode.
-    """
-    cursor = dbapi_connection.cursor()
-    try:
-        # journal_mode is stored in the file (set once, a no-op afterwards);
-        # synchronous is per connection.
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-    finally:
-        cursor.close()
-
-
 @functools.lru_cache(maxsize=64)
 def _engine(url: str, component: str, tenant: str | None, shared: bool) -> sa.Engine:
     parsed = make_url(url)
@@ -150,10 +128,7 @@ def _engine(url: str, component: str, tenant: str | None, shared: bool) -> sa.En
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         # Several processes of one tenant (tap, mapper, target, service) share some files:
         # wait for a lock instead of failing at once.
-        engine = sa.create_engine(parsed, connect_args={"timeout": 60})
-        if parsed.database and parsed.database != ":memory:":
-            sa.event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
+        return sa.create_engine(parsed, connect_args={"timeout": 60})
     if backend != "postgresql":
         return sa.create_engine(parsed, pool_pre_ping=True)
     if parsed.drivername == "postgresql":
@@ -186,8 +161,7 @@ def drop_tenant(url: str, tenant: str) -> list[str]:
         dropped = []
         for file in sorted(path.parent.glob(f"{path.stem}.{tenant}.*")):
             file.unlink()
-            if not file.name.endswith(("-wal", "-shm")):  # a WAL file's companions go with it
-                dropped.append(file.name)
+            dropped.append(file.name)
         return dropped
     engine = sa.create_engine(parsed.set(drivername="postgresql+psycopg")
                               if parsed.drivername == "postgresql" else parsed)
