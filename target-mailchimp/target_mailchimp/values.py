@@ -25,23 +25,22 @@ def email_problem(value: Any) -> str:
 
 def to_datetime(value: Any) -> datetime.datetime | None:
     """singer-sdk may already have parsed date-times; naive values are taken as UTC."""
-    if type(value) is str and value:  # nearly every call: text as the mapper wrote it
-        try:
-            parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
-    if value in (None, ""):
+    if type(value) is str:  # nearly every call: text as the mapper wrote it, checked first
+        text = value
+    elif value is None:
         return None
-    if isinstance(value, datetime.datetime):
-        parsed = value
+    elif isinstance(value, datetime.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
     elif isinstance(value, datetime.date):
-        parsed = datetime.datetime.combine(value, datetime.time())
+        return datetime.datetime.combine(value, datetime.time(), tzinfo=datetime.timezone.utc)
     else:
-        try:
-            parsed = datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            return None
+        text = str(value)
+    if not text:
+        return None
+    try:
+        parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
 
 
