@@ -7,18 +7,17 @@ disk); what the API answers is unchanged (test_mailchimp_batches.py and the targ
 
 from __future__ import annotations
 
-import gc
 import io
 import json
 import os
 import tarfile
 import time
-import tracemalloc
 from typing import Any
 
 import requests
 from exactmc_sandbox.mailchimp import MailchimpSandbox
 from exactmc_sandbox.mailchimp.member_ops import MemberWriter
+from held_memory import held_by_sandbox
 
 
 def _session(sandbox: MailchimpSandbox) -> requests.Session:
@@ -68,16 +67,9 @@ def test_finished_archives_are_not_held_in_memory(mailchimp_sandbox_factory: Any
                   for n in range(60)]
     _finished(session, sandbox, _submit(session, sandbox, operations[:2]))  # warm up
     files = _open_files()
-    gc.collect()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        answers = [_finished(session, sandbox, _submit(session, sandbox, operations))
-                   for _ in range(3)]
-        gc.collect()
-        kept = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
+    answers, kept = held_by_sandbox(
+        lambda: [_finished(session, sandbox, _submit(session, sandbox, operations))
+                 for _ in range(3)])
     archived = 0
     for answer in answers:
         archived += len(session.get(answer["response_body_url"], timeout=10).content)
@@ -100,15 +92,7 @@ def test_queued_operations_are_not_held_in_memory(mailchimp_sandbox_factory: Any
                   for n in range(1500)]
     size = len(json.dumps({"operations": operations}))
     _submit(session, sandbox, operations[:1])  # warm up
-    gc.collect()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        batch_id = _submit(session, sandbox, operations)
-        gc.collect()
-        kept = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
+    batch_id, kept = held_by_sandbox(lambda: _submit(session, sandbox, operations))
     assert kept < size / 10, (kept, size)  # held parsed: ~2x the request
     answer = _finished(session, sandbox, batch_id)
     assert answer["total_operations"] == answer["finished_operations"] == 1500

@@ -28,6 +28,7 @@ from exactmc_sandbox.mailchimp.ecommerce_api import (
 from exactmc_sandbox.mailchimp.ecommerce_rules import customer_totals
 from exactmc_sandbox.mailchimp.member_ops import MemberWriter
 from exactmc_sandbox.mailchimp.state import Store
+from held_memory import held_by_sandbox
 from scale_cost import MAX_RATIO, cost
 
 
@@ -155,15 +156,7 @@ def test_a_finished_batch_keeps_only_its_archive(mailchimp_sandbox_factory: Any)
     operations = [{"method": "GET", "path": f"/lists/{mailchimp_sandbox.list_id}",
                    "operation_id": f"op-{n}"} for n in range(150)]
     run(operations[:2])  # warm up: whatever the first batch builds once
-    gc.collect()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        answer = run(operations)
-        gc.collect()
-        kept = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
+    answer, kept = held_by_sandbox(lambda: run(operations))
     assert answer["total_operations"] == 150 and answer["finished_operations"] == 150
     archive = session.get(answer["response_body_url"], timeout=5)
     with tarfile.open(fileobj=io.BytesIO(archive.content), mode="r:gz") as tar:
