@@ -172,8 +172,6 @@ def test_faults_are_switched_at_run_time_over_the_control_api(exact_sandbox_fact
     sandbox = exact_sandbox_factory(accounts_per_division=5, webhook_secret=SECRET,
                                     webhook_validation_delay=0)
     _subscribe(sandbox, receiver, topics=("Accounts",))
-    # 2 s of delay: the held deliveries take at least that, the undelayed ones below take
-    # ~10 ms, so the bound between them holds on a busy machine (1 s once looked tight).
     assert _control(sandbox, "POST", "webhooks/faults", {"delay": 2.0}) == {
         "drop_rate": 0.0, "delay": 2.0}
     started = time.monotonic()
@@ -186,10 +184,12 @@ def test_faults_are_switched_at_run_time_over_the_control_api(exact_sandbox_fact
     assert len(_received(sandbox, receiver)) == 3  # every one dropped
 
     _control(sandbox, "POST", "webhooks/faults", {"drop_rate": 0})
-    started = time.monotonic()
     _change_many(sandbox, 2)
     assert len(_received(sandbox, receiver)) == 5
-    assert time.monotonic() - started < 2.0
+    # How long each was held, as the sandbox logs it (a busy machine's clock says nothing).
+    assert [(e["kind"], e["held"]) for e in sandbox.webhook_deliveries()
+            if e["kind"] != "validation"] == (
+        [("delivery", 2.0)] * 3 + [("dropped", 0.0)] * 5 + [("delivery", 0.0)] * 2)
 
     bad = requests.post(f"{sandbox.url}/_sandbox/webhooks/faults", json={"drop_rate": 2},
                         timeout=10)

@@ -11,7 +11,8 @@ Choices (unconfirmed in the real API):
 
 Faults (construction, CLI `--webhook-drop-rate/--webhook-delay`, `POST /_sandbox/webhooks/faults`):
 `drop_rate` loses that fraction of deliveries (seeded, logged as "dropped"), `delay` holds each
-delivery that many seconds after the change (deliveries keep their order).
+delivery that many seconds after the change (deliveries keep their order; the log's `held`
+says how long each one was held).
 - Plain http callbacks are accepted (the real service demands https).
 """
 
@@ -162,8 +163,9 @@ class WebhookHub:
         if event["entity"] in TOPICS:
             with self._lock:
                 self._pending += 1
-                due = time.monotonic() + self.delay
-            self._queue.put({**event, "at": self.clock.now(), "due": due})
+                held = self.delay
+            self._queue.put({**event, "at": self.clock.now(), "held": held,
+                             "due": time.monotonic() + held})
 
     def announce(self, entity: str, division: int, action: str, key: str) -> None:
         """A change the data store does not report itself (a payment): deliver it like one."""
@@ -196,11 +198,11 @@ class WebhookHub:
         for subscription in targets:
             if self._dropped():  # lost on the way: the receiver never hears of it
                 self._log({"kind": "dropped", "url": subscription["CallbackURL"],
-                           "status": None, "content": content})
+                           "status": None, "held": event["held"], "content": content})
                 continue
             status = _post(subscription["CallbackURL"], body, self.timeout)
             self._log({"kind": "delivery", "url": subscription["CallbackURL"],
-                       "status": status, "content": content})
+                       "status": status, "held": event["held"], "content": content})
 
     def _log(self, entry: dict[str, Any]) -> None:
         with self._lock:
