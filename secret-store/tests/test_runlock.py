@@ -107,3 +107,59 @@ def test_an_unreachable_fleet_database_stops_the_run_without_its_password(monkey
     with pytest.raises(AlreadyRunning, match="needs the fleet database") as info:
         acquire("test", uuid.uuid4().hex, "the test company")
     assert "hunter2-pw" not in str(info.value)
+
+
+HOLD_WATCHED = """
+import sys, time
+from secret_store import runlock
+runlock.WATCH_SECONDS = 0.2
+lock = runlock.acquire("test", sys.argv[1], "the test company")
+print("held", flush=True)
+time.sleep(60)
+print("still running", flush=True)
+"""
+
+
+def test_a_holder_whose_fleet_lock_session_ends_stops_at_once(postgres_url) -> None:
+    """The advisory lock lives in the lock connection's session: a proxy that cuts idle
+    connections, a server restart or an administrator can end it while the run goes on, and
+    another machine could then start the same job. The holder notices and stops."""
+    import sqlalchemy as sa
+
+    identity = uuid.uuid4().hex
+    child = subprocess.Popen([sys.executable, "-c", HOLD_WATCHED, identity],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "EXACTMC_DATABASE_URL": postgres_url})
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "held"
+        engine = sa.create_engine(postgres_url.replace("postgresql://",
+                                                       "postgresql+psycopg://", 1))
+        with engine.connect() as admin:
+            ended = admin.execute(sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = :name"),
+                {"name": f"exactmc pid {child.pid} on {os.uname().nodename}"[:63]}).all()
+        engine.dispose()
+        assert ended == [(True,)]
+        out, err = child.communicate(timeout=30)
+    finally:
+        child.kill()
+        child.wait(10)
+    assert "still running" not in out
+    assert child.returncode != 0
+    assert "run lock for the test company was lost" in err, err
+
+
+def test_a_released_fleet_lock_is_not_mistaken_for_a_lost_one(postgres_url) -> None:
+    script = """
+import sys, time
+from secret_store import runlock
+runlock.WATCH_SECONDS = 0.05
+runlock.acquire("test", sys.argv[1], "the test company").release()
+time.sleep(1)
+print("ran on", flush=True)
+"""
+    done = subprocess.run([sys.executable, "-c", script, uuid.uuid4().hex], capture_output=True,
+                          text=True, timeout=60, env={**os.environ,
+                                                      "EXACTMC_DATABASE_URL": postgres_url})
+    assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "ran on", "")

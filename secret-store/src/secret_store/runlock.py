@@ -10,16 +10,24 @@ A fleet on several machines (`EXACTMC_DATABASE_URL` on PostgreSQL) also takes a 
 `pg_try_advisory_lock` on a connection of its own, kept for the process's lifetime: the server
 drops it when that connection ends, a kill of the process included, so two MACHINES never run
 one tenant's job at once either. The tenant (`EXACTMC_TENANT`) is part of the lock's identity:
-tenants sharing one Exact app never block each other.
+tenants sharing one Exact app never block each other. That session can end while the run goes
+on (a proxy cutting idle connections, a server restart, an administrator): a watch asks every
+`WATCH_SECONDS` whether the lock is still held and, when it is not, stops the process at once,
+as a kill would (every run is safe to kill and completes on the next). Another machine could
+start the job within that window; the watch keeps it short and the session never idle.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import socket
+import sys
 import tempfile
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -37,17 +45,25 @@ class RunLockUnavailable(AlreadyRunning):
 
 
 _held: list[sa.Connection] = []  # the advisory locks' connections live as long as the process
+WATCH_SECONDS = 10.0  # how often a fleet lock's session is asked whether it still holds it
+EXIT_LOCK_LOST = 75  # EX_TEMPFAIL: nothing is wrong with the job; run it again
+logger = logging.getLogger(__name__)
 
 
 class RunLock:
     """A held lock; `release()` or the end of the process frees it."""
 
-    def __init__(self, fd: int, path: Path, connection: sa.Connection | None = None) -> None:
+    def __init__(self, fd: int, path: Path, connection: sa.Connection | None = None,
+                 description: str = "") -> None:
         self._fd: int | None = fd
         self.path = path
         self._connection = connection  # holds the advisory lock while open
+        self._watch = None if connection is None else _SessionWatch(connection, description)
 
     def release(self) -> None:
+        if self._watch is not None:
+            self._watch.stop()  # before the close, which would look like a lost lock
+            self._watch = None
         if self._connection is not None:
             self._connection.close()  # detached: really closed, so the server drops the lock
             _held.remove(self._connection)
@@ -94,7 +110,7 @@ def acquire(kind: str, identity: str, description: str) -> RunLock:
     except BaseException:
         os.close(fd)
         raise
-    return RunLock(fd, path, connection)
+    return RunLock(fd, path, connection, description)
 
 
 def _fleet_database() -> str | None:
@@ -141,3 +157,53 @@ def _fleet_lock(kind: str, digest: str, description: str) -> sa.Connection | Non
     _held.append(connection)
     return connection
 
+
+
+class _SessionWatch:
+    """Asks the lock's session every WATCH_SECONDS whether it still holds its advisory lock;
+    calls `on_lost` (by default: stop the process) the first time it does not."""
+
+    def __init__(self, connection: sa.Connection, description: str,
+                 on_lost: Callable[[str], None] | None = None) -> None:
+        self._connection = connection
+        self._description = description
+        self._on_lost = on_lost or _stop_the_process
+        self._stopped = threading.Event()
+        self._asking = threading.Lock()  # `stop` waits for a question in flight
+        self._thread = threading.Thread(target=self._run, name="runlock-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        with self._asking:
+            pass
+
+    def _run(self) -> None:
+        while not self._stopped.wait(WATCH_SECONDS):
+            with self._asking:
+                if self._stopped.is_set():
+                    return
+                held = self._still_held()
+            if not held:
+                self._on_lost(self._description)
+                return
+
+    def _still_held(self) -> bool:
+        try:
+            held = self._connection.execute(sa.text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND pid = pg_backend_pid()")).scalar_one()
+            self._connection.commit()
+        except sa.exc.SQLAlchemyError:
+            return False  # the session is gone, and its lock with it
+        return bool(held)
+
+
+def _stop_the_process(description: str) -> None:
+    message = (f"The run lock for {description} was lost: the fleet database ended the session "
+               "that held it. This run stops now, so that no other machine's run of the same "
+               "job writes alongside it; run it again.")
+    logger.error(message)
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+    os._exit(EXIT_LOCK_LOST)  # as a kill would: every run is safe to kill and redo
