@@ -18,6 +18,7 @@ from typing import IO, Any
 
 from singer_sdk.singerlib import RecordMessage
 
+from .account_tags import GatheredAccountTags
 from .dates import parse_iso, utc_now_iso
 from .emails import check_email
 from .ledger import OutputLedger, canonical_json, content_hash
@@ -157,6 +158,10 @@ class Flusher:
         self.ledger = ledger
         self.rejection_log = rejection_log
         self.settings = settings
+        # Every invoice row is dirty until the first invoice step of a run that began on an
+        # empty store (a first sync): that step can gather the accounts' tags (account_tags.py).
+        self._invoices_all_dirty = store.was_empty
+        self._gathering: GatheredAccountTags | None = None  # while the invoice step runs
 
     def flush(
         self, *, final: bool, finished: frozenset[str] = frozenset(),
@@ -176,16 +181,20 @@ class Flusher:
         self._cost_centers: dict[tuple[int, str], dict[str, Any] | None] = {}
         self._customer_emails: dict[tuple[int, str], str | None] = {}
         self._account_tags: dict[tuple[int, str], dict[str, str]] = {}
+        self._gathered: GatheredAccountTags | None = None  # by this flush's invoice step
         result = FlushResult()
         if final and self.settings.inactive_after_days is not None:
             self._mark_customers_for_inactivity()
         # Accounts feed only members and orders: computed when one of those is, so the
         # invoices and lines read after the contacts do not recompute them a second time.
+        # Invoices before members: on a first sync the members' tags come from the invoices
+        # the orders were computed from (account_tags.py). Each step's outputs go to their
+        # own stream, written in STREAM_ORDER whatever the order of the steps.
         members_wait, orders_wait = self._waits_for(MEMBER_INPUTS), self._waits_for(ORDER_INPUTS)
         steps = ((members_wait and orders_wait, "account", self._flush_accounts),
+                 (orders_wait, "invoice", self._flush_invoices),
                  (members_wait, "email", self._flush_members),
                  (False, "cost_center", self._flush_cost_centers),
-                 (orders_wait, "invoice", self._flush_invoices),
                  (orders_wait, "item", self._flush_items))
         for waits, kind, step in steps:
             if waits:
@@ -259,7 +268,8 @@ class Flusher:
             accounts = {(c.division, c.account_id) for c in candidates}
             prefetch("accounts", "id", accounts)
             prefetch("contacts", "id", {(c.division, c.contact_id) for c in candidates})
-            self._prefetch_invoices_of(accounts)
+            if self._gathered is None:  # else the tags need no invoice
+                self._prefetch_invoices_of(accounts)
         elif kind == "invoice":
             prefetch("sales_invoices", "id", chunk)
             prefetch("sales_invoice_lines", "parent", chunk)
@@ -340,7 +350,8 @@ class Flusher:
             opted_out_before=self.ledger.opted_out(email), settings=self.settings))
         desired = desired_member_tags(
             self.store, candidates, excluded=excluded, inactive=inactive, settings=self.settings,
-            known_cost_centers=self._cost_centers, known_accounts=self._account_tags)
+            known_cost_centers=self._cost_centers,
+            known_accounts=self._gathered or self._account_tags)
         if len(self._account_tags) > ACCOUNT_TAGS_HELD:
             self._account_tags.clear()  # memory stays bounded on a first sync of 100k accounts
         # Tags that may be on the member: sent active, or a removal not confirmed yet.
@@ -439,8 +450,15 @@ class Flusher:
     # --- e-commerce ------------------------------------------------------------------------
 
     def _flush_invoices(self) -> None:
+        gathered = GatheredAccountTags(self.store, self.settings, self._cost_centers) \
+            if self._invoices_all_dirty else None
+        self._invoices_all_dirty = False
+        self._gathering = gathered
         for division, invoice_id in self._each_dirty("invoice"):
             self._flush_invoice(division, invoice_id)
+        self._gathering = None
+        if gathered is not None and gathered.usable:
+            self._gathered = gathered
 
     def _flush_invoice(self, division: int, invoice_id: str) -> None:
         """Customer, products and order of one invoice (or the deletion of its order)."""
@@ -461,6 +479,8 @@ class Flusher:
         if invoice.get("Status") == DRAFT_STATUS:
             return  # drafts are not sales yet (README, "E-commerce")
         lines = self.store.children("sales_invoice_lines", division, invoice_id)
+        if self._gathering is not None:
+            self._gathering.add_invoice(division, invoice_id, invoice, lines)
         account_id = str(invoice.get("InvoiceTo") or "")
         receivables = self.store.by_number(
             "receivables", division, str(invoice.get("InvoiceNumber")))

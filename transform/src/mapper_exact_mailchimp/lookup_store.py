@@ -131,6 +131,8 @@ class LookupStore:
         # Deleted IDs are few next to the rows (and looked up for every row): kept in memory.
         self._buried = {(s, d, i) for s, d, i in self.db.execute(
             "SELECT stream, division, id FROM tombstones")}
+        # No row yet (a first sync): every row this run writes is dirty until it is flushed.
+        self.was_empty = self.db.execute("SELECT 1 FROM rows LIMIT 1").fetchone() is None
 
     def save(self) -> None:
         """Write what is held in memory; call before a commit."""

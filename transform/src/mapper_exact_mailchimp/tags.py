@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from .lookup_store import Candidate, LookupStore
 from .members import text
@@ -11,6 +11,14 @@ from .settings import MappingSettings
 
 SUPPRESSION_TAG_KEY = "rule:do-not-mail"
 INACTIVE_TAG_KEY = "rule:inactive"
+
+
+class AccountTagsCache(Protocol):
+    """`account_cost_centers` by (division, account id): a dict, or what a flush gathered."""
+
+    def get(self, key: tuple[int, str]) -> dict[str, str] | None: ...
+
+    def __setitem__(self, key: tuple[int, str], value: dict[str, str]) -> None: ...
 
 
 def tag_key(division: int, code: str) -> str:
@@ -47,19 +55,28 @@ def account_cost_centers(
         if invoice.get("Status") == DRAFT_STATUS:
             continue
         for line in store.children("sales_invoice_lines", division, invoice["InvoiceID"]):
-            code = text(line.get("CostCenter"))
-            if not code:
-                continue
-            if (division, code) not in cache:
-                rows = store.by_number("cost_centers", division, code)
-                cache[(division, code)] = rows[0] if rows else None
-            known = cache[(division, code)]
-            if known and known.get("Active") is False:
-                continue  # the tag is being removed from everyone; do not add it back
-            description = text(known.get("Description")) if known else text(
-                line.get("CostCenterDescription"))
-            tags[tag_key(division, code)] = tag_name(settings, division, code, description)
+            add_line_tag(tags, store, division, line, settings, cache)
     return tags
+
+
+def add_line_tag(
+    tags: dict[str, str], store: LookupStore, division: int, line: dict[str, Any],
+    settings: MappingSettings, cache: dict[tuple[int, str], dict[str, Any] | None],
+) -> None:
+    """Add the tag of one (non-draft) invoice line's cost center, if any, to `tags`; a later
+    line's name replaces an earlier one's. `cache`: cost-center rows by (division, code)."""
+    code = text(line.get("CostCenter"))
+    if not code:
+        return
+    if (division, code) not in cache:
+        rows = store.by_number("cost_centers", division, code)
+        cache[(division, code)] = rows[0] if rows else None
+    known = cache[(division, code)]
+    if known and known.get("Active") is False:
+        return  # the tag is being removed from everyone; do not add it back
+    description = text(known.get("Description")) if known else text(
+        line.get("CostCenterDescription"))
+    tags[tag_key(division, code)] = tag_name(settings, division, code, description)
 
 
 def desired_member_tags(
@@ -70,7 +87,7 @@ def desired_member_tags(
     inactive: bool,
     settings: MappingSettings,
     known_cost_centers: dict[tuple[int, str], dict[str, Any] | None] | None = None,
-    known_accounts: dict[tuple[int, str], dict[str, str]] | None = None,
+    known_accounts: AccountTagsCache | None = None,
 ) -> dict[str, str]:
     """Every tag the email should carry: all its Exact records' accounts' cost centers + rules.
     `known_accounts`: a cache of `account_cost_centers` by (division, account id), e.g. per
