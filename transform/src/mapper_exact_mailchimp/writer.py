@@ -45,6 +45,15 @@ class RenderedRecord:
 
 
 class StateFlushingWriter(SingerWriter):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Python's -u (PYTHONUNBUFFERED, often set for services and CI) makes every write a
+        # system call (issue 9: one per record). Records wait for the next STATE anyway (see
+        # above), so stdout buffers them whatever the environment; STATEs, the end of input
+        # and the interpreter's exit still flush it.
+        if getattr(sys.stdout, "write_through", False) and hasattr(sys.stdout, "reconfigure"):
+            sys.stdout.reconfigure(write_through=False)
+
     def format_message(self, message: Message | RenderedRecord) -> str:
         if type(message) is RenderedRecord:
             return message.line
