@@ -1,5 +1,6 @@
 """Issue 9: on a first sync the members' cost-center tags come from the invoices the flush
-already reads for the orders, not from a second read of every invoice and line.
+already reads for the orders, not from a second read of every invoice and line; and an
+account's invoices are not looked up to dirty them (every invoice is dirty already).
 
 The tags must be exactly those read from the store (`tags.account_cost_centers`): the same
 keys, the same names (for a cost center without a row, the last line's description, in the
@@ -82,6 +83,8 @@ def line_reads(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     def counting(self: store.Database, statement: str, params: Sequence[Any] = ()) -> Any:
         if statement.startswith("SELECT data FROM rows") and "parent=?" in statement:
             counted[params[0]] += 1
+        elif statement.startswith("SELECT id FROM rows") and "parent=?" in statement:
+            counted[f"{params[0]} ids"] += 1
         return execute(self, statement, params)
 
     monkeypatch.setattr(store.Database, "execute", counting)
@@ -96,6 +99,8 @@ def test_first_sync_reads_each_invoices_lines_once(run_mapper, line_reads) -> No
     # are read back for its members' tags (before: 4 + 4 lines and 4 accounts' invoices).
     assert line_reads["sales_invoice_lines"] == 4, line_reads
     assert line_reads["sales_invoices"] == 0, line_reads
+    # Nor the accounts' invoice ids, to dirty the invoices again: they all are (before: 4).
+    assert line_reads["sales_invoices ids"] == 0, line_reads
 
 
 def test_tags_from_the_store_are_the_same(run_mapper, mapper_config, line_reads) -> None:
@@ -107,6 +112,7 @@ def test_tags_from_the_store_are_the_same(run_mapper, mapper_config, line_reads)
     from_store = run_mapper(tap_run(company()), **other)
 
     assert line_reads["sales_invoices"] == 4, line_reads  # each account's invoices, read back
+    assert line_reads["sales_invoices ids"] == 4, line_reads  # and dirtied with the account
     assert member_tags(from_store) == member_tags(first_sync)
     assert set(member_tags(from_store)) == EXPECTED
     assert from_store.records() == first_sync.records()

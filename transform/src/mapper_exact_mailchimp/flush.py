@@ -259,7 +259,8 @@ class Flusher:
         if kind == "account":
             prefetch("accounts", "id", chunk)
             prefetch("contacts", "parent", chunk)
-            prefetch("sales_invoices", "parent", chunk)
+            if not self._invoices_all_dirty:  # else no invoice is read (_account_candidates)
+                prefetch("sales_invoices", "parent", chunk)
             # (Not its candidates: this step replaces them, and a moved contact's candidate
             # changes another account's.)
         elif kind == "email":
@@ -324,9 +325,11 @@ class Flusher:
                 self.rejection_log.resolved("contacts", division, contact_id)
             if candidates:
                 self.rejection_log.resolved("accounts", division, account_id)
-        # Orders need the account's customer email, which may just have appeared.
-        for invoice_id in self.store.child_ids("sales_invoices", division, account_id):
-            self.store.mark("invoice", division, invoice_id)
+        # Orders need the account's customer email, which may just have appeared (on a first
+        # sync every invoice is dirty already: no need to look them up).
+        if not self._invoices_all_dirty:
+            for invoice_id in self.store.child_ids("sales_invoices", division, account_id):
+                self.store.mark("invoice", division, invoice_id)
         return candidates
 
     def _flush_members(self) -> None:
