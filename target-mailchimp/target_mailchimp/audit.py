@@ -17,7 +17,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from target_mailchimp.audit_db import audit_url, chunks, insert_many, open_tables, upsert
+from target_mailchimp.audit_db import (
+    audit_url,
+    chunks,
+    execute_many,
+    insert_many,
+    open_tables,
+    upsert,
+)
 from target_mailchimp.client import dumps
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
@@ -36,7 +43,7 @@ writes = sa.Table(
     sa.Column("stream", sa.String, nullable=False),
     sa.Column("record_key", sa.String, nullable=False, index=True),
     sa.Column("operation", sa.String, nullable=False),
-    sa.Column("outcome", sa.String(16), nullable=False, index=True),
+    sa.Column("outcome", sa.String(16), nullable=False),
     sa.Column("reason", sa.Text),
     sa.Column("response", sa.Text),
     # How to send the write again (failed writes only); the path is relative to /3.0.
@@ -47,6 +54,14 @@ writes = sa.Table(
     sa.Column("replay_outcome", sa.String(16)),
     sa.Column("replay_response", sa.Text),
 )
+
+# Outcomes are indexed only where they are not ok (issue 9): nearly every write succeeds and
+# updated an index that only the searches for failed writes use. Those searches name the
+# condition literally (NOT_OK), so SQLite's planner sees that the index covers them.
+NOT_OK = writes.c.outcome != sa.literal_column(f"'{OK}'")
+NOT_OK_INDEX = sa.Index("ix_audit_writes_not_ok", writes.c.outcome,
+                        sqlite_where=NOT_OK, postgresql_where=NOT_OK)
+OLD_OUTCOME_INDEX = "ix_audit_writes_outcome"  # on every row: dropped when a trail is opened
 
 # How often each failed write was sent again (automatically or by hand). A table of its own, so
 # audit databases made before healing existed need no migration.
@@ -75,6 +90,10 @@ member_writes = sa.Table(
     sa.Column("last_changed", sa.String),
     sa.Column("pending_since", sa.String),
 )
+
+
+MEMBER_COLUMNS = ("list_id", "email", "last_changed", "pending_since")
+MEMBER_KEY = ("list_id", "email")
 
 
 @dataclass(frozen=True)
@@ -158,6 +177,15 @@ class AuditStore:
         self.clock = clock
         self.url = audit_url(url)
         self.engine = open_tables(self.url, metadata)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Trails made before issue 9 indexed every outcome: that index becomes NOT_OK_INDEX."""
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":  # as open_tables: one process at a time
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(current_schema()))"))
+            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {OLD_OUTCOME_INDEX}")
+            NOT_OK_INDEX.create(conn, checkfirst=True)
 
     # --- the trail -------------------------------------------------------------------------
 
@@ -202,7 +230,7 @@ class AuditStore:
         query = (
             sa.select(writes, sa.func.coalesce(write_attempts.c.attempts, 0).label("attempts"))
             .select_from(writes.outerjoin(write_attempts, write_attempts.c.write_id == writes.c.id))
-            .where(writes.c.outcome == FAILED,
+            .where(writes.c.outcome == FAILED, NOT_OK,
                    sa.or_(writes.c.replay_outcome.is_(None), writes.c.replay_outcome == FAILED))
             .order_by(writes.c.id)
         )
@@ -269,18 +297,6 @@ class AuditStore:
         with self.engine.connect() as conn:
             return {row.email: row.pending_since for row in conn.execute(query)}
 
-    def _replace_members(self, list_id: str, rows: dict[str, OwnWrite]) -> None:
-        """Upsert what is known, delete rows left with nothing (one transaction)."""
-        empty = [email for email, own in rows.items()
-                 if own.last_changed is None and own.pending_since is None]
-        with self.engine.begin() as conn:
-            self._delete_members(conn, list_id, empty)
-            upsert(conn, member_writes, [
-                {"list_id": list_id, "email": email, "last_changed": own.last_changed,
-                 "pending_since": own.pending_since}
-                for email, own in rows.items()
-                if own.last_changed is not None or own.pending_since is not None])
-
     @staticmethod
     def _delete_members(conn: sa.Connection, list_id: str, emails: Iterable[str]) -> None:
         for chunk in chunks(emails, QUERY_CHUNK):
@@ -291,26 +307,33 @@ class AuditStore:
         """Write-ahead note, made before the members are sent.
 
         An older note (from a run that died) is kept: its unconfirmed write may be the
-        change Mailchimp now shows, and the window must still cover it.
+        change Mailchimp now shows, and the window must still cover it. One statement merges
+        it (issue 9: no read of the notes first).
         """
-        emails = list(emails)
-        if emails:
-            known = self.own_member_changes(list_id, emails)
-            self._replace_members(list_id, {
-                e: OwnWrite(known[e].last_changed, known[e].pending_since or since)
-                if e in known else OwnWrite(None, since)
-                for e in emails})
+        rows = [(list_id, email, None, since) for email in sorted(set(emails))]  # lock order
+        with self.engine.begin() as conn:
+            insert_many(conn, member_writes, MEMBER_COLUMNS, rows, conflict=MEMBER_KEY,
+                        keep=("pending_since",))
 
     def settle_members(self, list_id: str, attempted: Iterable[str],
                        confirmed: dict[str, str | None]) -> None:
-        """After the writes: confirmed ones keep Mailchimp's last_changed, the rest are unmarked."""
-        attempted = set(attempted) | set(confirmed)
-        if attempted:
-            known = self.own_member_changes(list_id, attempted)
-            self._replace_members(list_id, {
-                e: OwnWrite(confirmed[e] if e in confirmed else
-                            (known[e].last_changed if e in known else None), None)
-                for e in attempted})
+        """After the writes: confirmed ones keep Mailchimp's last_changed, the rest are unmarked
+        (what they knew kept); a member left knowing nothing has no row."""
+        unconfirmed = sorted(set(attempted) - confirmed.keys())
+        stamped = sorted(email for email, stamp in confirmed.items() if stamp is not None)
+        unstamped = sorted(email for email, stamp in confirmed.items() if stamp is None)
+        with self.engine.begin() as conn:
+            insert_many(conn, member_writes, MEMBER_COLUMNS,
+                        [(list_id, email, confirmed[email], None) for email in stamped],
+                        conflict=MEMBER_KEY, update=("last_changed", "pending_since"))
+            execute_many(conn, "UPDATE member_writes SET pending_since = NULL "
+                               "WHERE list_id = ? AND email = ?",
+                         [(list_id, email) for email in unconfirmed])
+            execute_many(conn, "DELETE FROM member_writes WHERE list_id = ? AND email = ? "
+                               "AND last_changed IS NULL",
+                         [(list_id, email) for email in unconfirmed])
+            execute_many(conn, "DELETE FROM member_writes WHERE list_id = ? AND email = ?",
+                         [(list_id, email) for email in unstamped])
 
     def remember_member_changes(self, list_id: str, changes: dict[str, str | None]) -> None:
         self.settle_members(list_id, (), changes)

@@ -16,6 +16,7 @@ from typing import Any, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 
 import backoff
+import msgspec
 import requests
 from requests.adapters import HTTPAdapter
 
@@ -102,10 +103,21 @@ def json_default(value: Any) -> Any:
 
 
 _ENCODER = json.JSONEncoder(default=json_default)  # made once, not per call (same text)
+# Issue 9: request bodies (a /batches job holds a drain's records) were a twentieth of the
+# target's CPU in json.dumps; msgspec is ~5x faster. Decimals go as the numbers they are
+# (their own text: 12.50, not 12.5), text as UTF-8; datetimes (none in our bodies: dates are
+# made text by `values.iso`) as RFC 3339, which Mailchimp reads as well.
+_BODY_ENCODER = msgspec.json.Encoder(enc_hook=json_default, decimal_format="number")
 
 
 def dumps(value: Any) -> str:
+    """JSON text as json.dumps writes it (the audit trail's payloads keep their form)."""
     return _ENCODER.encode(value)
+
+
+def dumpb(value: Any) -> bytes:
+    """A request body: UTF-8 JSON bytes, made by msgspec."""
+    return _BODY_ENCODER.encode(value)
 
 
 class MailchimpClient:
@@ -190,7 +202,7 @@ class MailchimpClient:
         expect: Expect | None,
     ) -> Any:
         # Bytes: a body encoded already (a /batches job's, built one operation at a time).
-        data = body if isinstance(body, bytes) else dumps(body) if body is not None else None
+        data = body if isinstance(body, bytes) else dumpb(body) if body is not None else None
         headers = {"Content-Type": "application/json"} if data is not None else {}
         with self._slots:
             try:

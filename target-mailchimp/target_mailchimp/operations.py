@@ -9,9 +9,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from target_mailchimp.answer_fields import Tree, pick, selection, tree
 from target_mailchimp.audit import FAILED, OK, AuditEntry
-from target_mailchimp.client import ApiError, MailchimpClient, OutageError, dumps
+from target_mailchimp.client import ApiError, MailchimpClient, OutageError, dumpb
 
 
 @dataclass
@@ -205,10 +207,10 @@ def batch_payload(by_id: dict[str, Write]) -> bytes:
         params = w.request_params()
         operation = {"method": w.method, "path": "/" + w.path.lstrip("/"),
                      "operation_id": op_id,
-                     **({"body": dumps(w.body)} if w.body is not None else {}),
+                     **({"body": dumpb(w.body).decode()} if w.body is not None else {}),
                      **({"params": params} if params else {})}
         out.write(b", " if index else b"")
-        out.write(dumps(operation).encode())
+        out.write(dumpb(operation))
     out.write(b"]}")
     return out.getvalue()  # the buffer itself, not a copy
 
@@ -228,7 +230,7 @@ def _read_results(archive: bytes, trees: dict[str, Tree | None] | None = None
             handle = tar.extractfile(member)
             if handle is None:
                 continue
-            entries = json.loads(handle.read())
+            entries = msgspec.json.decode(handle.read())  # ~2x json.loads (issue 9)
             if not isinstance(entries, list):
                 raise ValueError("a batch result file is not a list")
             for entry in entries:
@@ -257,7 +259,7 @@ def _parse(text: Any) -> Any:
         if not text.strip():
             return None  # a 204's empty answer
         try:
-            return json.loads(text)
-        except ValueError:
+            return msgspec.json.decode(text)
+        except msgspec.DecodeError:
             return Unreadable(text[:200])
     return text

@@ -14,7 +14,7 @@ from target_mailchimp.ecommerce import write_store_objects
 from target_mailchimp.members import MemberWriter
 from target_mailchimp.record_dates import date_fields, date_problem
 from target_mailchimp.tags import write_member_tags, write_tags
-from target_mailchimp.written import WrittenRecords, audit_key, fingerprint, record_key
+from target_mailchimp.written import WrittenRecords, audit_key, digest, fingerprint, record_key
 
 if TYPE_CHECKING:
     from target_mailchimp.run_context import RunContext
@@ -118,10 +118,12 @@ class MailchimpSink(BatchSink):
         keys = [record_key(record, self.key_properties) for record in records]
         counts = Counter(key for key in keys if key is not None)
         # A key twice in one batch: the writer picks the newest; remember neither version.
-        digests = {key: fingerprint(record, self.date_fields)
-                   for key, record in zip(keys, records, strict=True)
-                   if key is not None and counts[key] == 1}
-        same = written.unchanged(self.stream_name, digests)
+        unique = {key: record for key, record in zip(keys, records, strict=True)
+                  if key is not None and counts[key] == 1}
+        digests = {key: digest(record) for key, record in unique.items()}
+        same = written.unchanged(  # digests remembered by earlier versions still count
+            self.stream_name, digests,
+            legacy=lambda key: fingerprint(unique[key], self.date_fields))
         changed = [record for key, record in zip(keys, records, strict=True) if key not in same]
         if same:
             self.logger.info("%s: %d records unchanged since written, not sent again",
