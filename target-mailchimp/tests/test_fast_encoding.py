@@ -41,7 +41,7 @@ def stored(engine: sa.Engine) -> dict[str, str]:
 
 def test_digests_are_stable_marked_and_tell_records_apart() -> None:
     assert digest(RECORD) == digest(dict(reversed(list(RECORD.items()))))  # key order
-    assert digest(RECORD).startswith(FAST_MARK) and len(digest(RECORD)) <= 64
+    assert digest(RECORD).startswith(FAST_MARK) and len(digest(RECORD)) == 33
     assert not fingerprint(RECORD, DATES).startswith(FAST_MARK)  # the earlier form
     for changed in ({"vip": False}, {"price": Decimal("1.6")}, {"note": ""},
                     {"merge_fields": {"FNAME": "Zoe", "ADDRESS": {"city": "Düsseldorf",
@@ -145,3 +145,16 @@ def test_batch_results_are_read_as_before() -> None:
         _read_results(_archive({"a.json": data[:-10]}))
     with pytest.raises(ValueError):
         _read_results(_archive({"a.json": b'{"not": "a list"}'}))
+
+
+@pytest.mark.parametrize("answer", [
+    {"id": "x", "status": "subscribed", "last_changed": "2026-01-01T00:00:00+00:00"},
+    {"id": 12345678901234567890, "financial_status": "Zoë \"paid\"\n", "status": None},
+    {"id": 1.5, "status": True, "merge_fields": {"A": 1}}, {"other": 1}, {}, None, [1],
+])
+def test_short_answers_are_the_text_json_dumps_wrote(answer: Any) -> None:
+    from target_mailchimp.operations import short_answer
+
+    picked = {k: answer[k] for k in ("id", "status", "financial_status", "last_changed")
+              if isinstance(answer, dict) and k in answer}
+    assert short_answer(201, answer) == (f"201 {json.dumps(picked)}" if picked else "201")
