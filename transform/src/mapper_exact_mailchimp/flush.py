@@ -13,7 +13,6 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from functools import cached_property
 from typing import IO, Any
 
 from singer_sdk.singerlib import RecordMessage
@@ -94,16 +93,26 @@ class Output:
     def opts_out(self) -> bool:
         return bool(self.record.get("opt_out")) if self.record is not None else self.opt_out
 
-    @cached_property
-    def canonical(self) -> str:
-        return canonical_json(self.record)
+    # Computed once, on first use. Plain attributes, not `functools.cached_property`: on
+    # Python < 3.12 its every first access takes a lock (issue 9: two per output).
+    _canonical: str | None = field(default=None, repr=False, compare=False)
+    _digest: str | None = field(default=None, repr=False, compare=False)
 
-    @cached_property
+    @property
+    def canonical(self) -> str:
+        found = self._canonical
+        if found is None:
+            found = self._canonical = canonical_json(self.record)
+        return found
+
+    @property
     def digest(self) -> str:
-        skip = UNHASHED.get(self.stream, ())
-        if not skip:
-            return content_hash(self.record, self.canonical)
-        return content_hash({k: v for k, v in self.record.items() if k not in skip})
+        found = self._digest
+        if found is None:
+            skip = UNHASHED.get(self.stream, ())
+            found = self._digest = content_hash(self.record, self.canonical) if not skip \
+                else content_hash({k: v for k, v in self.record.items() if k not in skip})
+        return found
 
 
 class Spool:
@@ -133,9 +142,7 @@ class Spool:
                 blob = self._file.read(int.from_bytes(header, "little"))
                 found = marshal.loads(blob)  # noqa: S302 (our own file, this flush)
                 stream, key, record, owner, canonical, digest, line, opt_out = found
-                output = Output(stream, key, record, owner, line, opt_out)
-                output.__dict__.update(canonical=canonical, digest=digest)  # cached values
-                yield output
+                yield Output(stream, key, record, owner, line, opt_out, canonical, digest)
 
 
 @dataclass
