@@ -100,15 +100,15 @@ class Ingestor:
         if shape is None:
             return None  # not a stream this mapping uses (e.g. a newly added tap stream)
         fields, data = _links_and_text(record)
-        row_id, division = link(fields.get(shape.id_field)), fields.get("Division")
+        row_id, division = link(getattr(fields, shape.id_field)), fields.Division
         if row_id is None or not isinstance(division, int):
             return Rejection(stream, division if isinstance(division, int) else None,
                              str(row_id), f"record without {shape.id_field} or Division",
                              _as_dict(record))
         if self.store.is_buried(stream, division, row_id):
             return None  # a stale resend of something Exact already deleted
-        parent = link(fields.get(shape.parent_field)) if shape.parent_field else None
-        number = link(fields.get(shape.number_field)) if shape.number_field else None
+        parent = link(getattr(fields, shape.parent_field)) if shape.parent_field else None
+        number = link(getattr(fields, shape.number_field)) if shape.number_field else None
         if stream == "sales_invoice_lines" and self.store.is_buried(
                 "sales_invoices", division, parent):
             return None
@@ -241,11 +241,13 @@ def _as_dict(record: dict[str, Any] | msgspec.Raw) -> dict[str, Any]:
     return record
 
 
-def _links_and_text(record: dict[str, Any] | msgspec.Raw) -> tuple[dict[str, Any] | _Links, str]:
-    """The record's link fields (`.get(field)`) and its JSON text for the store."""
-    if isinstance(record, msgspec.Raw):
+def _links_and_text(record: dict[str, Any] | msgspec.Raw) -> tuple[_Links, str]:
+    """The record's link fields (attributes: a C `getattr`, not a Python `.get` per field)
+    and its JSON text for the store."""
+    if record.__class__ is msgspec.Raw:
         try:
-            return _LINKS.decode(record), bytes(record).decode()
+            return _LINKS.decode(record), bytes(record).decode()  # type: ignore[arg-type]
         except msgspec.MsgspecError:
             record = _as_dict(record)  # not an object (or a link msgspec cannot read)
-    return record, json.dumps(record, default=plain_number)
+    links = _Links(**{name: record.get(name) for name in _Links.__struct_fields__})  # type: ignore[union-attr]
+    return links, json.dumps(record, default=plain_number)

@@ -92,6 +92,12 @@ class ExactToMailchimpMapper(InlineMapper):
             self._unkeyed.append(rejection)
         return []
 
+    def _process_record_message(self, message_dict: dict) -> None:
+        # A record writes nothing (it is stored; outputs come at a STATE): no write loop over
+        # no messages for each of them (issue 9: the per-record path).
+        if messages := self.map_record_message(message_dict):
+            self._write_messages(messages)
+
     def map_state_message(self, message_dict: dict) -> Iterable[Message]:
         state = message_dict["value"]
         # A singer-sdk tap opens with its saved state: what the target last confirmed.
