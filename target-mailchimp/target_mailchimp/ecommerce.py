@@ -70,15 +70,17 @@ def order_line(line: dict[str, Any], index: int) -> dict[str, Any]:
     if line.get("product_id") in (None, ""):
         raise InvalidRecord(f"line {index} has no product_id")
     quantity, price = line.get("quantity") or 1, line.get("price")
-    if float(quantity) != int(float(quantity)) and price is not None:
-        quantity, price = 1, round(float(price) * float(quantity), 2)
-    return drop_none({
-        "id": str(line.get("id") or index),
-        "product_id": str(line["product_id"]),
-        "product_variant_id": str(line.get("product_variant_id") or line["product_id"]),
-        "quantity": int(float(quantity)),
-        "price": price,
-    })
+    if type(quantity) is not int:  # whole numbers (nearly every line) need no float turns
+        if float(quantity) != int(float(quantity)) and price is not None:
+            quantity, price = 1, round(float(price) * float(quantity), 2)
+        quantity = int(float(quantity))
+    product_id = str(line["product_id"])
+    body = {"id": str(line.get("id") or index), "product_id": product_id,
+            "product_variant_id": str(line.get("product_variant_id") or product_id),
+            "quantity": quantity}
+    if price is not None:
+        body["price"] = price
+    return body
 
 
 def order_body(record: dict[str, Any]) -> dict[str, Any]:

@@ -54,23 +54,28 @@ FAST_MARK = "~"
 
 def record_key(record: dict[str, Any], key_properties: Sequence[str]) -> str | None:
     """The record's key as JSON (`["a@x.nl"]`, `["a@x.nl", "T1"]`); None without a full key."""
-    values = [record.get(name) for name in key_properties]
-    if not key_properties or any(value in (None, "") for value in values):
+    texts = []
+    plain = True  # what json.dumps leaves as it is between its quotes: no encoder needed
+    for name in key_properties:  # one loop, no intermediate lists (issue 9: per record)
+        value = record.get(name)
+        if value is None or value == "":
+            return None
+        text = value if type(value) is str else str(value)
+        plain = plain and text.isprintable() and '"' not in text and "\\" not in text
+        texts.append(text)
+    if not texts:
         return None
-    texts = [value if isinstance(value, str) else str(value) for value in values]
-    if all(_plain(text) for text in texts):  # what json.dumps leaves as it is: no encoder
+    if plain:
         return '["' + '", "'.join(texts) + '"]'
     return _KEY.encode(texts)
 
 
-def _plain(text: str) -> bool:
-    """Text json.dumps(ensure_ascii=False) writes unchanged between its quotes."""
-    return text.isprintable() and '"' not in text and "\\" not in text
-
-
 def audit_key(record: dict[str, Any], key_properties: Sequence[str]) -> str:
     """The key the writers give the audit trail: the key values joined by `/`, lower-cased."""
-    return "/".join(str(record.get(name)) for name in key_properties).lower()
+    if len(key_properties) == 1:  # nearly every stream: no generator per record
+        value = record.get(key_properties[0])
+        return (value if type(value) is str else str(value)).lower()
+    return "/".join([str(record.get(name)) for name in key_properties]).lower()
 
 
 def digest(record: dict[str, Any]) -> str:

@@ -207,6 +207,24 @@ def test_record_keys_are_the_json_they_were(values: list[Any]) -> None:
                                                            ensure_ascii=False)
 
 
+@pytest.mark.parametrize("values", [
+    [None], [""], ["a@example.com", None], ["", "T1"], [], [0], [0, "x"], ["A@Example.COM"],
+    ["A@X.nl", "T1"], [12.5], ['Quo"te', "\t"],
+])
+def test_record_and_audit_keys_of_any_values_are_as_before(values: list[Any]) -> None:
+    # Issue 9 made both one loop per record; the texts they give must not change (stored keys).
+    import json
+
+    from target_mailchimp.written import audit_key, record_key
+
+    record = {f"k{i}": value for i, value in enumerate(values)}
+    names = list(record)
+    full = bool(names) and all(value not in (None, "") for value in values)
+    assert record_key(record, names) == (
+        json.dumps([str(v) for v in values], ensure_ascii=False) if full else None)
+    assert audit_key(record, names) == "/".join(str(v) for v in values).lower()
+
+
 @pytest.mark.parametrize("dated", [
     {"at": "2024-03-01T10:00:00Z", "day": "2024-03-01"},
     {"at": "2024-03-01T10:00:00+00:00", "day": "2024-3-1"},
