@@ -108,8 +108,10 @@ _CONTROLS_ALL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]"
 def clean_text(value: str, *, keep_breaks: bool = False) -> str:
     """`value` without control characters; `keep_breaks` keeps tabs and line breaks (for
     multi-line fields such as a product description)."""
-    if value.isascii() and value.isprintable():
-        return value  # nearly every text: nothing to clean (two C checks instead of 3 regexes)
+    if value.isprintable():
+        # Nearly every text: nothing to clean (one C check instead of 3 regexes). Exact: every
+        # character the regexes touch (Cc controls, Cs surrogates) is one isprintable refuses.
+        return value
     if keep_breaks:
         return _CONTROLS_ALL.sub("", value)
     return _CONTROLS.sub("", _BREAKS.sub(" ", value.strip("\t\n\r\x0b\x0c")))
@@ -123,7 +125,7 @@ MULTILINE_KEYS = frozenset({"description"})
 def clean_strings(value: Any, key: str | None = None) -> Any:
     """Every text in a request body cleaned (see `clean_text`), identifiers excepted."""
     if isinstance(value, str):
-        if key in ID_KEYS or (value.isascii() and value.isprintable()):
+        if key in ID_KEYS or value.isprintable():
             return value
         return clean_text(value, keep_breaks=key in MULTILINE_KEYS)
     if isinstance(value, dict):
@@ -139,7 +141,7 @@ def _clean_dict(body: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for key, value in body.items():
         if isinstance(value, str):
-            if not (key in ID_KEYS or (value.isascii() and value.isprintable())):
+            if not (key in ID_KEYS or value.isprintable()):
                 value = clean_text(value, keep_breaks=key in MULTILINE_KEYS)
         elif isinstance(value, dict):
             value = _clean_dict(value)

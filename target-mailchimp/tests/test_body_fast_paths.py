@@ -7,7 +7,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-
 from target_mailchimp.ecommerce import order_line
 from target_mailchimp.values import iso, to_datetime
 
@@ -46,3 +45,30 @@ def test_order_lines_are_what_they_were(quantity: Any, price: Any, expected: tup
             "quantity": expected[0], "price": expected[1]}
     assert line == {k: v for k, v in body.items() if v is not None}
     assert type(line["quantity"]) is int
+
+
+def test_a_printable_text_is_one_the_cleaning_leaves_as_it_is() -> None:
+    # clean_text, clean_strings and parse_member return a printable text unchanged without
+    # running the regexes: exact only while no printable character is one they touch.
+    from target_mailchimp.values import _BREAKS, _CONTROLS, _CONTROLS_ALL, clean_strings, clean_text
+
+    printable = "".join(c for c in map(chr, range(0x110000)) if c.isprintable())
+    for pattern in (_BREAKS, _CONTROLS, _CONTROLS_ALL):
+        assert pattern.search(printable) is None
+    assert clean_text("Düsseldorf\u00a0\u200bX\x85") == "Düsseldorf\u00a0\u200bX"
+    assert clean_strings({"city": "Bahnhofstraße\t1", "id": "a\tb"}) == {
+        "city": "Bahnhofstraße 1", "id": "a\tb"}
+
+
+def test_member_merge_values_are_cleaned_and_cut_as_before() -> None:
+    import types
+
+    from target_mailchimp.members import parse_member
+
+    context = types.SimpleNamespace(config={}, merge_field_map={})
+    change, refused = parse_member({"email": "a@example.com", "merge_fields": {
+        "fname": "Zoë", "LNAME": "x" * 300, "COMPANY": "A\x00B\nC", "AGE": 41}}, context)
+    assert refused is None and change is not None
+    assert change.merge_fields == {"FNAME": "Zoë", "LNAME": "x" * 255, "COMPANY": "AB C",
+                                   "AGE": "41"}
+    assert change.notes == ["LNAME cut to 255 characters"]
