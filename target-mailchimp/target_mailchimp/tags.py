@@ -180,16 +180,23 @@ def write_member_tags(context: RunContext, directory: SegmentDirectory,
             continue
         key = (email, str(tag_key))
         current = latest.get(key)
-        stamp = to_datetime(record.get("source_updated_at")) or floor
-        if current is None or stamp >= (to_datetime(current.get("source_updated_at")) or floor):
-            latest[key] = record
+        if current is None or ((to_datetime(record.get("source_updated_at")) or floor)
+                               >= (to_datetime(current.get("source_updated_at")) or floor)):
+            latest[key] = record  # dates read only for a pair seen twice (issue 9)
 
     per_tag: dict[str, dict[str, list[str]]] = defaultdict(lambda: {"add": [], "remove": []})
     names: dict[str, str] = {}
+    cleaned: dict[Any, str | None] = {}  # each distinct tag name cleaned once, not per member
     for (email, tag_key), record in latest.items():
         per_tag[tag_key]["add" if record.get("active", True) is not False else "remove"].append(
             email)
-        name = _tag_name(record.get("tag_name"))
+        raw = record.get("tag_name")
+        try:
+            name = cleaned[raw]
+        except KeyError:
+            name = cleaned[raw] = _tag_name(raw)
+        except TypeError:  # not hashable: no cache
+            name = _tag_name(raw)
         if name:
             names[tag_key] = name
 

@@ -315,3 +315,22 @@ def test_deletion_actions_ignore_and_unknown_are_audited(mailchimp_sandbox, conf
     assert rows["member/kept@example.com"]["outcome"] == "skipped"
     assert rows["order/O9"]["outcome"] == "failed"
     assert rows["order/O9"]["reason"] == "unknown order action 'explode'"
+
+
+def test_the_newest_member_tag_wins_whatever_the_order_and_names_are_cleaned(
+        mailchimp_sandbox, config):
+    # Issue 9 reads the dates only for a pair seen twice and cleans each tag name once.
+    run_target(config, [
+        *stream("members", [{"email": "a@example.com"}, {"email": "b@example.com"}]),
+        *stream("member_tags", [
+            {"email": "a@example.com", "tag_key": "k1", "tag_name": "VIP\tclient",
+             "active": True, "source_updated_at": "2025-03-02T00:00:00Z"},
+            {"email": "A@example.com", "tag_key": "k1", "tag_name": "VIP\tclient",
+             "active": False, "source_updated_at": "2025-03-01T00:00:00Z"},
+            {"email": "b@example.com", "tag_key": "k1", "tag_name": "VIP\tclient",
+             "active": True, "source_updated_at": "2025-03-01T00:00:00Z"},
+            {"email": "b@example.com", "tag_key": "k1", "tag_name": "VIP\tclient",
+             "active": False, "source_updated_at": "2025-03-02T00:00:00Z"}]),
+    ])
+    assert _tags(mailchimp_sandbox, "a@example.com") == ["VIP client"]
+    assert _tags(mailchimp_sandbox, "b@example.com") == []
