@@ -24,12 +24,7 @@ from typing import Any
 
 from target_mailchimp.audit import FAILED, OK, SKIPPED, AuditEntry, OwnWrite
 from target_mailchimp.client import MailchimpClient, subscriber_hash
-from target_mailchimp.merge_fields import (
-    TEXT_LIMIT,
-    clean_address,
-    clean_text_value,
-    fit_to_type,
-)
+from target_mailchimp.merge_fields import clean_address, clean_text_value, fit_to_type
 from target_mailchimp.operations import BULK_BATCH_FROM, Write, WriteResult, short_answer
 from target_mailchimp.own_writes import confirm_side_effects, now, settle_dead_runs
 from target_mailchimp.run_context import RunContext
@@ -119,9 +114,6 @@ def parse_member(
     for tag, value in raw_fields.items():
         tag = str(tag).upper()
         if value is None:
-            continue
-        if type(value) is str and len(value) <= TEXT_LIMIT and value.isprintable():
-            merge_fields[tag] = value  # nearly every value: what clean_text_value gives
             continue
         if isinstance(value, dict):
             address, problem = clean_address(value, tag)

@@ -49,6 +49,8 @@ def parse_merge_field_map(raw: Mapping[str, Any] | None) -> dict[str, MergeField
 def clean_text_value(tag: str, value: Any) -> tuple[str, str | None]:
     """A text merge value without control characters, cut to Mailchimp's 255 characters
     (it refuses the whole member for a longer one); the note says when it was cut."""
+    if type(value) is str and len(value) <= TEXT_LIMIT and value.isprintable():
+        return value, None  # nearly every value: nothing to clean or cut (issue 9)
     text = clean_text(str(value))
     if len(text) > TEXT_LIMIT:
         return text[:TEXT_LIMIT], f"{tag} cut to {TEXT_LIMIT} characters"
