@@ -8,6 +8,7 @@ confirms a state whose records it has not seen.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -33,6 +34,7 @@ from .writer import StateFlushingWriter
 
 logger = logging.getLogger("mapper-exact-mailchimp")
 STORE_LOCK_TIMEOUT_SECONDS = 60
+GC_THRESHOLD = 50_000  # allocations between young-generation collections (CPython: 700)
 
 
 LookupStoreBusyError = StoreBusyError  # the name tests and callers know
@@ -77,6 +79,13 @@ class ExactToMailchimpMapper(InlineMapper):
         self._current_stream: str | None = None
         self._finished_streams: set[str] = set()
         self.emitted: Counter[str] = Counter()
+
+    def listen(self, file_input: t.IO[str] | None = None) -> None:
+        # A run makes millions of short-lived containers (records, rows, outputs) and hardly
+        # any cycles: the collector's default young pass every 700 new ones was ~5 % of the
+        # mapper's CPU (issue 9). Cycles are still collected, every 50,000 allocations.
+        gc.set_threshold(GC_THRESHOLD, 20, 100)
+        super().listen(file_input)
 
     # --- Singer message handlers -----------------------------------------------------------
 
