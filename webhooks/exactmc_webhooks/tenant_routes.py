@@ -1,17 +1,24 @@
 """The fleet's routes: `/exact/<tenant>` and `/mailchimp/<tenant>/<secret>`.
 
 Each is the single-company receiver (same verification, limits, answers) built for the tenant
-named in the path: its secret, its inbox, its run requests. An unknown, removed or secret-less
-tenant answers 404 before the body is read, like an unknown path; nothing is recorded.
+named in the path: its secret, its inbox, its run requests. Nothing is recorded for a tenant
+that is unknown, removed or without a secret, and its answers are those of a registered tenant
+for the same request, so that probing `/exact/<name>` does not tell which companies the fleet
+serves: a delivery is refused as unsigned (401; its signature is checked against a random
+secret), an empty POST (Exact's handshake) is answered 200, a GET 405. Likewise a
+`/mailchimp/<tenant>/<secret>` with an unknown tenant answers 404, as a wrong secret does.
+A name that can never be a tenant (not a valid tenant name) answers 404 like an unknown path.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 from secret_store import SecretStoreError
+from secret_store.database import DatabaseError, valid_tenant
 from secret_store.webhook_inbox import InboxDatabase, InboxError
 from sqlalchemy.exc import SQLAlchemyError
 from tap_exactonline.webhook_server import receiver_app
@@ -68,6 +75,22 @@ class TenantMailchimpInbox(MailchimpInbox):
         self._db.close()
 
 
+class _NoInbox:
+    """Where an unregistered tenant's deliveries would go: nowhere (a delivery cannot pass
+    the random secret's check to get here; should one, it is refused, not recorded)."""
+
+    def add(self, content: dict[str, Any]) -> bool:
+        raise InboxError("no such tenant")
+
+
+def _can_be_tenant(name: str) -> bool:
+    try:
+        valid_tenant(name)
+    except DatabaseError:
+        return False
+    return True
+
+
 def tenant_path(path: str) -> tuple[str, str, str] | None:
     """`(kind, tenant, rest)` of a fleet route, else None."""
     if path.startswith(EXACT_PREFIX):
@@ -85,11 +108,16 @@ def is_tenant_path(path: str) -> bool:
 
 
 def tenant_app(tenants: FleetTenants, max_body_bytes: int) -> Callable[..., Any]:
+    # Answers for a tenant that is not served, the same as a served one's (module docstring).
+    decoy = receiver_app(secrets.token_urlsafe(32), _NoInbox(), max_body_bytes)  # type: ignore[arg-type]
+
     def exact(name: str, environ: dict[str, Any], start: StartResponse) -> list[bytes]:
+        if not _can_be_tenant(name):
+            return answer(start, "404 Not Found", "not found")
         entry = tenants.tenant(name)
         secret = tenants.exact_secret(entry) if entry else None
         if entry is None or not secret:
-            return answer(start, "404 Not Found", "not found")
+            return decoy(environ, start)
         inbox = tenants.inbox("exact", name, lambda url, tenant: TenantExactInbox(
             url, tenant, lambda: tenants.request_run(tenant, EXACT_JOB)))
         return receiver_app(secret, inbox, max_body_bytes)(environ, start)

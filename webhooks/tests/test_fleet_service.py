@@ -125,12 +125,32 @@ def test_on_postgresql_too(tmp_path, monkeypatch, postgres_url):
         running.service.close()
 
 
-def test_unknown_tenant_404_and_paused_tenant_recorded_without_a_run(fleet):
+def test_an_unknown_tenant_answers_as_a_registered_one_and_records_nothing(fleet):
+    # Probing /exact/<name> must not tell which companies the fleet serves: every request
+    # gets the answer a registered tenant gives it (a delivery not signed with its secret,
+    # the handshake, a GET); nothing is recorded or asked for anyone.
     base = fleet.service.url
-    for path in ("/exact/nobody", "/exact/Bad-Name", "/exact/", "/exact/acme/x"):
+
+    def answers(name: str) -> list[tuple[int, str]]:
+        sent = [requests.post(f"{base}/exact/{name}", data=delivery("not-its-secret", name),
+                              timeout=5),
+                requests.post(f"{base}/exact/{name}", data=b"", timeout=5),
+                requests.get(f"{base}/exact/{name}", timeout=5)]
+        return [(answer.status_code, answer.text) for answer in sent]
+
+    registered = answers("acme")
+    assert [status for status, _ in registered] == [401, 200, 405]
+    assert answers("nobody") == registered
+    assert fleet.exact("acme") == [] and fleet.exact("nobody") == []
+    assert fleet.requests() == []
+    # A path that can never name a tenant is an unknown path.
+    for path in ("/exact/Bad-Name", "/exact/", "/exact/acme/x"):
         answer = requests.post(base + path, data=delivery(SECRETS["acme"], "k"), timeout=5)
         assert answer.status_code == 404, path
-    assert fleet.exact("acme") == []
+
+
+def test_paused_tenant_recorded_without_a_run(fleet):
+    base = fleet.service.url
 
     paused = requests.post(f"{base}/exact/initech", data=delivery(SECRETS["initech"], "p1"),
                            timeout=5)
@@ -182,7 +202,7 @@ def test_a_removed_or_paused_tenant_is_noticed_without_a_restart(fleet):
     assert requests.post(f"{base}/exact/acme", data=delivery(SECRETS["acme"], "a2"),
                          timeout=5).text.strip() == "recorded"
     assert requests.post(f"{base}/exact/globex", data=delivery(SECRETS["globex"], "g1"),
-                         timeout=5).status_code == 404
+                         timeout=5).status_code == 401  # as for any name not served
     assert fleet.exact("acme") == ["a1", "a2"]
     assert fleet.exact("globex") == []
     assert fleet.requests() == []
