@@ -153,11 +153,11 @@ def test_queued_ledger_writes_keep_their_order(tmp_path):
     forget, end as they would one statement at a time."""
     db = connect(tmp_path / "ledger.sqlite")
     ledger = OutputLedger(db)
-    ledger.record("products", "p1", "h1", {"id": "p1"}, None)
+    ledger.record("products", "p1", "h1", '{"id": "p1"}', None)
     ledger.forget("products", "p1")  # e.g. the item deleted in the flush that sent it
     ledger.forget("products", "p2")
-    ledger.record("products", "p2", "h2", {"id": "p2"}, None)  # re-created after its deletion
-    ledger.record("member_tags", "a\nt", "h3", {"email": "a"}, "a")
+    ledger.record("products", "p2", "h2", '{"id": "p2"}', None)  # re-created after its deletion
+    ledger.record("member_tags", "a\nt", "h3", '{"email": "a"}', "a")
     ledger.forget_owner("member_tags", "a")  # the member deleted in the same batch
     ledger.save()
     db.commit()

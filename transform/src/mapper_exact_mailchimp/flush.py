@@ -20,7 +20,7 @@ from singer_sdk.singerlib import RecordMessage
 from .account_tags import GatheredAccountTags
 from .dates import parse_iso, utc_now_iso
 from .emails import check_email
-from .ledger import OutputLedger, canonical_json, content_hash
+from .ledger import OutputLedger, canonical_json, content_hash, output_hash
 from .lookup_store import Candidate, LookupStore
 from .members import account_candidates, member_record, winner
 from .orders import (
@@ -36,7 +36,7 @@ from .orders import (
 from .rejections import Rejection, RejectionLog
 from .settings import MappingSettings
 from .tags import desired_member_tags, member_tag_records, tag_record
-from .writer import RenderedRecord, render_record
+from .writer import RenderedRecord, record_json, render_record
 
 logger = logging.getLogger(__name__)
 
@@ -83,36 +83,72 @@ class Output:
     owner: str | None = None
     line: str | None = None
     opt_out: bool = False
+    # Computed once, on first use. Plain attributes, not `functools.cached_property`: on
+    # Python < 3.12 its every first access takes a lock (issue 9: two per output).
+    _payload: str | None = field(default=None, repr=False, compare=False)
+    _digest: str | None = field(default=None, repr=False, compare=False)
+    _rendered: bool = field(default=False, repr=False, compare=False)
 
     def message(self) -> RecordMessage | RenderedRecord:
-        if self.line is not None:
-            return RenderedRecord(self.stream, self.line)
+        line = self.rendered()
+        if line is not None:
+            return RenderedRecord(self.stream, line)
         assert self.record is not None
         return RecordMessage(stream=self.stream, record=self.record)
 
     def opts_out(self) -> bool:
         return bool(self.record.get("opt_out")) if self.record is not None else self.opt_out
 
-    # Computed once, on first use. Plain attributes, not `functools.cached_property`: on
-    # Python < 3.12 its every first access takes a lock (issue 9: two per output).
-    _canonical: str | None = field(default=None, repr=False, compare=False)
-    _digest: str | None = field(default=None, repr=False, compare=False)
+    def rendered(self) -> str | None:
+        """The RECORD line; None when the record is not plain JSON (the SDK writes it)."""
+        if not self._rendered:
+            if self.line is None and self.record is not None:
+                self.line = render_record(self.stream, self.record)
+            self._rendered = True
+        return self.line
 
     @property
-    def canonical(self) -> str:
-        found = self._canonical
+    def payload(self) -> str:
+        """What the ledger keeps of the output (see `stored_payload`)."""
+        found = self._payload
         if found is None:
-            found = self._canonical = canonical_json(self.record)
+            found = self._payload = stored_payload(self.stream, self.record, self.rendered())
         return found
+
+    def _hashed(self) -> dict[str, Any]:
+        assert self.record is not None
+        skip = UNHASHED.get(self.stream, ())
+        return {k: v for k, v in self.record.items() if k not in skip} if skip else self.record
 
     @property
     def digest(self) -> str:
         found = self._digest
         if found is None:
-            skip = UNHASHED.get(self.stream, ())
-            found = self._digest = content_hash(self.record, self.canonical) if not skip \
-                else content_hash({k: v for k, v in self.record.items() if k not in skip})
+            # The new form for plain JSON values only (see ledger.output_hash).
+            found = self._digest = output_hash(self._hashed()) if self.rendered() is not None \
+                else content_hash(self._hashed())
         return found
+
+    def old_digest(self) -> str:
+        """The hash in the form stored before issue 9's seventh pass (upgraded once)."""
+        return content_hash(self._hashed())
+
+
+# Payloads the flush reads back from the ledger: a member's source_key (`_member_gone`), a
+# deletion (re-sent whole), a product's price, a member tag's key, name and state. Orders,
+# customers and tags are never read back: nothing of them is kept (issue 9: an order's payload
+# was a third of the ledger's bytes). Older stores' payloads read the same.
+UNREAD_PAYLOADS = frozenset({"orders", "customers", "tags"})
+
+
+def stored_payload(stream: str, record: dict[str, Any] | None, line: str | None) -> str:
+    if stream in UNREAD_PAYLOADS:
+        return ""
+    if stream == "members" and record is not None:
+        return canonical_json({"source_key": record.get("source_key")})
+    if line is not None:
+        return record_json(stream, line)  # the record's own JSON, as written: no new encode
+    return canonical_json(record)
 
 
 class Spool:
@@ -124,14 +160,14 @@ class Spool:
         self._file: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by read())
 
     def add(self, output: Output) -> None:
-        # The RECORD line is rendered here, once, and goes along with the hash and canonical
-        # JSON (marshal of a few strings: cheaper than of the record). Length prefixed:
-        # marshal.load on a file reads it in tiny pieces.
+        # The RECORD line is rendered here, once, and goes along with the hash and the
+        # payload the ledger keeps (marshal of a few strings: cheaper than of the record).
+        # Length prefixed: marshal.load on a file reads it in tiny pieces.
         record = output.record
         assert record is not None
-        line = render_record(output.stream, record)
+        line = output.rendered()
         kept = record if line is None or output.stream == "deletions" else None
-        blob = marshal.dumps((output.stream, output.key, kept, output.owner, output.canonical,
+        blob = marshal.dumps((output.stream, output.key, kept, output.owner, output.payload,
                               output.digest, line, bool(record.get("opt_out"))))
         self._file.write(len(blob).to_bytes(4, "little") + blob)
 
@@ -141,8 +177,8 @@ class Spool:
             while header := self._file.read(4):
                 blob = self._file.read(int.from_bytes(header, "little"))
                 found = marshal.loads(blob)  # noqa: S302 (our own file, this flush)
-                stream, key, record, owner, canonical, digest, line, opt_out = found
-                yield Output(stream, key, record, owner, line, opt_out, canonical, digest)
+                stream, key, record, owner, payload, digest, line, opt_out = found
+                yield Output(stream, key, record, owner, line, opt_out, payload, digest, True)
 
 
 @dataclass
@@ -226,7 +262,8 @@ class Flusher:
     def _unchanged(self, output: Output) -> bool:
         if output.stream not in self._trusted:
             return False  # no trusted hash of this stream at all (a first sync): no lookup
-        return self.ledger.is_unchanged(output.stream, output.key, output.digest)
+        return self.ledger.is_unchanged(output.stream, output.key, output.digest,
+                                        output.old_digest)
 
     def _may_still_come(self, stream: str) -> bool:
         return not self._final and stream not in self._finished
@@ -415,13 +452,19 @@ class Flusher:
         resends its rows, but a resent Exact deletion finds its row gone and dirties nothing,
         and which addresses an account's change touched is not kept: so the outputs' own keys
         are dirtied (invoices and cost centers are dirtied by their resent rows)."""
-        for stream, payload in self.ledger.unconfirmed_payloads():
-            if stream in ("members", "member_tags"):
-                self.store.mark("email", ANY_DIVISION, payload["email"])
-            elif stream == "deletions" and payload["entity"] == "member":
-                self.store.mark("email", ANY_DIVISION, payload["key"])
+        # From the ledger's keys alone (a member's key is its email, a member tag's owner its
+        # email, a deletion's key `member\n<email>`, a customer's key its id): the payloads
+        # of customers are not kept, and none is decoded.
+        member_deletion = deletion_key("member", "")
+        for stream, key, owner in self.ledger.unconfirmed():
+            if stream == "members":
+                self.store.mark("email", ANY_DIVISION, key)
+            elif stream == "member_tags" and owner is not None:
+                self.store.mark("email", ANY_DIVISION, owner)
+            elif stream == "deletions" and key.startswith(member_deletion):
+                self.store.mark("email", ANY_DIVISION, key[len(member_deletion):])
             elif stream == "customers":
-                self.store.mark("account", *split_exact_id(payload["id"]))
+                self.store.mark("account", *split_exact_id(key))
 
     def _inactive(self, candidates: list[Candidate]) -> bool:
         """Inactive when every account behind the address is a customer without recent invoice."""
@@ -554,8 +597,7 @@ def _by_division(keys: list[tuple[int, str]]) -> dict[int, list[str]]:
 def after_emit(ledger: OutputLedger, output: Output) -> None:
     """Ledger bookkeeping once an output is written: a deletion ends what it deletes, and a
     live record ends an earlier deletion (so a later deletion is sent again)."""
-    ledger.record(output.stream, output.key, output.digest, output.record, output.owner,
-                  canonical=output.canonical)
+    ledger.record(output.stream, output.key, output.digest, output.payload, output.owner)
     if output.stream == "deletions":
         assert output.record is not None  # kept for deletions (see Spool.add)
         entity, key = output.record["entity"], output.record["key"]

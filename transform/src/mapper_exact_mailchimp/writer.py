@@ -30,6 +30,14 @@ def render_record(stream: str, record: dict[str, Any]) -> str | None:
         return None
 
 
+def record_json(stream: str, line: str) -> str:
+    """The record's JSON text within a line `render_record` made."""
+    return line[len(_ENCODE(stream)) + _FRAME:-1]
+
+
+_FRAME = len('{"type":"RECORD","stream":') + len(',"record":')
+
+
 class RenderedRecord:
     """A RECORD message already rendered as its line (issue 9: the flush renders an output
     once, as it spools it, instead of keeping the record to encode it later)."""
