@@ -138,14 +138,30 @@ class AudienceView:
         started = now()
         newest: datetime.datetime | None = None
         seen: dict[str, tuple[str | None, str | None]] = {}
+        members = self.members
+        times: dict[str, datetime.datetime | None] = {}  # members of one second share it
         for member in self.client.paginate(
             f"lists/{self.list_id}/members", "members",
             {"since_last_changed": iso(since), "fields": MEMBER_FIELDS},
         ):
-            email = mailchimp_email(member)
+            raw = member.get("email_address")
             status, stamp = member.get("status"), member.get("last_changed")
-            self.members[email] = seen[email] = self._shared((status, stamp))
-            changed = to_datetime(stamp)
+            known = members.get(raw) if type(raw) is str else None
+            if known is not None and known[0] == status and known[1] == stamp:
+                # Listed again as this run last saw it (each read re-reads the last second):
+                # nothing to store or remember again (issue 9). The keys are our spelling, so
+                # the address is already that.
+                email = raw
+            else:
+                email = mailchimp_email(member)
+                seen[email] = self._shared((status, stamp))
+            if type(stamp) is str:
+                try:
+                    changed = times[stamp]
+                except KeyError:
+                    changed = times[stamp] = to_datetime(stamp)
+            else:
+                changed = to_datetime(stamp)
             if changed is not None and (newest is None or changed > newest):
                 newest = changed
             if self._archived is not None:
@@ -165,6 +181,8 @@ class AudienceView:
         self._covered_from = covers_from if covers_from is not None else since
         if self.memory is not None:
             self.memory.remember(seen, self._covered_from, cursor)
+        # After the memory: what this run holds is never ahead of what it remembered.
+        members.update(seen)
 
     def archived(self) -> set[str]:
         """Archived contacts (any write naming them would bring them back).

@@ -24,7 +24,7 @@ from typing import Any
 
 from target_mailchimp.audit import FAILED, OK, SKIPPED, AuditEntry, OwnWrite
 from target_mailchimp.client import MailchimpClient, subscriber_hash
-from target_mailchimp.merge_fields import clean_address, clean_text_value, fit_to_type
+from target_mailchimp.merge_fields import clean_address, clean_text_value, fit_all
 from target_mailchimp.operations import BULK_BATCH_FROM, Write, WriteResult, short_answer
 from target_mailchimp.own_writes import confirm_side_effects, now, settle_dead_runs
 from target_mailchimp.run_context import RunContext
@@ -233,16 +233,11 @@ class MemberWriter:
         unusable = self.context.merge_fields.ensure(tags, types)
         known = self.context.merge_fields.known()
         for change in changes:
-            for tag in set(change.merge_fields) & set(unusable):
-                del change.merge_fields[tag]
-                change.notes.append(f"{tag} left out: {unusable[tag]}")
-            for tag, value in list(change.merge_fields.items()):
-                fitted, problem = fit_to_type(tag, value, known.get(tag, "text"))
-                if problem:
+            if unusable:
+                for tag in set(change.merge_fields) & set(unusable):
                     del change.merge_fields[tag]
-                    change.notes.append(problem)
-                else:
-                    change.merge_fields[tag] = fitted
+                    change.notes.append(f"{tag} left out: {unusable[tag]}")
+            fit_all(change.merge_fields, known, change.notes)
 
     def _mailchimp_state(
         self, changes: Iterable[MemberChange]

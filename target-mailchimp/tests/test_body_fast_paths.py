@@ -72,3 +72,30 @@ def test_member_merge_values_are_cleaned_and_cut_as_before() -> None:
     assert change.merge_fields == {"FNAME": "Zoë", "LNAME": "x" * 255, "COMPANY": "AB C",
                                    "AGE": "41"}
     assert change.notes == ["LNAME cut to 255 characters"]
+
+
+def test_fitting_merge_values_skips_only_calls_that_change_nothing() -> None:
+    """`fit_all` leaves plain values of text-like fields without calling `fit_to_type`: the
+    same fields and notes as calling it for every value."""
+    from target_mailchimp.merge_fields import FITTED_TYPES, fit_all, fit_to_type
+
+    types = {"TEXT": "text", "PHONE": "phone", "URL": "url", "NUM": "number", "DAY": "date",
+             "BDAY": "birthday", "ADDR": "address", "DROP": "dropdown"}
+    address = {"addr1": "Main 1", "city": "Utrecht", "state": "UT", "zip": "1234 AB"}
+    values: list[Any] = ["plain", "", "12.5", "x1", "2025-04-14", "04/14", "junk", 7, 7.5,
+                         True, address, {"addr1": "only"}, {"city": "x\x00y", **address}]
+    tags = [*types, "UNKNOWN"]
+    for shift in range(len(values)):
+        fields = {tag: values[(i + shift) % len(values)] for i, tag in enumerate(tags)}
+        expected, expected_notes = dict(fields), []
+        for tag, value in list(expected.items()):
+            fitted, problem = fit_to_type(tag, value, types.get(tag, "text"))
+            if problem:
+                del expected[tag]
+                expected_notes.append(problem)
+            else:
+                expected[tag] = fitted
+        notes: list[str] = []
+        fit_all(fields, types, notes)
+        assert (fields, notes) == (expected, expected_notes)
+    assert "text" not in FITTED_TYPES and "address" in FITTED_TYPES
