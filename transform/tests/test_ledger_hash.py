@@ -98,7 +98,7 @@ def test_an_upgraded_store_re_sends_nothing_and_keeps_little(pipeline, mapper_co
     assert not [h for _, h, _ in rows if h.startswith(HASH_PREFIX)]
     # Payloads never read back are not kept; a member keeps only its source key.
     assert {p for s, _, p in rows if s in ("orders", "customers", "tags")} == {""}
-    assert all(p.startswith('{"source_key": ') for s, _, p in rows if s == "members")
+    assert all(p.startswith('{"source_key":') for s, _, p in rows if s == "members")
 
     again = pipeline.run(COMPANY)
 

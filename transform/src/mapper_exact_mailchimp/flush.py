@@ -36,7 +36,7 @@ from .orders import (
 from .rejections import Rejection, RejectionLog
 from .settings import MappingSettings
 from .tags import desired_member_tags, member_tag_records, tag_record
-from .writer import RenderedRecord, record_json, render_record
+from .writer import RenderedRecord, encode_json, record_json, render_record
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def stored_payload(stream: str, record: dict[str, Any] | None, line: str | None)
     if stream in UNREAD_PAYLOADS:
         return ""
     if stream == "members" and record is not None:
-        return canonical_json({"source_key": record.get("source_key")})
+        return f'{{"source_key":{encode_json(record.get("source_key"))}}}'
     if line is not None:
         return record_json(stream, line)  # the record's own JSON, as written: no new encode
     return canonical_json(record)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 from singer_sdk.io_base import SingerWriter
@@ -21,21 +22,49 @@ from singer_sdk.singerlib import Message, RecordMessage
 _ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
+def _not_json(value: object) -> Any:
+    msg = f"Object of type {value.__class__.__name__} is not JSON serializable"
+    raise TypeError(msg)
+
+
+# The C encoder `_ENCODE` builds on every call, built once (issue 9: ~1.4 us of ~4.7 per
+# record). Same text: same C function, arguments and float handling; no circular-reference
+# check (an output is a tree of fresh dicts and lists). Absent on other Pythons: `_ENCODE`.
+_C_ENCODER = c_make_encoder(None, _not_json, encode_basestring_ascii, None, ":", ",",
+                            False, False, False) if c_make_encoder is not None else None
+
+
+def encode_json(value: Any) -> str:
+    """`value` as compact ASCII JSON (what singer-sdk writes); TypeError or ValueError for
+    anything but plain JSON values (NaN included)."""
+    if _C_ENCODER is None:
+        return _ENCODE(value)  # type: ignore[no-any-return]
+    return "".join(_C_ENCODER(value, 0))
+
+
+# '{"type":"RECORD","stream":<stream>,"record":' by stream (a handful of streams).
+_PREFIXES: dict[str, str] = {}
+
+
+def _prefix(stream: str) -> str:
+    found = _PREFIXES.get(stream)
+    if found is None:
+        found = _PREFIXES[stream] = f'{{"type":"RECORD","stream":{_ENCODE(stream)},"record":'
+    return found
+
+
 def render_record(stream: str, record: dict[str, Any]) -> str | None:
     """The RECORD line (no newline) as singer-sdk writes it; None when the record holds
     something other than plain JSON values (the SDK's encoder must write it)."""
     try:
-        return f'{{"type":"RECORD","stream":{_ENCODE(stream)},"record":{_ENCODE(record)}}}'
+        return _prefix(stream) + encode_json(record) + "}"
     except (TypeError, ValueError):
         return None
 
 
 def record_json(stream: str, line: str) -> str:
     """The record's JSON text within a line `render_record` made."""
-    return line[len(_ENCODE(stream)) + _FRAME:-1]
-
-
-_FRAME = len('{"type":"RECORD","stream":') + len(',"record":')
+    return line[len(_prefix(stream)):-1]
 
 
 class RenderedRecord:
