@@ -194,3 +194,23 @@ def test_absurd_invoice_amounts_are_dead_letters(pipeline, mapper_config, fields
     assert set(out.by_key("orders")) == {ORDER_2}
     reasons = {d["key"]: d["reason"] for d in dead_letters(mapper_config)}
     assert next(iter(fields)) in reasons[guid(20_001)]
+
+
+def test_remembered_numbers_read_as_fresh_ones() -> None:
+    """Issue 9: accepted floats are remembered; a remembered value reads exactly as a fresh
+    one, whichever zero came first, and the cents rule still refuses what it refused."""
+    from decimal import Decimal
+
+    from mapper_exact_mailchimp import amounts
+
+    amounts._KNOWN.clear()
+    for _ in range(2):  # fresh, then remembered
+        for zero in (-0.0, 0.0, -0.0):
+            assert str(amounts.exact_number(zero, "AmountFC", whole_cents=True)) == "0.0"
+        assert amounts.exact_number(2.5, "Quantity") == Decimal("2.5")
+        assert amounts.exact_number(0.001, "UnitPrice") == Decimal("0.001")
+        with pytest.raises(amounts.BadNumber, match="fractions of a cent"):
+            amounts.exact_number(0.001, "AmountFC", whole_cents=True)
+        with pytest.raises(amounts.BadNumber, match="not a number"):
+            amounts.exact_number(math.nan, "AmountFC", whole_cents=True)
+    assert (0.001, True) not in amounts._KNOWN

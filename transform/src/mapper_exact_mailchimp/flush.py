@@ -139,6 +139,7 @@ class Output:
 # customers and tags are never read back: nothing of them is kept (issue 9: an order's payload
 # was a third of the ledger's bytes). Older stores' payloads read the same.
 UNREAD_PAYLOADS = frozenset({"orders", "customers", "tags"})
+WHOLE_PAYLOADS = frozenset(STREAM_ORDER) - UNREAD_PAYLOADS - {"members"}
 
 
 def stored_payload(stream: str, record: dict[str, Any] | None, line: str | None) -> str:
@@ -167,7 +168,10 @@ class Spool:
         assert record is not None
         line = output.rendered()
         kept = record if line is None or output.stream == "deletions" else None
-        blob = marshal.dumps((output.stream, output.key, kept, output.owner, output.payload,
+        # A payload that is the line's own record JSON is cut from the line again when read.
+        payload = None if line is not None and output.stream in WHOLE_PAYLOADS \
+            else output.payload
+        blob = marshal.dumps((output.stream, output.key, kept, output.owner, payload,
                               output.digest, line, bool(record.get("opt_out"))))
         self._file.write(len(blob).to_bytes(4, "little") + blob)
 
