@@ -29,7 +29,8 @@ def mapper_postgres_url(postgres_server: Any) -> str:
 # Modules whose tests run on both backends (crash recovery, confirmation, deletions, the lock,
 # the stores themselves); the others' mapping logic does not depend on the backend, and CI
 # time is scarce: they run on SQLite only.
-BOTH_BACKENDS = {"test_runs", "test_batched_work", "test_deletions", "test_store_backends"}
+BOTH_BACKENDS = {"test_runs", "test_batched_work", "test_deletions", "test_store_backends",
+                 "test_ledger_hash"}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -8,6 +8,7 @@ once: a stored old-form hash is compared in the old form and rewritten in the ne
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from mapper_exact_mailchimp.flush import UNHASHED
@@ -20,6 +21,8 @@ from mapper_exact_mailchimp.ledger import (
 )
 from mapper_exact_mailchimp.store import connect
 from mapper_test_kit import account, contact, cost_center, invoice, line, opened_store
+
+_namespaces = itertools.count(1)
 
 # A member-like output with nesting, non-ASCII text, a float, a null and unsorted keys.
 OUTPUT = {"status": "subscribed", "email_address": "Zoë@example.com",
@@ -51,8 +54,8 @@ def test_new_hash_form_is_prefixed_and_ignores_key_order() -> None:
         "s1:a253bdc1a5f9a3c59d9c50f9949aeb4aced6e6d4fdbadaba484612ae4787279e")
 
 
-def test_an_old_form_hash_still_matches_once_and_is_rewritten(tmp_path) -> None:
-    db = connect(tmp_path / "ledger.sqlite")
+def test_an_old_form_hash_still_matches_once_and_is_rewritten(database_url: str) -> None:
+    db = connect(database_url, f"ledger_hash{next(_namespaces)}")
     ledger = OutputLedger(db)
     ledger.record("members", "zoe", HASH, "{}", None)  # as an earlier version stored it
     ledger.save()
@@ -67,6 +70,8 @@ def test_an_old_form_hash_still_matches_once_and_is_rewritten(tmp_path) -> None:
     def old_form_not_needed() -> str:
         raise AssertionError("a new-form hash is compared as it is")
     assert ledger.is_unchanged("members", "zoe", output_hash(OUTPUT), old_form_not_needed)
+    db.rollback()
+    db.close()
 
 
 COMPANY = {
