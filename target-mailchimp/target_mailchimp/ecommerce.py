@@ -13,7 +13,7 @@ from target_mailchimp.members import ARCHIVED_REASON
 from target_mailchimp.operations import Write, WriteResult
 from target_mailchimp.own_writes import member_side_effects
 from target_mailchimp.run_context import RunContext
-from target_mailchimp.values import clean_strings, drop_none, iso, normalise_email
+from target_mailchimp.values import clean_body, drop_none, iso, normalise_email
 
 FINANCIAL_STATUSES = {"paid", "pending", "refunded", "cancelled"}
 # A drain of this many store objects is an import: written with the store's is_syncing on.
@@ -151,7 +151,7 @@ def write_store_objects(context: RunContext, stream: str, records: list[dict[str
         if reason == ARCHIVED_REASON} if stream == "orders" else set()
     for key, record in latest.items():
         try:
-            body = clean_strings(build(record))
+            body = clean_body(build(record))
         except (InvalidRecord, KeyError, TypeError, ValueError) as exc:
             entries.append(AuditEntry(stream, key, "upsert", FAILED,
                                       reason=f"invalid record: {exc}", payload=record))

@@ -8,6 +8,7 @@ import unicodedata
 from typing import Any
 
 import idna
+import msgspec
 
 # Deliberately loose: Mailchimp has the final say, this only catches what cannot be an address.
 EMAIL_PATTERN = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
@@ -133,6 +134,30 @@ def clean_strings(value: Any, key: str | None = None) -> Any:
     if isinstance(value, list):
         return [clean_strings(item, key) for item in value]
     return value
+
+
+# A body's JSON (msgspec) holds one of these bytes wherever one of its texts may need
+# cleaning: an escape (the controls \x00-\x1f are always escaped; so are " and \\, which
+# then merely take the general path), DEL, or a C1 control (UTF-8 \xc2\x80-\xc2\x9f;
+# \xc2 is never a continuation byte). Lone surrogates cannot be encoded: an error, the
+# general path.
+_BODY_CHECK = msgspec.json.Encoder()
+_C1_CONTROL = re.compile(rb"\xc2[\x80-\x9f]")
+
+
+def clean_body(body: Any) -> Any:
+    """`clean_strings(body)`; a body with nothing to clean (nearly every one) as it is,
+    found by one C encoding and search instead of a walk and copy of every dict, list and
+    text in Python (issue 9: e-commerce bodies' cleaning was a tenth of the target's CPU)."""
+    try:
+        encoded = _BODY_CHECK.encode(body)
+    except (TypeError, ValueError, OverflowError):  # a type msgspec lacks, a surrogate
+        return clean_strings(body)
+    # Byte searches (memchr) first: a regex stepping through every byte cost 4x the encoding.
+    if (b"\\" in encoded or b"\x7f" in encoded
+            or (b"\xc2" in encoded and _C1_CONTROL.search(encoded))):
+        return clean_strings(body)
+    return body
 
 
 def _clean_dict(body: dict[str, Any]) -> dict[str, Any]:

@@ -99,3 +99,42 @@ def test_fitting_merge_values_skips_only_calls_that_change_nothing() -> None:
         fit_all(fields, types, notes)
         assert (fields, notes) == (expected, expected_notes)
     assert "text" not in FITTED_TYPES and "address" in FITTED_TYPES
+
+
+def _bodies() -> list[Any]:
+    """Order-, customer- and product-like bodies with every kind of text the cleaning
+    touches or leaves, in values, lists, nested objects, identifiers and keys."""
+    texts = ["plain", "Stra\u00dfe", "zw\u200bsp", "nb\xa0sp", "ls\u2028ps", "tab\there",
+             "line\nbreak", " \r\nlead", "del\x7f", "c1\x85", "nul\x00", "bell\x07",
+             "surrogate\ud800", 'quote"', "back\\slash", "", "\t"]
+    bodies: list[Any] = []
+    for text in texts:
+        bodies += [
+            {"id": "o1", "customer": {"id": "c1", "email_address": "a@x.nl",
+                                      "company": text, "address": {"city": text}},
+                     "lines": [{"id": "l1", "product_id": text, "product_title": text,
+                                "quantity": 2, "price": Decimal("12.50")}],
+                     "order_total": 25.0, "processed_at_foreign": "2025-04-14T00:40:18+00:00"},
+            {"id": text, "title": "P", "description": text,
+             "variants": [{"id": "v", "title": text, "price": 1.5}], "tags": [text, "x"]},
+            {"id": "c", "email_address": text, "opt_in_status": False, "first_name": text,
+             "when": datetime.datetime(2025, 1, 1), text or "k": "v", "n": None},
+        ]
+    return bodies
+
+
+@pytest.mark.parametrize("body", _bodies())
+def test_bodies_are_cleaned_as_before(body: Any) -> None:
+    """`clean_body` (one JSON encoding looked over) gives what `clean_strings` gave."""
+    from target_mailchimp.values import clean_body, clean_strings
+
+    assert clean_body(body) == clean_strings(body)
+
+
+def test_a_body_needing_no_cleaning_is_not_copied() -> None:
+    from target_mailchimp.values import clean_body
+
+    body = _bodies()[0]
+    assert clean_body(body) is body
+    dirty = _bodies()[3 * 8]  # "del\x7f"
+    assert clean_body(dirty) is not dirty
