@@ -63,6 +63,10 @@ def clean_address(value: Any, tag: str = "ADDRESS") -> tuple[dict[str, str] | No
         return None, f"{tag} left out (not an address object)"
     address: dict[str, str] = {}
     for key, part in value.items():
+        if type(part) is str and len(part) <= TEXT_LIMIT and part.isprintable():
+            if part:  # nearly every part: nothing to clean or cut (issue 9), as below
+                address[key if type(key) is str else str(key)] = part
+            continue
         if part in (None, ""):
             continue
         # The parts' own limits are undocumented: each is held to a text field's 255.

@@ -138,3 +138,28 @@ def test_a_body_needing_no_cleaning_is_not_copied() -> None:
     assert clean_body(body) is body
     dirty = _bodies()[3 * 8]  # "del\x7f"
     assert clean_body(dirty) is not dirty
+
+
+def _address_before(value: dict[Any, Any]) -> tuple[dict[str, str] | None, str | None]:
+    """clean_address as it was (every part through clean_text)."""
+    from target_mailchimp.merge_fields import ADDRESS_REQUIRED, TEXT_LIMIT
+    from target_mailchimp.values import clean_text
+
+    address = {str(key): clean_text(str(part))[:TEXT_LIMIT]
+               for key, part in value.items() if part not in (None, "")}
+    missing = [k for k in ADDRESS_REQUIRED if not address.get(k)]
+    if missing:
+        return None, f"ADDRESS left out (missing {', '.join(missing)})"
+    return address, None
+
+
+@pytest.mark.parametrize("part", ["Main 1", "", None, "x" * 255, "y" * 300, "tab\tin",
+                                  "\t", "del\x7f", "zw\u200b", "Stra\u00dfe", 12, 0, 1.5,
+                                  False, ["a"]])
+def test_address_parts_are_cleaned_as_before(part: Any) -> None:
+    from target_mailchimp.merge_fields import clean_address
+
+    for key in ("addr1", "city", "addr2", 5):
+        value = {"addr1": "Main 1", "city": "Utrecht", "state": "UT", "zip": "1234"}
+        value[key] = part
+        assert clean_address(value) == _address_before(value)
