@@ -61,10 +61,6 @@ class _Links(msgspec.Struct):
     AccountId: Any = None
     Division: Any = None
 
-    def get(self, name: str) -> Any:
-        """Read like the record's dict (`record.get(field)`)."""
-        return getattr(self, name)
-
 
 # float_hook: a float-valued link reads as singer-sdk's parser reads it (a Decimal).
 _LINKS = msgspec.json.Decoder(_Links, float_hook=Decimal)

@@ -62,11 +62,10 @@ def canonical_json(value: Any) -> str:
     return _CANONICAL(value)
 
 
-def content_hash(value: Any, canonical: str | None = None) -> str:
-    """sha256 of the canonical JSON (pass it when already made, to dump only once): the form
-    every output hash had before issue 9's seventh pass, and still the form of STATE hashes."""
-    text = canonical if canonical is not None else canonical_json(value)
-    return hashlib.sha256(text.encode()).hexdigest()
+def content_hash(value: Any) -> str:
+    """sha256 of the canonical JSON: the form every output hash had before issue 9's seventh
+    pass, and still the form of STATE hashes."""
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
 
 
 # An output's hash since issue 9's seventh pass: sha256 of msgspec's sorted compact UTF-8
