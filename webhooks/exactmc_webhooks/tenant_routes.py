@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from secret_store import SecretStoreError
-from secret_store.database import DatabaseError, valid_tenant
+from secret_store.database import is_tenant_name
 from secret_store.webhook_inbox import InboxDatabase, InboxError
 from sqlalchemy.exc import SQLAlchemyError
 from tap_exactonline.webhook_server import receiver_app
@@ -83,14 +83,6 @@ class _NoInbox:
         raise InboxError("no such tenant")
 
 
-def _can_be_tenant(name: str) -> bool:
-    try:
-        valid_tenant(name)
-    except DatabaseError:
-        return False
-    return True
-
-
 def tenant_path(path: str) -> tuple[str, str, str] | None:
     """`(kind, tenant, rest)` of a fleet route, else None."""
     if path.startswith(EXACT_PREFIX):
@@ -112,7 +104,7 @@ def tenant_app(tenants: FleetTenants, max_body_bytes: int) -> Callable[..., Any]
     decoy = receiver_app(secrets.token_urlsafe(32), _NoInbox(), max_body_bytes)  # type: ignore[arg-type]
 
     def exact(name: str, environ: dict[str, Any], start: StartResponse) -> list[bytes]:
-        if not _can_be_tenant(name):
+        if not is_tenant_name(name):
             return answer(start, "404 Not Found", "not found")
         entry = tenants.tenant(name)
         secret = tenants.exact_secret(entry) if entry else None

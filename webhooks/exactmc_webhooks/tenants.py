@@ -23,7 +23,7 @@ from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from secret_store import SecretStore, store_key
-from secret_store.database import DATABASE_URL_ENV, DatabaseError, sqlite_url, valid_tenant
+from secret_store.database import DATABASE_URL_ENV, is_tenant_name, sqlite_url
 from secret_store.webhook_inbox import InboxDatabase, InboxError
 from sqlalchemy.exc import SQLAlchemyError
 from tap_exactonline.credentials import credentials_name
@@ -138,9 +138,7 @@ class FleetTenants:
     # -- the registry ------------------------------------------------------------------------
     def tenant(self, name: str) -> TenantEntry | None:
         """`name`'s entry, None when unknown or removed (re-read every few seconds)."""
-        try:
-            valid_tenant(name)
-        except DatabaseError:
+        if not is_tenant_name(name):
             return None
         now = time.monotonic()
         with self._lock:

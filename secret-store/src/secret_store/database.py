@@ -36,9 +36,14 @@ class DatabaseError(Exception):
     """The database URL or tenant name cannot be used."""
 
 
+def is_tenant_name(name: str) -> bool:
+    """Whether `name` is a usable tenant name (lower-case letters, digits, `_`)."""
+    return _TENANT.match(name or "") is not None
+
+
 def valid_tenant(name: str) -> str:
-    """`name` if it is a usable tenant name (lower-case letters, digits, `_`), else an error."""
-    if not _TENANT.match(name or ""):
+    """`name` if it is a usable tenant name (see `is_tenant_name`), else an error."""
+    if not is_tenant_name(name):
         raise DatabaseError(
             f"Invalid tenant name {name!r}: use 1-40 lower-case letters, digits and '_', "
             "starting with a letter.")
