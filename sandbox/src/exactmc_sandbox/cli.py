@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import gc
 import sys
 
 M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc's mallopt options
@@ -24,6 +25,13 @@ def _tune_malloc() -> None:
         libc.mallopt(M_MMAP_THRESHOLD, 256 * 1024)
 
 
+def _tune_gc() -> None:
+    """The collector's young pass every 50,000 allocations instead of 700, as the plugins do
+    (issue 9): a server holding 100k accounts' records allocates ~10 container objects per
+    record it answers or stores, and each pass also walks what survived the last ones."""
+    gc.set_threshold(50_000, 20, 10)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="exactmc-sandbox", description=__doc__)
     sub = parser.add_subparsers(dest="service", required=True)
@@ -34,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     add_mailchimp(sub.add_parser("mailchimp", help="the Mailchimp simulator"))
     args = parser.parse_args(argv)
     _tune_malloc()
+    _tune_gc()
     args.run(args)
     return 0
 
