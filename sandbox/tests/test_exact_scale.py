@@ -18,6 +18,7 @@ from exactmc_sandbox.exact.dates import SandboxClock
 from exactmc_sandbox.exact.model import Company, Division
 from exactmc_sandbox.exact.sandbox import ExactSandbox
 from exactmc_sandbox.exact.store import DataStore, invoice_rows
+from in_threads import failures_in_threads
 from scale_cost import MAX_RATIO, cost
 
 
@@ -328,27 +329,17 @@ def test_a_layout_s_rows_are_compressed_with_a_dictionary_learned_from_its_first
 def test_threads_pack_and_read_a_layout_s_rows_at_once() -> None:
     """The server answers each request on a thread of its own while others write: a layout's
     compressor and decompressor are shared, so no row may come back as another's or garbled."""
-    import threading
-
     from exactmc_sandbox.exact.packed import pack, unpack
 
     probe = f"Probe{uuid.uuid4().hex}"
     seed = [pack({"ID": str(uuid.UUID(int=n)), "Name": f"Seed {n}", probe: n}) for n in range(70)]
-    failures: list[str] = []
 
-    def work(t: int) -> None:
-        try:
-            for n in range(1500):
-                row = {"ID": str(uuid.UUID(int=t * 10_000 + n)), "Name": f"Bakker {t}-{n}",
-                       probe: n}
-                if unpack(pack(row)) != row or unpack(seed[n % 70])[probe] != n % 70:
-                    failures.append(f"{t}-{n}")
-        except Exception as exc:  # a codec used by two threads at once raises (zstd error)
-            failures.append(repr(exc))
+    def check(t: int) -> list[str]:
+        failed = []
+        for n in range(1500):
+            row = {"ID": str(uuid.UUID(int=t * 10_000 + n)), "Name": f"Bakker {t}-{n}", probe: n}
+            if unpack(pack(row)) != row or unpack(seed[n % 70])[probe] != n % 70:
+                failed.append(f"{t}-{n}")
+        return failed
 
-    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert failures == []
+    assert failures_in_threads(check) == []
