@@ -27,7 +27,7 @@ from collections.abc import Iterator, MutableMapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import zstandard
+from exactmc_sandbox.zstd_codec import DictionaryCodec
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 MICROSECOND = timedelta(microseconds=1)
@@ -56,12 +56,11 @@ SHARED_FIELDS = frozenset({
 # Rows compressed (zstd, level 1) with a preset dictionary per layout, learned from its first
 # rows (their values' common text: field codes, domains, the marshal framing): rows of 100-600
 # bytes shrink by 40-55 %, where plain deflate gains nothing below ~400 bytes (issue 9: peak RSS
-# at 100k). zstd rather than deflate with the same dictionary: about the same sizes, reads
-# twice as fast (inflating was a tenth of this sandbox's CPU in a first sync).
+# at 100k; zstd: `zstd_codec.py`).
 _LEARNED = b"\2"  # + the dictionary's 2-byte number
 _SAMPLE_ROWS, _DICTIONARY_SIZE = 64, 4_096
-_DICTIONARIES: list[_Dictionary] = []
-_DICTIONARY_OF: dict[int, tuple[bytes, _Dictionary]] = {}  # layout -> (prefix, its dictionary)
+_DICTIONARIES: list[DictionaryCodec] = []
+_DICTIONARY_OF: dict[int, tuple[bytes, DictionaryCodec]] = {}  # layout -> (prefix, its dictionary)
 _SAMPLES: dict[int, list[bytes]] = {}
 _SHARED: list[str] = []
 _SHARED_AT: dict[str, bytes] = {}
@@ -70,29 +69,6 @@ _SHARED_MAX, _SHARED_LONGEST = 65_536, 40
 
 class _NotPlain(Exception):
     pass
-
-
-class _Dictionary:
-    """A layout's learned dictionary, loaded once into a compressor and a decompressor (loading
-    costs more than a row); zstandard's objects are not thread-safe, so each has a lock (the
-    server answers each request on a thread of its own)."""
-
-    def __init__(self, samples: bytes) -> None:
-        dictionary = zstandard.ZstdCompressionDict(
-            samples, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
-        dictionary.precompute_compress(level=1)
-        self._compressor = zstandard.ZstdCompressor(
-            level=1, dict_data=dictionary, write_checksum=False, write_dict_id=False)
-        self._decompressor = zstandard.ZstdDecompressor(dict_data=dictionary)
-        self._compressing, self._decompressing = threading.Lock(), threading.Lock()
-
-    def compress(self, data: bytes) -> bytes:
-        with self._compressing:
-            return self._compressor.compress(data)
-
-    def decompress(self, data: bytes | memoryview) -> bytes:
-        with self._decompressing:
-            return self._decompressor.decompress(data)
 
 
 def _layout(keys: tuple[str, ...]) -> int:
@@ -213,7 +189,7 @@ def _with_dictionary(number: int, packed: bytes) -> bytes | None:
                 samples.append(packed)
                 if len(samples) < _SAMPLE_ROWS or len(_DICTIONARIES) >= _SHARED_MAX:
                     return None
-                dictionary = _Dictionary(b"".join(samples)[-_DICTIONARY_SIZE:])
+                dictionary = DictionaryCodec(b"".join(samples)[-_DICTIONARY_SIZE:])
                 _DICTIONARIES.append(dictionary)
                 learned = _DICTIONARY_OF[number] = (
                     _LEARNED + (len(_DICTIONARIES) - 1).to_bytes(2, "big"), dictionary)

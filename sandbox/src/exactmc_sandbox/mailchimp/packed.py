@@ -11,13 +11,11 @@ and dicts.
 
 from __future__ import annotations
 
-import threading
 from collections import UserDict
 from typing import Any
 
-import zstandard
-
 from exactmc_sandbox.mailchimp import fastjson
+from exactmc_sandbox.zstd_codec import DictionaryCodec
 
 # The compact UTF-8 JSON `json.dumps(separators=(",", ":"), ensure_ascii=False)` wrote, the
 # same bytes, ~5x faster (fastjson.py; issue 9).
@@ -25,12 +23,9 @@ _encode = fastjson.encode
 _decode = fastjson.decode
 
 
-# Compressed with zstd at level 1, primed with the JSON that the records share (keys, common
-# values) so that even a short record shrinks: merge fields 264 -> ~135 bytes, a customer
-# 421 -> ~200, an order of four lines 1,156 -> ~450. Issue 9: raw deflate with the same
-# dictionary packed to the same sizes but cost ~11 µs a record (copying its primed state and
-# its window) against ~4.5 here, and ~3.5 µs to inflate against ~1.7: packing was a fifth of
-# this sandbox's CPU in a first sync.
+# Compressed (zstd, `zstd_codec.py`) with a dictionary of the JSON that the records share
+# (keys, common values), so that even a short record shrinks: merge fields 264 -> ~135 bytes,
+# a customer 421 -> ~200, an order of four lines 1,156 -> ~450.
 _ZDICT = (
     b'"email_address":"","opt_in_status":false,"first_name":"","last_name":"","company":"",'
     b'"address":{"address1":"","address2":"","city":"","province":"","postal_code":"",'
@@ -46,33 +41,18 @@ _ZDICT = (
 )
 _COMPRESSED = b"\0"  # marks a compressed record: JSON text never starts with NUL
 
-_DICTIONARY = zstandard.ZstdCompressionDict(_ZDICT, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
-_DICTIONARY.precompute_compress(level=1)
-
-
-class _Codec(threading.local):
-    """One compressor and decompressor per thread: setting one up with the dictionary costs
-    more than a record (~13 µs), and zstandard's objects must not be shared between threads
-    (the HTTP server and the batch runner pack at the same time)."""
-
-    def __init__(self) -> None:
-        self.compress = zstandard.ZstdCompressor(
-            level=1, dict_data=_DICTIONARY, write_checksum=False, write_dict_id=False).compress
-        self.decompress = zstandard.ZstdDecompressor(dict_data=_DICTIONARY).decompress
-
-
-_codec = _Codec()
+_CODEC = DictionaryCodec(_ZDICT)
 
 
 def pack(record: Any) -> bytes:
     text = _encode(record)
-    compressed = _COMPRESSED + _codec.compress(text)
+    compressed = _COMPRESSED + _CODEC.compress(text)
     return compressed if len(compressed) < len(text) else text
 
 
 def unpack(packed: bytes) -> Any:
     if packed[:1] == _COMPRESSED:
-        packed = _codec.decompress(packed[1:])
+        packed = _CODEC.decompress(packed[1:])
     return _decode(packed)
 
 
