@@ -29,7 +29,7 @@ def _tune_gc() -> None:
     """The collector's young pass every 50,000 allocations instead of 700, as the plugins do
     (issue 9): a server holding 100k accounts' records allocates ~10 container objects per
     record it answers or stores, and each pass also walks what survived the last ones."""
-    gc.set_threshold(50_000, 20, 10)
+    gc.set_threshold(50_000, 20, 100)
 
 
 def main(argv: list[str] | None = None) -> int:
