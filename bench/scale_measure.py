@@ -64,6 +64,10 @@ class Sandbox:
     def cpu(self) -> float:
         return cpu_seconds(self.process)
 
+    @property
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
     def sample(self) -> None:
         with contextlib.suppress(psutil.Error):  # it may have just exited
             self.peak_rss = max(self.peak_rss, self.process.memory_info().rss)
@@ -243,3 +247,11 @@ def run_timed(command: list[str], stdin: Path | None, stdout: Path | None, stder
     return Timed(done.returncode, wall,
                  number("User time (seconds)") + number("System time (seconds)"),
                  int(number("Maximum resident set size (kbytes)")) * 1024)
+
+
+def least(runs: list[Timed]) -> Timed:
+    """Repeated runs of one command on the same input: the least CPU and wall (a busy shared
+    host only ever adds to them), the highest peak RSS and the first failure's exit code."""
+    return Timed(next((run.returncode for run in runs if run.returncode), 0),
+                 min(run.wall for run in runs), min(run.cpu for run in runs),
+                 max(run.peak_rss for run in runs))

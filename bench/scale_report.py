@@ -20,11 +20,13 @@ def per_thousand(count: float, of: float) -> float | None:
 
 
 def stage_figures(records: int, wall: float, cpu: float, peak_rss: int,
-                  floor_cpu: float) -> dict[str, Any]:
+                  floor_cpu: float, cpu_runs: list[float] | None = None) -> dict[str, Any]:
     """A stage alone: records/s, CPU s per 1,000 records, × the floor (CPU of plain
-    json.loads + json.dumps of the same lines: CPU, because wall swings on a shared machine)."""
+    json.loads + json.dumps of the same lines: CPU, because wall swings on a shared machine).
+    `cpu_runs`: the CPU of each run when it was run more than once (`cpu` is the least)."""
     return {
         "records": records, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+        "cpu_s_runs": [round(run, 2) for run in cpu_runs or [cpu]],
         "records_per_s": round(records / wall) if wall else None,
         "cpu_s_per_1k": per_thousand(cpu, records),
         "x_floor": round(cpu / floor_cpu, 1) if floor_cpu else None,
@@ -81,6 +83,19 @@ def flatness(sizes: list[dict[str, Any]]) -> dict[str, float]:
             and large[name].get("cpu_s_per_1k") is not None}
 
 
+def exact_calls_per_1k_more_rows(sizes: list[dict[str, Any]]) -> float | None:
+    """Exact's calls per 1,000 rows read as a rate: the first sync's extra calls over its extra
+    rows from the smallest size measured to the largest (the calls any size makes, such as the
+    token, the divisions and each division's cost centers, cancel out)."""
+    measured = [size["calls"] for size in sizes
+                if size.get("calls", {}).get("rows_read") and size["calls"].get("exact_first_sync")]
+    if len(measured) < 2 or measured[-1]["rows_read"] == measured[0]["rows_read"]:
+        return None
+    small, large = measured[0], measured[-1]
+    return per_thousand(large["exact_first_sync"] - small["exact_first_sync"],
+                        large["rows_read"] - small["rows_read"])
+
+
 def markdown(results: dict[str, Any]) -> str:
     sizes = sorted(results.get("sizes", {}).values(), key=lambda r: r["accounts"])
     measured = "; ".join(
@@ -115,20 +130,28 @@ def markdown(results: dict[str, Any]) -> str:
             f" {_num(calls.get('mailchimp_per_1k_outputs'), 2)} |"
             f" {_num(None if share is None else share * 100, 0)} % |"
             f" {_rss(peaks, 'meltano', 'tap', 'mapper', 'target', 'exact', 'mailchimp')} |")
+    rate = exact_calls_per_1k_more_rows(sizes)
+    if rate is not None:
+        lines += ["", f"Exact calls per 1,000 more rows read, smallest size to largest: {rate:.2f}"
+                  " (the calls every first sync makes whatever its size weigh most at the"
+                  " smallest)."]
     lines += [
         "",
         "Each stage alone on captured input (× floor: its CPU over the CPU of plain `json.loads`"
-        " + `json.dumps` of the same lines; goal ≤ 5×, CPU per 1k records flat across sizes):",
+        " + `json.dumps` of the same lines; goal ≤ 5×, CPU per 1k records flat across sizes)."
+        " Each was run several times in rounds; the figures are the least of its runs, whose"
+        " CPU is listed:",
         "",
-        "| accounts | stage | records | wall s | CPU s | CPU s per 1k | records/s | × floor |"
-        " peak RSS MB |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| accounts | stage | records | wall s | CPU s | CPU s of each run | CPU s per 1k |"
+        " records/s | × floor | peak RSS MB |",
+        "|---:|---|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     for size in sizes:
         for name, stage in size.get("stages", {}).items():
             lines.append(
                 f"| {size['accounts']:,} | {name} | {_num(stage.get('records'))} |"
                 f" {_num(stage.get('wall_s'))} | {_num(stage.get('cpu_s'))} |"
+                f" {' / '.join(_num(run) for run in stage.get('cpu_s_runs', []))} |"
                 f" {_num(stage.get('cpu_s_per_1k'), 3)} | {_num(stage.get('records_per_s'))} |"
                 f" {_num(stage.get('x_floor'))} | {_num(stage.get('peak_rss_mb'))} |")
     flat = flatness(sizes)
