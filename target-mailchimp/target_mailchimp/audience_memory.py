@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 
-from target_mailchimp.audit import KEYED_TABLE, QUERY_CHUNK, as_utc, metadata
+from target_mailchimp.audit import QUERY_CHUNK, as_utc, metadata
 from target_mailchimp.audit_db import chunks, upsert
 
 audience_members = sa.Table(
@@ -30,7 +30,6 @@ audience_members = sa.Table(
     sa.Column("email", sa.String, primary_key=True),
     sa.Column("status", sa.String),
     sa.Column("last_changed", sa.String),
-    **KEYED_TABLE,
 )
 
 audience_reads = sa.Table(

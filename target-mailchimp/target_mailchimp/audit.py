@@ -78,12 +78,6 @@ ENTITY_OF_STREAM = {"members": "member", "customers": "customer", "products": "p
                     "orders": "order"}
 STREAM_OF_ENTITY = {entity: stream for stream, entity in ENTITY_OF_STREAM.items()}
 
-# Tables of one short row per key (a written record, a member): on SQLite the key is the table
-# (WITHOUT ROWID) rather than a second B-tree beside it repeating every key, so each row written
-# costs one B-tree insert, not two (issue 9). Tables made before keep their rowid; the SQL is
-# the same either way.
-KEYED_TABLE: dict[str, bool] = {"sqlite_with_rowid": False}
-
 # last_changed values Mailchimp gave our own writes, so they are not mistaken for edits made
 # in Mailchimp; also tells us which members already exist. `pending_since` is set just before
 # a write is sent and cleared once its outcome is known: after a kill, the next run reads the
@@ -95,7 +89,6 @@ member_writes = sa.Table(
     sa.Column("email", sa.String, primary_key=True),
     sa.Column("last_changed", sa.String),
     sa.Column("pending_since", sa.String),
-    **KEYED_TABLE,
 )
 
 

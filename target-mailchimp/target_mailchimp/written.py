@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 
-from target_mailchimp.audit import FAILED, KEYED_TABLE, QUERY_CHUNK, metadata, writes
+from target_mailchimp.audit import FAILED, QUERY_CHUNK, metadata, writes
 from target_mailchimp.audit_db import chunks, upsert
 from target_mailchimp.client import json_default
 
@@ -35,7 +35,6 @@ written_records = sa.Table(
     sa.Column("record_key", sa.String, primary_key=True),
     sa.Column("digest", sa.String(64), nullable=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-    **KEYED_TABLE,
 )
 
 # Deleting an entity forgets these streams' records of its key (member tags: by email).

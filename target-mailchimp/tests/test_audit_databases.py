@@ -8,7 +8,6 @@ import contextlib
 import datetime
 import io
 import json
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -161,46 +160,6 @@ def test_two_tenants_on_one_database_see_only_their_own(database_url: str,
         [group] = report["mailchimp"]["failing_writes"]["by_reason"]
         assert [e["key"] for e in group["newest"]] == [f"{tenant}-p"]
     assert not (tmp_path / "sys").exists()  # nothing went to the per-project default file
-
-
-KEYED_TABLES = ("written_records", "member_writes", "audience_members")
-
-
-def _table_sql(path: Path) -> dict[str, str]:
-    with contextlib.closing(sqlite3.connect(path)) as conn:
-        return dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'"))
-
-
-def test_keyed_memories_are_without_rowid_and_older_tables_still_serve(tmp_path: Path) -> None:
-    fresh = AuditStore(f"sqlite:///{tmp_path / 'new.sqlite'}", "run-1")
-    AudienceMemory(fresh.engine, "L1").members()
-    fresh.close()
-    made = _table_sql(tmp_path / "new.sqlite")
-    assert all(made[name].rstrip().endswith("WITHOUT ROWID") for name in KEYED_TABLES)
-
-    # A database an earlier version made: the same tables with a rowid, kept as they are.
-    with contextlib.closing(sqlite3.connect(tmp_path / "old.sqlite")) as conn:
-        for name in KEYED_TABLES:
-            conn.execute(made[name].replace("WITHOUT ROWID", ""))
-        conn.commit()
-    audit = AuditStore(f"sqlite:///{tmp_path / 'old.sqlite'}", "run-2")
-    written = WrittenRecords(audit.engine, "L1|s1", "run-2")
-    written.remember("members", {"a@example.com": "d1", "b@example.com": "d2"})
-    written.remember("members", {"a@example.com": "d3"})
-    assert written.unchanged("members", {"a@example.com": "d3", "b@example.com": "d9"}) == {
-        "a@example.com"}
-    audit.mark_members_pending("L1", ["a@example.com"], "2026-01-01T00:00:00+00:00")
-    audit.settle_members("L1", ["a@example.com"], {"a@example.com": "2026-01-02T00:00:00+00:00"})
-    assert audit.own_member_changes("L1", ["a@example.com"]) == {
-        "a@example.com": OwnWrite("2026-01-02T00:00:00+00:00", None)}
-    memory = AudienceMemory(audit.engine, "L1")
-    start = datetime.datetime(2026, 1, 1, tzinfo=UTC)
-    memory.remember({"a@example.com": ("subscribed", "x")}, start, start)
-    memory.remember({"a@example.com": ("cleaned", "y")}, start, start)
-    assert memory.members() == {"a@example.com": ("cleaned", "y")}
-    audit.close()
-    kept = _table_sql(tmp_path / "old.sqlite")
-    assert not any("WITHOUT ROWID" in kept[name] for name in KEYED_TABLES)
 
 
 def test_default_is_a_file_under_meltano_sys_dir(tmp_path: Path) -> None:
