@@ -7,6 +7,7 @@ from functools import cached_property
 from typing import IO, Any
 
 from secret_store import SecretStoreError, restrict_new_files
+from secret_store.run_files import read_settled, settled
 from secret_store.runlock import AlreadyRunning, RunLock, acquire
 from singer_sdk import Tap
 from singer_sdk import typing as th
@@ -18,7 +19,6 @@ from tap_exactonline.divisions import CHECK_STATE_KEY, DivisionPlan, plan_divisi
 from tap_exactonline.invoice_feed import LineSpool
 from tap_exactonline.output import ExactMessageWriter
 from tap_exactonline.rate_limit import RateLimiter
-from tap_exactonline.run_files import settled
 from tap_exactonline.run_summary import recorded_run
 from tap_exactonline.streams import STREAM_TYPES
 from tap_exactonline.sync_scope import ALL, PENDING_WEBHOOKS, SCOPES, SyncScope, entry_partitions
@@ -160,6 +160,12 @@ class TapExactOnline(Tap):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         restrict_new_files()  # the webhook inbox, spools and stores hold customer data
         super().__init__(*args, **kwargs)
+
+    @classmethod
+    def cb_config(cls, ctx: Any, param: Any, value: tuple[str, ...]) -> Any:
+        # The config file Meltano wrote may be rewritten while this run starts (run_files).
+        parent = super().cb_config
+        return read_settled(lambda: parent(ctx, param, value))
 
     @classmethod
     def invoke(cls, *, state: IO[str] | None = None, catalog: IO[str] | None = None,
