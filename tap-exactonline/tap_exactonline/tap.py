@@ -7,7 +7,7 @@ from functools import cached_property
 from typing import IO, Any
 
 from secret_store import SecretStoreError, restrict_new_files
-from secret_store.run_files import read_settled, settled
+from secret_store.run_files import SettledConfig, settled
 from secret_store.runlock import AlreadyRunning, RunLock, acquire
 from singer_sdk import Tap
 from singer_sdk import typing as th
@@ -150,7 +150,7 @@ CONFIG_SCHEMA = th.PropertiesList(
 INCOMPLETE_READ_KEY = "incomplete_read"  # top level of the last STATE (mark_incomplete_read)
 
 
-class TapExactOnline(Tap):
+class TapExactOnline(SettledConfig, Tap):
     """Exact Online → Singer: CRM, sales invoices, cost centers, receivables, deletions."""
 
     name = "tap-exactonline"
@@ -160,12 +160,6 @@ class TapExactOnline(Tap):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         restrict_new_files()  # the webhook inbox, spools and stores hold customer data
         super().__init__(*args, **kwargs)
-
-    @classmethod
-    def cb_config(cls, ctx: Any, param: Any, value: tuple[str, ...]) -> Any:
-        # The config file Meltano wrote may be rewritten while this run starts (run_files).
-        parent = super().cb_config
-        return read_settled(lambda: parent(ctx, param, value))
 
     @classmethod
     def invoke(cls, *, state: IO[str] | None = None, catalog: IO[str] | None = None,

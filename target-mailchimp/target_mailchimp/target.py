@@ -11,7 +11,7 @@ from functools import cached_property
 from typing import IO, Any
 
 from secret_store import restrict_new_files, store_key
-from secret_store.run_files import read_settled
+from secret_store.run_files import SettledConfig
 from secret_store.runlock import AlreadyRunning, RunLock, acquire
 from secret_store.settings import coerce_numbers
 from singer_sdk import typing as th
@@ -32,7 +32,7 @@ from target_mailchimp.tags import SegmentDirectory
 GC_THRESHOLD = 50_000  # allocations between young-generation collections (CPython: 700)
 
 
-class TargetMailchimp(Target):
+class TargetMailchimp(SettledConfig, Target):
     """Keeps a Mailchimp audience and e-commerce store in step with any source.
 
     Input streams: members (email, source_key, source_updated_at, status_if_new, opt_out,
@@ -274,12 +274,6 @@ class TargetMailchimp(Target):
             sink = self._sinks_active.get(name)
             if isinstance(sink, MailchimpSink):
                 self.drain_one(sink)
-
-    @classmethod
-    def cb_config(cls, ctx: Any, param: Any, value: tuple[str, ...]) -> Any:
-        # The config file Meltano wrote may be rewritten while this run starts (run_files).
-        parent = super().cb_config
-        return read_settled(lambda: parent(ctx, param, value))
 
     def listen(self, file_input: IO[str] | None = None) -> None:
         """Process the input, heal earlier failed writes, then end the run even when it

@@ -50,6 +50,16 @@ def read_settled_json(path: Path, settle_seconds: float = SETTLE_SECONDS) -> dic
     return read_settled(read, settle_seconds)
 
 
+class SettledConfig:
+    """Mixed into a singer-sdk plugin class (before the SDK's base): its `--config` files are
+    read once they parse whole."""
+
+    @classmethod
+    def cb_config(cls, ctx: Any, param: Any, value: tuple[str, ...]) -> Any:
+        parent = super().cb_config  # type: ignore[misc]  # the SDK's, next in the MRO
+        return read_settled(lambda: parent(ctx, param, value))
+
+
 def settled(handle: IO[str] | None) -> IO[str] | None:
     """`handle` (a file click opened) re-read whole from its path; other streams as they are."""
     name = getattr(handle, "name", None)

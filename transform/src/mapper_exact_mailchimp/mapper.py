@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 
 from secret_store.database import engine_for
-from secret_store.run_files import read_settled
+from secret_store.run_files import SettledConfig
 from singer_sdk import InlineMapper
 from singer_sdk.helpers.capabilities import PluginCapabilities
 from singer_sdk.singerlib import Message, SchemaMessage, StateMessage
@@ -41,7 +41,7 @@ GC_THRESHOLD = 50_000  # allocations between young-generation collections (CPyth
 LookupStoreBusyError = StoreBusyError  # the name tests and callers know
 
 
-class ExactToMailchimpMapper(InlineMapper):
+class ExactToMailchimpMapper(SettledConfig, InlineMapper):
     """Maps Exact Online accounts, contacts, invoices, cost centers and receivables to
     Mailchimp members, tags, member tags, customers, products, orders and deletions.
     SCHEMA input is consumed; ACTIVATE_VERSION is ignored; BATCH is not supported."""
@@ -80,12 +80,6 @@ class ExactToMailchimpMapper(InlineMapper):
         self._current_stream: str | None = None
         self._finished_streams: set[str] = set()
         self.emitted: Counter[str] = Counter()
-
-    @classmethod
-    def cb_config(cls, ctx: t.Any, param: t.Any, value: tuple[str, ...]) -> t.Any:
-        # The config file Meltano wrote may be rewritten while this run starts (run_files).
-        parent = super().cb_config
-        return read_settled(lambda: parent(ctx, param, value))
 
     def listen(self, file_input: t.IO[str] | None = None) -> None:
         # A run makes millions of short-lived containers (records, rows, outputs) and hardly
