@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from singer_sdk import Target
 from sqlalchemy.dialects import postgresql, sqlite
 from target_mailchimp import values
 from target_mailchimp.audience_memory import audience_members, audience_reads
@@ -154,13 +155,13 @@ def test_plain_streams_skip_the_sdk_record_path_with_the_same_outcome(
         mailchimp_sandbox: Any, config: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
     sdk_path: list[str] = []
-    original = TargetMailchimp.__mro__[1]._process_record_message
+    original = Target._process_record_message
 
     def spy(self: TargetMailchimp, message: dict[str, Any]) -> None:
         sdk_path.append(message["stream"])
         original(self, message)
 
-    monkeypatch.setattr(TargetMailchimp.__mro__[1], "_process_record_message", spy)
+    monkeypatch.setattr(Target, "_process_record_message", spy)
     seen: list[dict[str, Any]] = []
     write = MailchimpSink._write_changed
 
