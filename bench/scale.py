@@ -237,9 +237,10 @@ class Bench:
             runs.setdefault("mapper", []).append(run_timed(
                 self.stage_command("mapper", mapper_config), tap_out, mapped,
                 self.workdir / "stage-mapper.log", self.env, self.timeout))
-            alone = self._target_alone(mapped, audit, runs)
-            members_alone.append(alone.pop("members_target_alone"))
-            extra.update(alone)
+            target, calls, members = self._target_alone(mapped, audit)
+            runs.setdefault("target", []).append(target)
+            members_alone.append(members)
+            extra.update(calls)
             for name, path in (("tap_output", tap_out), ("mapped", mapped)):
                 runs.setdefault(f"floor ({name})", []).append(run_timed(
                     [sys.executable, str(floor_script)], path, None,
@@ -267,26 +268,24 @@ class Bench:
                       else members_alone})
         return figures, extra
 
-    def _target_alone(self, mapped: Path, audit: Path,
-                      runs: dict[str, list[Timed]]) -> dict[str, Any]:
+    def _target_alone(self, mapped: Path, audit: Path) -> tuple[Timed, dict[str, Any], int]:
         """The target on the mapper's output into a fresh audience (a sandbox of its own, and
-        a fresh audit trail), as on a first sync; that sandbox is stopped once counted."""
+        a fresh audit trail), as on a first sync: its run, its calls and the members it made
+        (that sandbox is stopped once counted)."""
         fresh, api_key = self._start_mailchimp("mailchimp-stage")
         self.store.write("mailchimp", {"api_key": api_key})
         remove_database(audit)
         config = self.dump_config(
             "target-mailchimp", base_url=f"{fresh.url}/3.0", login_url=fresh.url,
             audit_store_url=f"sqlite:///{audit}")
-        runs.setdefault("target", []).append(run_timed(
-            self.stage_command("target", config), mapped, None,
-            self.workdir / "stage-target.log", self.env, self.timeout))
+        run = run_timed(self.stage_command("target", config), mapped, None,
+                        self.workdir / "stage-target.log", self.env, self.timeout)
         calls = self.calls(fresh)
-        found = {"target_alone_mailchimp_calls": calls["total"],
-                 "target_alone_members_gets": members_gets(calls["by_endpoint"]),
-                 "members_target_alone": self.member_count(fresh)}
+        members = self.member_count(fresh)
         fresh.sample()
         fresh.stop()
-        return found
+        return run, {"target_alone_mailchimp_calls": calls["total"],
+                     "target_alone_members_gets": members_gets(calls["by_endpoint"])}, members
 
 
 def remove_database(path: Path) -> None:
