@@ -10,6 +10,8 @@ from secret_store.database import (
     DatabaseError,
     drop_tenant,
     engine_for,
+    store_exists,
+    store_place,
     store_url,
 )
 
@@ -62,3 +64,20 @@ def test_own_setting_wins_and_paths_become_sqlite_urls(monkeypatch, tmp_path):
 def test_bad_tenant_names_are_refused(name):
     with pytest.raises(DatabaseError):
         engine_for("sqlite://", "audit", name)
+
+
+def test_a_store_is_found_without_being_made(database_url, monkeypatch):
+    """`store_exists` looks (file or schema) and makes nothing; `engine_for` makes the store."""
+    monkeypatch.setenv(DATABASE_URL_ENV, database_url)
+    assert not store_exists(database_url, "audit", "acme")
+    assert not store_exists(database_url, "audit", "acme")  # looking made nothing
+    _table(engine_for(database_url, "audit", "acme"))
+    assert store_exists(database_url, "audit", "acme")
+    assert not store_exists(database_url, "audit", "globex")
+    assert not store_exists(database_url, "mapper", "acme")
+    place = store_place(database_url, "audit", "acme")
+    if database_url.startswith("postgresql"):
+        assert place == "schema acme__audit"
+    else:  # the shared file split per tenant and component
+        assert place.endswith("store.acme.audit.sqlite")
+    assert "@" not in place  # never the URL with its credentials

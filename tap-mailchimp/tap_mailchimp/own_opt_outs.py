@@ -33,12 +33,10 @@ import json
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from secret_store.database import default_sqlite_path, engine_for, is_shared, store_url
-from sqlalchemy.engine import make_url
+from secret_store.database import default_sqlite_path, engine_for, store_exists, store_url
 
 from tap_mailchimp.inbox import utc_iso
 
@@ -131,11 +129,9 @@ class ForwardTrail:
         url = forward_audit_url(url)
         self._engine: sa.Engine | None = None
         self._has_member_writes = False
-        if not is_shared(url) and _missing_file(url):
-            return  # never create the other plugin's file
+        if not store_exists(url, FORWARD_COMPONENT):
+            return  # never make the other plugin's file or schema
         engine = engine_for(url, FORWARD_COMPONENT)
-        if engine.dialect.name == "sqlite" and _missing_file(str(engine.url)):
-            return  # a shared SQLite URL's file of this tenant, not made yet
         inspector = sa.inspect(engine)
         if inspector.has_table("audit_writes"):
             self._engine = engine
@@ -209,9 +205,3 @@ class ForwardTrail:
             self._engine.dispose()
 
 
-def _missing_file(url: str) -> bool:
-    """Whether `url` is a SQLite file that does not exist (opening it would create it)."""
-    parsed = make_url(url)
-    database = parsed.database or ""
-    return parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:") and \
-        not Path(database).expanduser().exists()

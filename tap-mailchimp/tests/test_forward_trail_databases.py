@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from secret_store.database import store_exists
 from tap_mailchimp.inbox import utc_iso
 from tap_mailchimp.own_opt_outs import ForwardTrail
 from target_mailchimp.audit import OK, AuditEntry, AuditStore
@@ -52,6 +53,9 @@ def test_no_setting_reads_the_tenants_trail_in_the_fleet_database(
     monkeypatch.setenv("EXACTMC_TENANT", "bolt")  # another tenant: acme's trail is not its own
     assert _sent_back(ForwardTrail(""), *emails) == list(emails)
     assert not (tmp_path / "meltano-sys").exists()
+    # Read only: bolt's target never ran, so no trail (file or schema) of its was made.
+    assert not store_exists(database_url, "target_mailchimp", "bolt")
+    assert store_exists(database_url, "target_mailchimp", "acme")
 
 
 def test_no_setting_reads_target_mailchimps_default_file(tmp_path: Path) -> None:

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from secret_store.database import default_sqlite_path, engine_for, store_url
+from secret_store.database import (
+    default_sqlite_path,
+    engine_for,
+    store_exists,
+    store_place,
+    store_url,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 PLUGIN, FILE, COMPONENT = "target-mailchimp", "audit.sqlite", "target_mailchimp"
@@ -30,13 +35,14 @@ def audit_engine(url: str) -> sa.Engine:
     return engine_for(url, COMPONENT)
 
 
-def sqlite_file(url: str) -> Path | None:
-    """The file a SQLite audit database lives in (a shared URL is split per tenant), else None."""
-    engine = audit_engine(url)
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or database in (None, "", ":memory:"):
-        return None
-    return Path(database).expanduser()
+def audit_exists(url: str) -> bool:
+    """Whether the audit database was ever made (checked without making it)."""
+    return store_exists(url, COMPONENT)
+
+
+def audit_place(url: str) -> str:
+    """The audit database's file or schema, for messages."""
+    return store_place(url, COMPONENT)
 
 
 def open_tables(url: str, *metadatas: sa.MetaData) -> sa.Engine:

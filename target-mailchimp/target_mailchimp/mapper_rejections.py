@@ -10,12 +10,12 @@ Reads only: a database the mapper never wrote is "no rejections", and is not cre
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from secret_store.database import default_sqlite_path, engine_for, store_url
+from secret_store.database import default_sqlite_path, engine_for, store_exists, store_url
 
+MAPPER = "mapper"  # the mapper's component name (its schema: `<tenant>__mapper`)
 COLUMNS = ("rejected_at", "stream", "division", "key", "reason")
 
 
@@ -27,9 +27,10 @@ def mapper_store_url(config: Mapping[str, Any]) -> str:
 def read_rejections(config: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every rejection, oldest first: time, stream, division, key, reason (never the value,
     which may hold personal data)."""
-    engine = engine_for(mapper_store_url(config), "mapper")
-    if engine.dialect.name == "sqlite" and not Path(engine.url.database or "").exists():
-        return []  # connecting would create the file
+    url = mapper_store_url(config)
+    if not store_exists(url, MAPPER):
+        return []  # connecting would make its file or schema
+    engine = engine_for(url, MAPPER)
     try:
         if not sa.inspect(engine).has_table("rejections"):
             return []

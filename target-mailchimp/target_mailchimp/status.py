@@ -24,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from target_mailchimp.audit import AuditStore, as_utc, writes
-from target_mailchimp.audit_db import audit_url, sqlite_file
+from target_mailchimp.audit_db import audit_exists, audit_place, audit_url
 from target_mailchimp.mapper_rejections import read_rejections
 from target_mailchimp.refusals import classify, last_error, public_reason
 from target_mailchimp.run_log import FAILED, OK, RUNNING, engine_for, runs
@@ -65,11 +65,6 @@ def reason_kind(reason: object) -> str:
     return public_reason(_GUID.sub("<id>", text), 160)
 
 
-def _audit_exists(url: str) -> bool:
-    file = sqlite_file(url)  # a database server's is there (its tables are made on use)
-    return file is None or file.exists()
-
-
 class StatusReport:
     def __init__(self, config: Mapping[str, Any], now: datetime.datetime | None = None) -> None:
         self.config = config
@@ -80,12 +75,12 @@ class StatusReport:
     def build(self) -> dict[str, Any]:
         url = audit_url(self.config.get("audit_store_url"))
         report: dict[str, Any] = {"generated_at": _iso(self.now)}
-        if _audit_exists(url):
+        if audit_exists(url):
             report["mailchimp"] = self._mailchimp(url)
         else:
             report["mailchimp"] = None
             self.problems.append("No target run has been recorded yet (no audit database at "
-                                 f"{sqlite_file(url)}): run the job "
+                                 f"{audit_place(url)}): run the job "
                                  "(`meltano run exactonline-to-mailchimp`).")
         report["exact"] = self._exact()
         report["rejected_records"] = self._rejections()

@@ -226,3 +226,31 @@ def test_a_later_run_heals_on_postgresql(mailchimp_sandbox: Any, postgres_url: s
     run([])
     assert mailchimp_sandbox.store("exact-store")["products"]["P1"]["title"] == "Widget"
     assert [r["replay_outcome"] for r in audit_rows(config, outcome=FAILED)] == [OK]
+
+
+def _schemas(url: str) -> set[str]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return set(conn.execute(sa.text(
+                "SELECT nspname FROM pg_namespace WHERE nspname LIKE '%\\_\\_%'")).scalars())
+    finally:
+        engine.dispose()
+
+
+def test_status_of_a_tenant_that_never_ran_makes_nothing(postgres_url: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`status` only reads: for a tenant whose job never ran (or a mistyped one) on the fleet's
+    PostgreSQL it says so, and leaves no empty schema behind for the audit or the mapper."""
+    monkeypatch.setenv("EXACTMC_DATABASE_URL", postgres_url)
+    monkeypatch.setenv("EXACTMC_TENANT", "acmee")
+    report = StatusReport({}).build()
+    assert report["mailchimp"] is None and report["rejected_records"]["count"] == 0
+    assert any("acmee__target_mailchimp" in problem and "No target run" in problem
+               for problem in report["problems"]), report["problems"]
+    assert _schemas(postgres_url) == set()
+
+    AuditStore(None, "run").record([_failed("p1")])  # the tenant's first run
+    assert _schemas(postgres_url) == {"acmee__target_mailchimp"}
+    assert StatusReport({}).build()["mailchimp"]["failing_writes"]["count"] == 1
+    assert _schemas(postgres_url) == {"acmee__target_mailchimp"}  # still no mapper schema

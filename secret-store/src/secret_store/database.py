@@ -113,13 +113,64 @@ def engine_for(url: str, component: str, tenant: str | None = None,
     `tenant` defaults to the process's tenant (`EXACTMC_TENANT`) unless `use_current_tenant`
     is False (the stores that are shared by name, like the secret store).
     """
+    tenant = _tenant_of(component, tenant, use_current_tenant)
+    return _engine(url, component, tenant, is_shared(url))
+
+
+def store_place(url: str, component: str, tenant: str | None = None,
+                *, use_current_tenant: bool = True) -> str:
+    """Where `component`'s store at `url` lives, for messages: its SQLite file or its
+    PostgreSQL schema (never the URL, which may hold a password)."""
+    tenant = _tenant_of(component, tenant, use_current_tenant)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        return f"schema {schema_name(component, tenant)}"
+    return str(_sqlite_file(parsed, component, tenant, is_shared(url)))
+
+
+def store_exists(url: str, component: str, tenant: str | None = None,
+                 *, use_current_tenant: bool = True) -> bool:
+    """Whether `component`'s store at `url` was ever made (its SQLite file, its PostgreSQL
+    schema), found without making it: `engine_for` makes both, and the commands that only
+    read (`status`) must not leave an empty store behind for a tenant that never ran."""
+    tenant = _tenant_of(component, tenant, use_current_tenant)
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        file = _sqlite_file(parsed, component, tenant, is_shared(url))
+        return file is None or file.exists()
+    if backend != "postgresql":
+        return True  # no namespaces made there: what is in it is found by opening it
+    engine = sa.create_engine(_psycopg(parsed))
+    try:
+        with engine.connect() as connection:
+            return connection.execute(
+                sa.text("SELECT 1 FROM pg_namespace WHERE nspname = :s"),
+                {"s": schema_name(component, tenant)}).first() is not None
+    finally:
+        engine.dispose()
+
+
+def _tenant_of(component: str, tenant: str | None, use_current_tenant: bool) -> str | None:
     if not _COMPONENT.match(component):
         raise DatabaseError(f"Invalid component name {component!r}.")
     if tenant is None and use_current_tenant:
-        tenant = current_tenant()
-    elif tenant is not None:
-        valid_tenant(tenant)
-    return _engine(url, component, tenant, is_shared(url))
+        return current_tenant()
+    return valid_tenant(tenant) if tenant is not None else None
+
+
+def _sqlite_file(parsed: URL, component: str, tenant: str | None, shared: bool) -> Path | None:
+    """The file a SQLite store is in (None: in memory)."""
+    if shared:
+        parsed = _split_sqlite(parsed, component, tenant)
+    database = parsed.database
+    return None if database in (None, "", ":memory:") else Path(database).expanduser()
+
+
+def _psycopg(parsed: URL) -> URL:
+    """psycopg 3, what we install, for a plain `postgresql://` URL."""
+    return parsed.set(drivername="postgresql+psycopg") if parsed.drivername == "postgresql" \
+        else parsed
 
 
 @functools.lru_cache(maxsize=64)
@@ -136,8 +187,7 @@ def _engine(url: str, component: str, tenant: str | None, shared: bool) -> sa.En
         return sa.create_engine(parsed, connect_args={"timeout": 60})
     if backend != "postgresql":
         return sa.create_engine(parsed, pool_pre_ping=True)
-    if parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3, what we install
+    parsed = _psycopg(parsed)
     schema = schema_name(component, tenant)
     engine = sa.create_engine(parsed, pool_pre_ping=True)
     with engine.begin() as connection:
