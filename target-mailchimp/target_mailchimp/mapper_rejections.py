@@ -10,6 +10,7 @@ Reads only: a database the mapper never wrote is "no rejections", and is not cre
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,20 +25,45 @@ def mapper_store_url(config: Mapping[str, Any]) -> str:
                      default_sqlite_path("mapper-exact-mailchimp", "lookup.sqlite"))
 
 
-def read_rejections(config: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Every rejection, oldest first: time, stream, division, key, reason (never the value,
-    which may hold personal data)."""
+@dataclass
+class MapperRejections:
+    """The dead letters still open (newest row per record, oldest first) and how many records
+    once rejected have since been fixed."""
+
+    open: list[dict[str, Any]] = field(default_factory=list)
+    fixed: int = 0
+
+
+def read_rejections(config: Mapping[str, Any]) -> MapperRejections:
+    """The mapper's dead letters: time, stream, division, key, reason (never the value, which
+    may hold personal data).
+
+    The table keeps every rejection as history; the mapper's table `reported` holds the ones
+    still standing (stream, `<division>:<key>`, reason), cleared when the record comes through
+    fine. A record is open when its newest rejection is the one still reported: so a record
+    fixed in Exact leaves the report, and is back if it breaks again.
+    """
     url = mapper_store_url(config)
     if not store_exists(url, MAPPER):
-        return []  # connecting would make its file or schema
+        return MapperRejections()  # connecting would make its file or schema
     engine = engine_for(url, MAPPER)
     try:
-        if not sa.inspect(engine).has_table("rejections"):
-            return []
+        inspector = sa.inspect(engine)
+        if not inspector.has_table("rejections"):
+            return MapperRejections()
         with engine.connect() as connection:
             rows = connection.execute(sa.text(
                 f"SELECT {', '.join(COLUMNS)} FROM rejections ORDER BY id"))  # noqa: S608
-            return [{"time": at, "stream": stream, "division": division, "key": key,
-                     "reason": reason} for at, stream, division, key, reason in rows]
+            newest = {(stream, division, key): {
+                "time": at, "stream": stream, "division": division, "key": key, "reason": reason}
+                for at, stream, division, key, reason in rows}
+            standing = {(stream, key): reason for stream, key, reason in connection.execute(
+                sa.text("SELECT stream, key, reason FROM reported"))
+                } if inspector.has_table("reported") else None
     finally:
         engine.dispose()
+    still = [row for (stream, division, key), row in newest.items()
+             if standing is None  # a store without the mark: all stand
+             or standing.get((stream, f"{division}:{key}")) == row["reason"]]
+    still.sort(key=lambda row: str(row["time"]))
+    return MapperRejections(still, len(newest) - len(still))

@@ -220,7 +220,8 @@ class StatusReport:
 
     # -- the mapper's dead letters ------------------------------------------------------------
     def _rejections(self) -> dict[str, Any] | None:
-        rows = read_rejections(self.config)
+        found = read_rejections(self.config)
+        rows = found.open
         counts = Counter(reason_kind(r.get("reason")) for r in rows)
         by_reason = []
         for reason, count in counts.most_common():
@@ -230,7 +231,7 @@ class StatusReport:
             by_reason.append({"reason": reason, "count": count, "newest": [
                 {"time": r.get("time"), "stream": r.get("stream"),
                  "division": r.get("division"), "key": r.get("key")} for r in newest]})
-        return {"count": len(rows), "by_reason": by_reason}
+        return {"count": len(rows), "by_reason": by_reason, "fixed_since": found.fixed}
 
 
 def render_text(report: Mapping[str, Any]) -> str:
@@ -279,7 +280,9 @@ def render_text(report: Mapping[str, Any]) -> str:
                            f"{_short(ex['at'])}, re-sent {ex['attempts']}x")
     rejected = report.get("rejected_records")
     if rejected is not None:
-        out.append(f"Records rejected by the mapper: {rejected['count'] or 'none'}.")
+        fixed = rejected.get("fixed_since")
+        out.append(f"Records rejected by the mapper: {rejected['count'] or 'none'}"
+                   f"{f' ({fixed} fixed since)' if fixed else ''}.")
         for group in rejected["by_reason"][:TEXT_REASONS]:
             out.append(f"  {group['count']}x {group['reason']}")
             for ex in group["newest"][:2]:

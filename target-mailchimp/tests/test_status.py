@@ -33,6 +33,12 @@ def mapper_rejection(url: str, **row: object) -> None:
             connection.execute(sa.text(
                 "INSERT INTO rejections (rejected_at, stream, division, key, reason, value)"
                 " VALUES (:rejected_at, :stream, :division, :key, :reason, :value)"), row)
+            connection.execute(sa.text(  # still standing: the record was not fixed since
+                "CREATE TABLE IF NOT EXISTS reported (stream TEXT, key TEXT, reason TEXT,"
+                " PRIMARY KEY (stream, key))"))
+            connection.execute(sa.text(
+                "INSERT INTO reported VALUES (:stream, :division || ':' || :key, :reason)"
+                " ON CONFLICT (stream, key) DO UPDATE SET reason = excluded.reason"), row)
     finally:
         engine.dispose()
 
