@@ -81,3 +81,14 @@ def test_a_store_is_found_without_being_made(database_url, monkeypatch):
     else:  # the shared file split per tenant and component
         assert place.endswith("store.acme.audit.sqlite")
     assert "@" not in place  # never the URL with its credentials
+
+
+def test_a_store_is_looked_for_where_its_engine_opens_it(tmp_path, monkeypatch):
+    """`~` is not expanded by SQLite: the check must not look in the home directory when the
+    engine made `./~/…` (status would then call a store that exists missing)."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    url = "sqlite:///~/audit.sqlite"
+    assert not store_exists(url, "audit")
+    _table(engine_for(url, "audit"))
+    assert store_exists(url, "audit") and (tmp_path / "~" / "audit.sqlite").exists()

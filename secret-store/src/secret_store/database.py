@@ -160,11 +160,12 @@ def _tenant_of(component: str, tenant: str | None, use_current_tenant: bool) -> 
 
 
 def _sqlite_file(parsed: URL, component: str, tenant: str | None, shared: bool) -> Path | None:
-    """The file a SQLite store is in (None: in memory)."""
+    """The file a SQLite store's engine opens (None: in memory). As the driver takes it: no
+    `~` expansion, so `store_exists` looks at the very file `engine_for` makes."""
     if shared:
         parsed = _split_sqlite(parsed, component, tenant)
     database = parsed.database
-    return None if database in (None, "", ":memory:") else Path(database).expanduser()
+    return None if database in (None, "", ":memory:") else Path(database)
 
 
 def _psycopg(parsed: URL) -> URL:
@@ -178,10 +179,10 @@ def _engine(url: str, component: str, tenant: str | None, shared: bool) -> sa.En
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        if shared:
-            parsed = _split_sqlite(parsed, component, tenant)
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        file = _sqlite_file(parsed, component, tenant, shared)
+        if file is not None:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            parsed = parsed.set(database=str(file))
         # Several processes of one tenant (tap, mapper, target, service) share some files:
         # wait for a lock instead of failing at once.
         return sa.create_engine(parsed, connect_args={"timeout": 60})
