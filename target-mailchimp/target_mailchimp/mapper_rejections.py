@@ -57,13 +57,13 @@ def read_rejections(config: Mapping[str, Any]) -> MapperRejections:
             newest = {(stream, division, key): {
                 "time": at, "stream": stream, "division": division, "key": key, "reason": reason}
                 for at, stream, division, key, reason in rows}
-            standing = {(stream, key): reason for stream, key, reason in connection.execute(
-                sa.text("SELECT stream, key, reason FROM reported"))
-                } if inspector.has_table("reported") else None
+            standing = None  # a store without the mark: every rejection stands
+            if inspector.has_table("reported"):
+                marks = connection.execute(sa.text("SELECT stream, key, reason FROM reported"))
+                standing = {(stream, key): reason for stream, key, reason in marks}
     finally:
         engine.dispose()
     still = [row for (stream, division, key), row in newest.items()
-             if standing is None  # a store without the mark: all stand
-             or standing.get((stream, f"{division}:{key}")) == row["reason"]]
+             if standing is None or standing.get((stream, f"{division}:{key}")) == row["reason"]]
     still.sort(key=lambda row: str(row["time"]))
     return MapperRejections(still, len(newest) - len(still))
