@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -45,6 +46,10 @@ STREAMS = {
     "cost_centers": StreamShape("ID", number_field="Code"),
     "receivables": StreamShape("ID", parent_field="AccountId", number_field="InvoiceNumber"),
 }
+# The link a flush reads a stream's rows by, in order, when not by id: an account's contacts,
+# an invoice's lines, the receivables of an invoice number.
+READ_BY: dict[str, str] = {"contacts": "parent", "sales_invoice_lines": "parent",
+                           "receivables": "number"}
 # sync/Deleted EntityType → the stream whose row it deletes.
 DELETED_ENTITY_STREAMS = {2: "accounts", 5: "contacts", 13: "sales_invoices", 9: "items"}
 
@@ -135,8 +140,14 @@ class Ingestor:
             self._mark_affected(stream, queued.division, queued.row_id,
                                 {queued.parent, old_parent}, {queued.number, old_number},
                                 invoice_accounts, invoices_by_number)
+        # Written in the order the flush reads them (rows are stored in write order): the
+        # flush's key-ordered reads then find their next row on a page it just read (issue 9:
+        # each batch a sorted run; ~5 % of the mapper's CPU at 30k and 100k, fewer page reads
+        # of a store far larger than its cache). A key twice: only its last version is
+        # written (the sort could put it first, and the older one would overwrite it).
+        latest = {(q.division, q.row_id): q for q in queue}
         self.store.upsert_many([(stream, q.division, q.row_id, q.parent, q.number, q.data)
-                                for q in queue])
+                                for q in sorted(latest.values(), key=_read_order(stream))])
 
     def _locations(self, stream: str, queue: list[_Queued],
                    ) -> dict[tuple[int, str], tuple[str | None, str | None]]:
@@ -247,3 +258,11 @@ def _links_and_text(record: dict[str, Any] | msgspec.Raw) -> tuple[_Links, str]:
             record = _as_dict(record)  # not an object (or a link msgspec cannot read)
     links = _Links(**{name: record.get(name) for name in _Links.__struct_fields__})  # type: ignore[union-attr]
     return links, json.dumps(record, default=plain_number)
+
+
+def _read_order(stream: str) -> Callable[[_Queued], tuple[Any, ...]]:
+    """The sort key of a stream's queued rows: the order the flush reads them in."""
+    link_name = READ_BY.get(stream)
+    if link_name is None:
+        return lambda queued: (queued.division, queued.row_id)
+    return lambda queued: (queued.division, getattr(queued, link_name) or "", queued.row_id)
